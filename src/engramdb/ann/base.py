@@ -1,0 +1,46 @@
+"""The AnnIndex protocol: every dense index (flat, SPANN) implements it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from engramdb.types import IdMatrix, Matrix
+
+__all__ = ["AnnIndex"]
+
+
+@runtime_checkable
+class AnnIndex(Protocol):
+    """A vector index over int64 ids with inner-product (cosine on unit vectors) scores.
+
+    Search is batch-first and returns ``(ids, scores)`` of shape ``(n_queries, k)``, best first,
+    padded with id ``-1`` and score ``-inf`` when fewer than ``k`` vectors qualify.
+    """
+
+    dim: int
+
+    def __len__(self) -> int:
+        """The number of live vectors."""
+        ...
+
+    def add(self, ids: npt.NDArray[np.int64], vectors: Matrix) -> None:
+        """Add vectors under ``ids``; an id already present is replaced."""
+        ...
+
+    def delete(self, ids: npt.NDArray[np.int64]) -> int:
+        """Delete ``ids``; missing ids are ignored. Returns how many were deleted."""
+        ...
+
+    def search(
+        self, queries: Matrix, k: int, *, allow: npt.NDArray[np.int64] | None = None
+    ) -> tuple[IdMatrix, Matrix]:
+        """The ``k`` best ids per query; ``allow`` restricts results to those ids."""
+        ...
+
+    def save(self, path: str | Path) -> None:
+        """Write the index to the directory ``path`` atomically."""
+        ...

@@ -1,0 +1,229 @@
+"""Typed, frozen configuration: one dataclass per subsystem, composed into EngineConfig.
+
+Precedence: dataclass defaults < a TOML file < keyword overrides. Every class validates
+itself in ``__post_init__`` and raises :class:`ConfigError` on a bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engramdb.errors import ConfigError
+
+__all__ = [
+    "ChunkConfig",
+    "EmbedConfig",
+    "EngineConfig",
+    "LexicalConfig",
+    "RecallConfig",
+    "RecognizeConfig",
+    "load_config",
+]
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkConfig:
+    """Sentence-aware chunking.
+
+    Attributes:
+        max_tokens: token budget of one chunk (estimated word pieces; the default model
+            reads at most 256).
+        overlap_tokens: tokens of trailing sentences repeated at the start of the next chunk.
+    """
+
+    max_tokens: int = 200
+    overlap_tokens: int = 30
+
+    def __post_init__(self) -> None:
+        _check(self.max_tokens >= 8, f"chunk.max_tokens must be >= 8, got {self.max_tokens}")
+        _check(
+            0 <= self.overlap_tokens < self.max_tokens,
+            f"chunk.overlap_tokens must be in [0, max_tokens), got {self.overlap_tokens}",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmbedConfig:
+    """The embedder.
+
+    Attributes:
+        model: ``"minilm-int8"`` (the default, a real model), ``"hash"`` (tests only) or
+            ``"http"`` (an OpenAI-compatible endpoint, ``remote`` extra).
+        batch_size: texts per model call (texts are length-sorted first).
+        threads: onnxruntime intra-op threads (0 = onnxruntime's default).
+        dim: dimension for the hash embedder.
+        url: endpoint for ``"http"``; api_key_env names the variable holding its key.
+        remote_model: model name sent to the endpoint.
+    """
+
+    model: str = "minilm-int8"
+    batch_size: int = 32
+    threads: int = 0
+    dim: int = 384
+    url: str | None = None
+    remote_model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+
+    def __post_init__(self) -> None:
+        _check(
+            self.model in ("minilm-int8", "hash", "http"),
+            f"embed.model must be one of 'minilm-int8', 'hash', 'http'; got {self.model!r}",
+        )
+        _check(self.batch_size >= 1, "embed.batch_size must be >= 1")
+        _check(self.threads >= 0, "embed.threads must be >= 0")
+        _check(self.dim >= 2, "embed.dim must be >= 2")
+        _check(self.model != "http" or bool(self.url), "embed.url is required for model='http'")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LexicalConfig:
+    """The BM25 channel (SQLite FTS5).
+
+    Attributes:
+        tokenizer: the FTS5 tokenizer spec.
+        k1, b: BM25 parameters.
+        stopwords: drop English stop words from queries.
+    """
+
+    tokenizer: str = "porter unicode61 remove_diacritics 2"
+    k1: float = 1.2
+    b: float = 0.75
+    stopwords: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.k1 > 0, "lexical.k1 must be > 0")
+        _check(0 <= self.b <= 1, "lexical.b must be in [0, 1]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecognizeConfig:
+    """Exact and near-duplicate recognition at write time.
+
+    Attributes:
+        near_threshold: Jaccard similarity of character shingles at or above which a new
+            text merges into an existing memory.
+        shingle: character shingle length.
+        num_perm: MinHash permutations; bands x rows must equal it.
+        bands: LSH bands.
+        enabled: turn near-duplicate merging off (exact duplicates always merge).
+    """
+
+    near_threshold: float = 0.8
+    shingle: int = 5
+    num_perm: int = 128
+    bands: int = 32
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        _check(0 < self.near_threshold <= 1, "recognize.near_threshold must be in (0, 1]")
+        _check(self.shingle >= 2, "recognize.shingle must be >= 2")
+        _check(
+            self.bands >= 1 and self.num_perm % self.bands == 0,
+            "recognize.num_perm must be a multiple of recognize.bands",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecallConfig:
+    """Hybrid recall.
+
+    Attributes:
+        fusion: ``"rrf"`` (reciprocal rank fusion) or ``"weighted"`` (min-max normalised
+            scores, weighted sum).
+        rrf_k: the RRF constant.
+        weights: channel weights for either fusion.
+        candidates: how many hits each channel contributes before fusion (at least k).
+    """
+
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = 60
+    weights: Mapping[str, float] = field(default_factory=lambda: {"lexical": 1.0, "dense": 1.0})
+    candidates: int = 100
+
+    def __post_init__(self) -> None:
+        _check(self.fusion in ("rrf", "weighted"), f"recall.fusion must be 'rrf' or 'weighted', got {self.fusion!r}")
+        _check(self.rrf_k >= 1, "recall.rrf_k must be >= 1")
+        _check(self.candidates >= 1, "recall.candidates must be >= 1")
+        _check(all(w >= 0 for w in self.weights.values()), "recall.weights must be >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    """Everything a :class:`~engramdb.Memory` is configured with."""
+
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
+    recognize: RecognizeConfig = field(default_factory=RecognizeConfig)
+    recall: RecallConfig = field(default_factory=RecallConfig)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "chunk": ChunkConfig,
+    "embed": EmbedConfig,
+    "lexical": LexicalConfig,
+    "recognize": RecognizeConfig,
+    "recall": RecallConfig,
+}
+
+
+def _section(name: str, base: Any, values: Any) -> Any:
+    if isinstance(values, _SECTIONS[name]):
+        return values
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"config section {name!r} must be a table, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(_SECTIONS[name])}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in [{name}]: {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+        )
+    try:
+        return dataclasses.replace(base, **dict(values))
+    except TypeError as exc:
+        raise ConfigError(f"bad value in [{name}]: {exc}") from exc
+
+
+def load_config(
+    config: EngineConfig | Mapping[str, Any] | str | Path | None = None, **overrides: Any
+) -> EngineConfig:
+    """Normalise a config given as an EngineConfig, a mapping or a TOML path, then apply overrides.
+
+    Overrides are section tables, e.g. ``embed={"model": "hash", "dim": 64}``.
+
+    Raises:
+        ConfigError: an unknown section or setting, a bad value, or an unreadable TOML file.
+    """
+    if config is None:
+        base = EngineConfig()
+    elif isinstance(config, EngineConfig):
+        base = config
+    elif isinstance(config, (str, Path)):
+        try:
+            data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config}: {exc}") from exc
+        base = load_config(data)
+    elif isinstance(config, Mapping):
+        base = _apply(EngineConfig(), config)
+    else:
+        raise ConfigError(f"config must be an EngineConfig, a mapping or a path, got {type(config).__name__}")
+    return _apply(base, overrides)
+
+
+def _apply(base: EngineConfig, tables: Mapping[str, Any]) -> EngineConfig:
+    unknown = sorted(set(tables) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown config section(s): {', '.join(unknown)}; valid: {', '.join(_SECTIONS)}")
+    changes = {name: _section(name, getattr(base, name), v) for name, v in tables.items()}
+    return dataclasses.replace(base, **changes)

@@ -1,0 +1,205 @@
+"""Value types shared by every layer: inputs, stored memories, hits, results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, overload
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "ChannelScore",
+    "Chunk",
+    "Hit",
+    "Hits",
+    "IdMatrix",
+    "Matrix",
+    "MemoryRecord",
+    "Position",
+    "Recognition",
+    "Record",
+    "Sighting",
+    "Stats",
+    "Vector",
+]
+
+Matrix = npt.NDArray[np.float32]
+"""A float32 matrix, shape ``(n, d)``."""
+Vector = npt.NDArray[np.float32]
+"""A float32 vector, shape ``(d,)``."""
+IdMatrix = npt.NDArray[np.int64]
+"""An int64 matrix of memory ids, shape ``(n, k)``; ``-1`` pads short rows."""
+
+RecognitionKind = Literal["new", "exact", "near"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One unit of input before chunking: a document, a note or a chat turn.
+
+    Attributes:
+        text: the text to remember.
+        source: where it came from (a path or URI); ``None`` for direct adds.
+        document: the document it belongs to (defaults to ``source``).
+        ordinal: its position in the document (a chat turn's index), if the loader knows it.
+        event_time: when it happened, as UTC epoch seconds (chat turn time, file mtime).
+        meta: JSON-serialisable metadata (``speaker``, ``role``, user fields).
+        chunk: whether the text may be split into several memories.
+    """
+
+    text: str
+    source: str | None = None
+    document: str | None = None
+    ordinal: int | None = None
+    event_time: float | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    chunk: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chunk:
+    """A piece of a :class:`Record`'s text, ready to store.
+
+    ``start``/``end`` are character offsets into the record's text; ``index`` is the
+    chunk's ordinal within its record.
+    """
+
+    text: str
+    start: int
+    end: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Position:
+    """Where a memory sits in its document: ordinal and character span."""
+
+    document: str | None
+    ordinal: int | None
+    start: int | None
+    end: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sighting:
+    """One place a memory was seen: its origin, or an exact or near duplicate of it."""
+
+    source: str | None
+    position: Position
+    event_time: float | None
+    seen_time: float
+    kind: Literal["origin", "exact", "near"]
+    score: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryRecord:
+    """A stored memory, as :meth:`Memory.get` returns it."""
+
+    id: int
+    namespace: str
+    text: str
+    hash: str
+    source: str | None
+    position: Position
+    event_time: float | None
+    ingest_time: float
+    meta: Mapping[str, Any]
+    count: int
+    sightings: tuple[Sighting, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelScore:
+    """One channel's view of a hit before fusion (``rank`` is 1-based)."""
+
+    rank: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    """One recalled memory.
+
+    Attributes:
+        id: the memory id.
+        score: the fused score (higher is better).
+        text: the memory text.
+        namespace: its namespace.
+        source: where it was first seen.
+        position: document, ordinal and character span.
+        event_time: when it happened (UTC epoch seconds), if known.
+        meta: its metadata.
+        why: each channel's rank and score for this hit, e.g. ``{"lexical": ChannelScore}``;
+            a channel that did not return the hit is absent.
+    """
+
+    id: int
+    score: float
+    text: str
+    namespace: str
+    source: str | None
+    position: Position
+    event_time: float | None
+    meta: Mapping[str, Any]
+    why: Mapping[str, ChannelScore]
+
+
+@dataclass(frozen=True, slots=True)
+class Hits(Sequence[Hit]):
+    """The ranked hits for one query (best first)."""
+
+    query: str
+    items: tuple[Hit, ...]
+
+    @overload
+    def __getitem__(self, index: int) -> Hit: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Hit]: ...
+    def __getitem__(self, index: int | slice) -> Hit | Sequence[Hit]:
+        return self.items[index]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self.items)
+
+    @property
+    def ids(self) -> list[int]:
+        """The memory ids, best first."""
+        return [h.id for h in self.items]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recognition:
+    """The answer to "have I seen this?".
+
+    Attributes:
+        kind: ``"new"``, ``"exact"`` (same normalized content) or ``"near"`` (a near duplicate).
+        score: similarity to the match in [0, 1] (estimated Jaccard of character shingles;
+            1.0 for exact); the best candidate's similarity when ``kind == "new"``, else 0.
+        match: the matching memory, if any.
+    """
+
+    kind: RecognitionKind
+    score: float
+    match: MemoryRecord | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stats:
+    """Counts, sizes and index freshness of a store."""
+
+    path: str
+    namespaces: Mapping[str, int]
+    memories: int
+    sightings: int
+    sources: int
+    embeddings: int
+    db_bytes: int
+    data_version: int
+    embedder: str
+    indexes: Mapping[str, Mapping[str, Any]]
