@@ -87,22 +87,27 @@ class EmbedConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LexicalConfig:
-    """The BM25 channel (SQLite FTS5).
+    """The BM25 channel (SQLite FTS5; its ``bm25()`` fixes k1 = 1.2 and b = 0.75).
 
     Attributes:
-        tokenizer: the FTS5 tokenizer spec.
-        k1, b: BM25 parameters.
-        stopwords: drop English stop words from queries.
+        tokenizer: the FTS5 tokenizer spec, e.g. ``"porter unicode61 remove_diacritics 2"``
+            (English stemming) or ``"unicode61 remove_diacritics 2"`` (no stemming).
+            Changing it rebuilds the index on the next open.
+        stopwords: drop English stop words from queries (stored text is indexed whole).
     """
 
     tokenizer: str = "porter unicode61 remove_diacritics 2"
-    k1: float = 1.2
-    b: float = 0.75
     stopwords: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.k1 > 0, "lexical.k1 must be > 0")
-        _check(0 <= self.b <= 1, "lexical.b must be in [0, 1]")
+        _check(
+            isinstance(self.tokenizer, str) and bool(self.tokenizer.strip()),
+            f"lexical.tokenizer must be a non-empty FTS5 tokenizer spec, got {self.tokenizer!r}",
+        )
+        _check(
+            "\x00" not in self.tokenizer,
+            "lexical.tokenizer must not contain NUL characters",
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "AddResult",
     "ChannelScore",
     "Chunk",
     "Hit",
@@ -203,3 +204,24 @@ class Stats:
     data_version: int
     embedder: str
     indexes: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddResult:
+    """What an ``add`` or ``add_many`` did.
+
+    Attributes:
+        ids: the memory id each input chunk now lives in, in input order.
+        added: new memories created.
+        exact: inputs merged into an existing memory with the same content.
+        near: inputs merged into a near-duplicate memory.
+        skipped: inputs already recorded at the same place (re-ingest; nothing changed).
+        embedded: texts run through the embedder (the rest came from the cache).
+    """
+
+    ids: tuple[int, ...]
+    added: int
+    exact: int
+    near: int
+    skipped: int
+    embedded: int

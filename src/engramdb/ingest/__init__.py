@@ -1,0 +1,29 @@
+"""Ingest: files and in-memory data to records, records to chunks (pure functions).
+
+``load_path`` / ``load_records`` produce :class:`~engramdb.types.Record` objects with
+normalized text; ``chunk_text`` cuts a record's text into sentence-aligned
+:class:`~engramdb.types.Chunk` objects; ``content_hash`` gives the id that makes
+re-ingest idempotent.
+"""
+
+from __future__ import annotations
+
+from engramdb.ingest._records import load_records
+from engramdb.ingest.chunk import chunk_text, estimate_tokens, split_sentences
+from engramdb.ingest.ids import content_hash
+from engramdb.ingest.loaders import SUPPORTED_EXTENSIONS, load_path
+from engramdb.ingest.normalize import normalize_for_hash, normalize_text
+from engramdb.ingest.timeparse import parse_time
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "chunk_text",
+    "content_hash",
+    "estimate_tokens",
+    "load_path",
+    "load_records",
+    "normalize_for_hash",
+    "normalize_text",
+    "parse_time",
+    "split_sentences",
+]

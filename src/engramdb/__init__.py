@@ -1,0 +1,87 @@
+"""engramdb: a long-term memory engine for LLM applications and agents.
+
+Example:
+    >>> from engramdb import Memory
+    >>> with Memory.open(":memory:", embed={"model": "hash", "dim": 64}) as mem:
+    ...     result = mem.add("The deploy freeze moved to Friday.", source="notes.md")
+    ...     [hit.text for hit in mem.recall("deploy freeze", k=1)]
+    ['The deploy freeze moved to Friday.']
+"""
+
+from __future__ import annotations
+
+from engramdb._version import __version__
+from engramdb.config import (
+    ChunkConfig,
+    EmbedConfig,
+    EngineConfig,
+    LexicalConfig,
+    RecallConfig,
+    RecognizeConfig,
+    load_config,
+)
+from engramdb.engine import Memory
+from engramdb.errors import (
+    ConfigError,
+    DimensionMismatchError,
+    EngramError,
+    IndexFormatError,
+    IngestError,
+    InvalidFilterError,
+    InvalidInputError,
+    MigrationError,
+    MissingDependencyError,
+    ModelError,
+    NotAStoreError,
+    NotFoundError,
+    StoreClosedError,
+    StoreError,
+)
+from engramdb.types import (
+    AddResult,
+    ChannelScore,
+    Hit,
+    Hits,
+    MemoryRecord,
+    Position,
+    Recognition,
+    Record,
+    Sighting,
+    Stats,
+)
+
+__all__ = [
+    "AddResult",
+    "ChannelScore",
+    "ChunkConfig",
+    "ConfigError",
+    "DimensionMismatchError",
+    "EmbedConfig",
+    "EngineConfig",
+    "EngramError",
+    "Hit",
+    "Hits",
+    "IndexFormatError",
+    "IngestError",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "LexicalConfig",
+    "Memory",
+    "MemoryRecord",
+    "MigrationError",
+    "MissingDependencyError",
+    "ModelError",
+    "NotAStoreError",
+    "NotFoundError",
+    "Position",
+    "RecallConfig",
+    "RecognizeConfig",
+    "Recognition",
+    "Record",
+    "Sighting",
+    "Stats",
+    "StoreClosedError",
+    "StoreError",
+    "__version__",
+    "load_config",
+]

@@ -1,0 +1,144 @@
+"""The index folder's manifest and in-memory arrays, committed atomically.
+
+Layout of an index folder::
+
+    manifest.json          format, version, counts, store_version, config, calibration, files
+    vectors.f32            posting rows (see _postings)
+    entries.i64
+    <name>.g<N>.npy        the in-memory arrays of generation N (heads, directory, id maps)
+    heads.g<N>.hnsw        the head graph, when one is used
+
+A commit writes the generation's arrays under new names, fsyncs them and the posting files,
+then replaces ``manifest.json`` (write, fsync, ``os.replace``, fsync the folder). The manifest
+names every file with its size and CRC-32, so a reader either sees a complete generation or
+raises :class:`IndexFormatError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engramdb.errors import IndexFormatError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "commit", "load_arrays", "read_manifest"]
+
+FORMAT = "engramdb.spann"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def _crc(path: Path) -> int:
+    crc = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_npy(path: Path, arr: npt.NDArray[Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def commit(
+    folder: Path,
+    manifest: dict[str, Any],
+    arrays: dict[str, npt.NDArray[Any]],
+    extra: tuple[str, ...] = (),
+) -> None:
+    """Write ``arrays`` as generation ``manifest["generation"]`` and publish the manifest.
+
+    Args:
+        folder: the index folder (posting files already synced by the caller).
+        manifest: the manifest without its ``files`` entry.
+        arrays: name → array, written as ``<name>.g<N>.npy``.
+        extra: file names already written for this generation (e.g. the head graph).
+    """
+    gen = int(manifest["generation"])
+    files: dict[str, dict[str, int]] = {}
+    for name, arr in arrays.items():
+        path = folder / f"{name}.g{gen}.npy"
+        _write_npy(path, arr)
+        files[path.name] = {"size": path.stat().st_size, "crc32": _crc(path)}
+    for name in extra:
+        path = folder / name
+        files[name] = {"size": path.stat().st_size, "crc32": _crc(path)}
+    body = dict(manifest, files=files)
+    tmp = folder / (MANIFEST + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(body, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, folder / MANIFEST)
+    _fsync_dir(folder)
+    for old in folder.glob("*.g*.*"):
+        if old.name not in files and ".g" in old.name:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of the index at ``folder`` (cheap: reads no arrays).
+
+    Raises:
+        IndexFormatError: no readable manifest, or another format or version.
+    """
+    root = Path(folder)
+    try:
+        manifest: dict[str, Any] = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"cannot read the SPANN manifest in {root}: {exc}") from exc
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{root} holds {manifest.get('format')!r} v{manifest.get('format_version')}, "
+            f"expected {FORMAT!r} v{FORMAT_VERSION}; rebuild the index"
+        )
+    return manifest
+
+
+def load_arrays(folder: Path, manifest: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Check every file the manifest names and load the arrays ``names`` of its generation.
+
+    Raises:
+        IndexFormatError: a file is missing, has another size or CRC-32 (torn or corrupt).
+    """
+    files: dict[str, dict[str, int]] = manifest.get("files", {})
+    for fname, meta in files.items():
+        path = folder / fname
+        try:
+            ok = path.stat().st_size == meta["size"] and _crc(path) == meta["crc32"]
+        except OSError as exc:
+            raise IndexFormatError(f"{path} is missing ({exc}); rebuild the index") from exc
+        if not ok:
+            raise IndexFormatError(f"{path} does not match its checksum; the index is corrupt")
+    gen = manifest["generation"]
+    out: dict[str, Any] = {}
+    for name in names:
+        path = folder / f"{name}.g{gen}.npy"
+        if path.name not in files:
+            raise IndexFormatError(f"the manifest in {folder} does not list {path.name}")
+        try:
+            out[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"cannot read {path}: {exc}") from exc
+    return out

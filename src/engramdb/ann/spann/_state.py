@@ -1,0 +1,161 @@
+"""The mutable state of a SPANN index: heads, list directory, version map, posting rows.
+
+Per head slot ``h``: the list occupies rows ``[start[h], start[h] + rows[h])`` of the posting
+files inside a region of ``cap[h]`` rows. Per vid: its external id, its version (``DELETED``
+once deleted or replaced) and ``loc``, one row holding its vector. A posting entry is valid
+iff its packed version equals the vid's current version.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from engramdb.ann.spann._heads import HeadIndex
+from engramdb.ann.spann._ids import IdMap
+from engramdb.ann.spann._postings import PostingFile, pack, unpack_version, unpack_vid
+from engramdb.ann.spann._search import Lists
+from engramdb.types import Matrix
+
+__all__ = ["DELETED", "State"]
+
+DELETED = 255
+"""The version of a deleted vid; live versions cycle through 0..254."""
+
+_Ints = npt.NDArray[np.int64]
+
+
+def _grow(arr: npt.NDArray[np.generic], size: int, fill: int) -> npt.NDArray[np.generic]:
+    if size <= arr.shape[0]:
+        return arr
+    out = np.full(max(size, arr.shape[0] * 3 // 2), fill, dtype=arr.dtype)
+    out[: arr.shape[0]] = arr
+    return out
+
+
+class State:
+    """Everything a SPANN index holds, in RAM and in its posting files.
+
+    Args:
+        post: the open posting files.
+        heads: the head index.
+        directory: ``(h, 3)`` int64 ``start, rows, cap`` per head slot.
+        ext: external id per vid.
+        version: version per vid (``DELETED`` for dead vids).
+        loc: a posting row per vid.
+        slack: spare capacity fraction given to a list when it is (re)written.
+    """
+
+    def __init__(
+        self,
+        post: PostingFile,
+        heads: HeadIndex,
+        directory: _Ints,
+        vids: tuple[_Ints, npt.NDArray[np.uint8], _Ints],
+        slack: float,
+    ):
+        self.post, self.heads, self.slack = post, heads, slack
+        self.start = directory[:, 0].copy()
+        self.rows = directory[:, 1].copy()
+        self.cap = directory[:, 2].copy()
+        ext, version, loc = vids
+        self.n_vids = int(ext.shape[0])
+        self.ext, self.version, self.loc = ext.copy(), version.copy(), loc.copy()
+        live = self.version != DELETED
+        self.n_live = int(live.sum())
+        self.ids = IdMap(self.ext, live)
+
+    # ----- views
+    def lists(self) -> Lists:
+        """A snapshot for searching."""
+        return Lists(
+            self.post.vectors, self.post.entries, self.start, self.rows, self.version, self.ext
+        )
+
+    def directory(self) -> _Ints:
+        """``(h, 3)`` start, rows, cap of every head slot."""
+        n = self.heads.n
+        return np.stack([self.start[:n], self.rows[:n], self.cap[:n]], axis=1)
+
+    def list_rows(self, h: int) -> tuple[Matrix, _Ints]:
+        """The rows of list ``h`` (views into the mapped files)."""
+        s, r = int(self.start[h]), int(self.rows[h])
+        return self.post.vectors[s : s + r], self.post.entries[s : s + r]
+
+    def valid(self, entries: _Ints) -> npt.NDArray[np.bool_]:
+        """Which entries are current."""
+        return self.version[unpack_vid(entries)] == unpack_version(entries)
+
+    # ----- vids
+    def new_vids(self, ext_ids: _Ints) -> _Ints:
+        """Allocate vids (version 0) for new external ids and map them."""
+        b = ext_ids.shape[0]
+        vids = np.arange(self.n_vids, self.n_vids + b, dtype=np.int64)
+        need = self.n_vids + b
+        self.ext = _grow(self.ext, need, -1)  # type: ignore[assignment]
+        self.version = _grow(self.version, need, DELETED)  # type: ignore[assignment]
+        self.loc = _grow(self.loc, need, -1)  # type: ignore[assignment]
+        self.ext[vids] = ext_ids
+        self.version[vids] = 0
+        self.n_vids = need
+        self.n_live += b
+        self.ids.insert(ext_ids, vids)
+        return vids
+
+    def kill_vids(self, vids: _Ints) -> None:
+        """Tombstone live vids and unmap their ids."""
+        vids = vids[self.version[vids] != DELETED]
+        self.ids.remove(self.ext[vids])
+        self.version[vids] = DELETED
+        self.n_live -= int(vids.size)
+
+    def vectors_of(self, vids: _Ints) -> Matrix:
+        """The stored vectors of ``vids`` (a copy)."""
+        return np.asarray(self.post.vectors[self.loc[vids]], dtype=np.float32)
+
+    # ----- lists
+    def add_head_slots(self, count: int) -> None:
+        """Make room in the directory for ``count`` more head slots (empty lists)."""
+        need = self.heads.n + count
+        self.start = _grow(self.start, need, 0)  # type: ignore[assignment]
+        self.rows = _grow(self.rows, need, 0)  # type: ignore[assignment]
+        self.cap = _grow(self.cap, need, 0)  # type: ignore[assignment]
+
+    def write_list(self, h: int, vectors: Matrix, entries: _Ints) -> None:
+        """Replace list ``h`` by these rows, in a fresh region with slack."""
+        n = entries.shape[0]
+        cap = self.post.aligned(int(n * (1.0 + self.slack)) + 1)
+        start = self.post.alloc(cap)
+        if n:
+            self.post.write(start, vectors, entries)
+        self.start[h], self.rows[h], self.cap[h] = start, n, cap
+        if n:
+            vids = unpack_vid(entries)
+            self.loc[vids] = start + np.arange(n)
+
+    def append(self, h: int, vectors: Matrix, entries: _Ints) -> None:
+        """Append rows to list ``h``: into its free tail, else by moving it (garbage dropped)."""
+        r, n = int(self.rows[h]), entries.shape[0]
+        if r + n <= self.cap[h]:
+            at = int(self.start[h]) + r
+            self.post.write(at, vectors, entries)
+            self.rows[h] = r + n
+            self.loc[unpack_vid(entries)] = at + np.arange(n)
+            return
+        old_v, old_e = self.list_rows(h)
+        keep = self.valid(old_e)
+        self.write_list(
+            h,
+            np.concatenate([old_v[keep], vectors]),
+            np.concatenate([old_e[keep], entries]),
+        )
+
+    def append_pairs(self, heads_of: _Ints, vids: _Ints, vectors: Matrix) -> None:
+        """Append ``vectors[j]`` as vid ``vids[j]`` to list ``heads_of[j]`` for every ``j``."""
+        ents = pack(vids, self.version[vids])
+        order = np.argsort(heads_of, kind="stable")
+        hs = heads_of[order]
+        bounds = np.flatnonzero(np.diff(hs)) + 1
+        for group in np.split(order, bounds):
+            if group.size:
+                self.append(int(heads_of[group[0]]), vectors[group], ents[group])

@@ -1,0 +1,316 @@
+"""SpannIndex: heads in RAM, posting lists on disk, updated in place (SPANN + SPFresh).
+
+Typical use::
+
+    index = SpannIndex.build(ids, vectors, SpannConfig(), path="vec.spann", store_version=7)
+    ids, scores = index.search(queries, 10)
+    index.add(new_ids, new_vectors); index.delete(old_ids)
+    index.save(store_version=8)           # commit in place: cheap, atomic
+    index.close()
+
+    index = SpannIndex.open("vec.spann")  # IndexFormatError if torn or corrupt
+    if index.store_version != store.version:
+        ...                               # stale: replay the store's changes, or rebuild
+
+Durability: every change is in RAM (directory, version map) or in posting rows that no
+committed manifest references, until :meth:`save` commits it. A crash before or during a
+commit leaves the previous commit intact; :meth:`open` checks every file against the manifest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engramdb.ann.spann import _persist
+from engramdb.ann.spann._build import build_state, calibrate, graph_params
+from engramdb.ann.spann._config import SpannConfig
+from engramdb.ann.spann._search import prune, search_batch
+from engramdb.ann.spann._state import State
+from engramdb.ann.spann._update import live_counts, merge_small, place, split_oversize
+from engramdb.errors import DimensionMismatchError, IndexFormatError, InvalidInputError
+from engramdb.types import IdMatrix, Matrix
+
+__all__ = ["SpannIndex"]
+
+_Ints = npt.NDArray[np.int64]
+_EXACT_ALLOW = 4096
+
+
+class SpannIndex:
+    """A SPANN vector index over int64 ids, inner-product scores (cosine on unit vectors).
+
+    Create one with :meth:`build` or :meth:`open`; it implements
+    :class:`engramdb.ann.base.AnnIndex`. Not thread-safe: one writer, no concurrent readers.
+
+    Attributes:
+        dim: vector dimension.
+        config: the settings it was built with.
+        store_version: the store version this index reflects (set by the caller; saved in the
+            manifest).
+        calibration: the ε2 calibration record (``prune_eps``, recall, grid).
+    """
+
+    def __init__(self, folder: Path, state: State, config: SpannConfig, meta: dict[str, Any]):
+        self._folder, self._state, self.config = folder, state, config
+        self.dim = state.post.dim
+        self.store_version: int | None = meta.get("store_version")
+        self.calibration: dict[str, Any] = meta.get("calibration", {})
+        self._generation = int(meta.get("generation", 0))
+        self._temp = bool(meta.get("temp", False))
+        self._since_merge = 0
+        self._built = float(meta.get("built", time.time()))
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def build(
+        cls,
+        ids: npt.ArrayLike,
+        vectors: npt.ArrayLike,
+        config: SpannConfig | None = None,
+        *,
+        path: str | Path | None = None,
+        store_version: int | None = None,
+    ) -> SpannIndex:
+        """Build an index over ``vectors`` (unit-length float32 rows) under distinct ``ids``.
+
+        Args:
+            ids: int64 ids, one per row, all distinct.
+            vectors: ``(n, d)`` vectors, ``n >= 1``.
+            config: settings (defaults: :class:`SpannConfig`).
+            path: folder to build into (replaced atomically when done); ``None`` builds in a
+                temporary folder removed by :meth:`close` (call :meth:`save` to keep it).
+            store_version: the store version the vectors reflect.
+
+        Raises:
+            DimensionMismatchError: ``vectors`` is not 2-D or does not match ``ids``.
+            InvalidInputError: no vectors, or repeated ids.
+        """
+        cfg = config or SpannConfig()
+        id_arr, vecs = _check_rows(ids, vectors, None)
+        if id_arr.size == 0:
+            raise InvalidInputError("SpannIndex.build needs at least one vector")
+        if np.unique(id_arr).size != id_arr.size:
+            raise InvalidInputError("SpannIndex.build got repeated ids")
+        target = Path(path) if path is not None else None
+        work = _persist.work_folder(target)
+        started = time.perf_counter()
+        state = build_state(work, id_arr, vecs, cfg)
+        meta: dict[str, Any] = {"store_version": store_version, "temp": target is None}
+        meta["calibration"] = calibrate(state, vecs, cfg)
+        meta["build_s"] = time.perf_counter() - started
+        index = cls(work, state, cfg, meta)
+        index._commit(meta["build_s"])
+        if target is not None:
+            index._move_to(target)
+        return index
+
+    @classmethod
+    def open(cls, path: str | Path) -> SpannIndex:
+        """Open the index saved at ``path`` as of its last commit.
+
+        Compare :attr:`store_version` with the store to detect a stale index.
+
+        Raises:
+            IndexFormatError: missing, torn or corrupt files, or another format version.
+        """
+        folder = Path(path)
+        state, config, meta = _persist.load(folder)
+        return cls(folder, state, config, meta)
+
+    def save(self, path: str | Path | None = None, *, store_version: int | None = None) -> None:
+        """Commit the index: in place (``path`` omitted or its own folder), else a compacted copy
+        at ``path`` that becomes the index's folder. Both are atomic.
+
+        Args:
+            path: target folder.
+            store_version: record this store version (else keep the current one).
+        """
+        if store_version is not None:
+            self.store_version = store_version
+        if path is None or Path(path).resolve() == self._folder.resolve():
+            merge_small(self._state, self.config)
+            self._commit()
+            return
+        self._rewrite(Path(path))
+
+    def close(self) -> None:
+        """Release the files (uncommitted changes are dropped); a temporary folder is removed."""
+        self._state.post.close()
+        if self._temp:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __enter__(self) -> SpannIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path:
+        """The folder holding the index."""
+        return self._folder
+
+    # ------------------------------------------------------------------ AnnIndex
+    def __len__(self) -> int:
+        return self._state.n_live
+
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        """Add vectors under ``ids``; an id already present is replaced (last one wins).
+
+        Raises:
+            DimensionMismatchError: wrong shape.
+        """
+        id_arr, vecs = _check_rows(ids, vectors, self.dim)
+        if id_arr.size == 0:
+            return
+        _, last = np.unique(id_arr[::-1], return_index=True)
+        keep = np.sort(id_arr.size - 1 - last)
+        id_arr, vecs = id_arr[keep], np.ascontiguousarray(vecs[keep])
+        st = self._state
+        old = st.ids.lookup(id_arr)
+        st.kill_vids(old[old >= 0])
+        vids = st.new_vids(id_arr)
+        before = st.heads.n
+        place(st, self.config, vids, vecs)
+        touched = np.flatnonzero(st.rows[: st.heads.n] > self.config.limit).tolist()
+        split_oversize(st, self.config, touched)
+        del before
+
+    def delete(self, ids: npt.ArrayLike) -> int:
+        """Tombstone ``ids``; missing ones are ignored. Returns how many were deleted."""
+        st = self._state
+        vids = st.ids.lookup(np.asarray(ids, dtype=np.int64).reshape(-1))
+        vids = np.unique(vids[vids >= 0])
+        st.kill_vids(vids)
+        self._since_merge += int(vids.size)
+        if self._since_merge > max(256, len(self) // 100):
+            merge_small(st, self.config)
+            self._since_merge = 0
+        return int(vids.size)
+
+    def search(
+        self,
+        queries: npt.ArrayLike,
+        k: int,
+        *,
+        allow: npt.ArrayLike | None = None,
+        max_probes: int | None = None,
+        prune_eps: float | None | str = "calibrated",
+    ) -> tuple[IdMatrix, Matrix]:
+        """The ``k`` best ids per query by inner product, best first, ``-1``/``-inf`` padded.
+
+        Args:
+            queries: ``(n, d)`` float32.
+            k: results per query.
+            allow: only these ids may be returned (small sets are searched exactly).
+            max_probes: lists scanned per query at most (default ``config.max_probes``).
+            prune_eps: ε2 override; ``None`` disables pruning; default: the calibrated value.
+
+        Raises:
+            DimensionMismatchError: wrong query shape.
+            InvalidInputError: ``k < 1``.
+        """
+        if k < 1:
+            raise InvalidInputError(f"k must be >= 1, got {k}")
+        _, q = _check_rows(None, queries, self.dim)
+        st = self._state
+        mask = None
+        if allow is not None:
+            vids = st.ids.lookup(np.asarray(allow, dtype=np.int64).reshape(-1))
+            vids = np.unique(vids[vids >= 0])
+            if vids.size <= max(_EXACT_ALLOW, 4 * k):
+                return _exact(q, st, vids, k)
+            mask = np.zeros(st.n_vids, dtype=bool)
+            mask[vids] = True
+        eps = self.calibration.get("prune_eps") if prune_eps == "calibrated" else prune_eps
+        probes, d2 = st.heads.search(q, max_probes or self.config.max_probes)
+        keep = prune(probes, d2, None if eps is None else float(eps))
+        spare = 2 * k * self.config.replicas + 16
+        return search_batch(q, probes, keep, st.lists(), k, allow=mask, spare=spare)
+
+    # ------------------------------------------------------------------ extras
+    def vectors(self) -> tuple[_Ints, Matrix]:
+        """Every live ``(ids, vectors)`` (a copy), e.g. to rebuild."""
+        st = self._state
+        live = np.flatnonzero(st.version[: st.n_vids] != 255)
+        return st.ext[live].copy(), st.vectors_of(live)
+
+    def rebuild(self, config: SpannConfig | None = None) -> SpannIndex:
+        """A freshly built index over the live vectors, at this index's folder."""
+        ids, vecs = self.vectors()
+        path, temp, version = self._folder, self._temp, self.store_version
+        self.close()
+        return SpannIndex.build(
+            ids, vecs, config or self.config, path=None if temp else path, store_version=version
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes: live vectors, heads, rows, replication, bytes on disk and in RAM."""
+        return _persist.stats(self._state, self._folder, self.calibration, live_counts)
+
+    # ------------------------------------------------------------------ internals
+    def _meta(self, build_s: float | None) -> dict[str, Any]:
+        meta = {
+            "store_version": self.store_version,
+            "calibration": self.calibration,
+            "generation": self._generation,
+            "built": self._built,
+        }
+        if build_s is not None:
+            meta["build_s"] = build_s
+        return meta
+
+    def _commit(self, build_s: float | None = None) -> None:
+        self._generation += 1
+        _persist.commit(self._folder, self._state, self.config, self._meta(build_s))
+
+    def _move_to(self, target: Path) -> None:
+        self._state.post.close()
+        _persist.replace_folder(self._folder, target)
+        self._folder, self._temp = target, False
+        self._state, _, _ = _persist.load(target)
+
+    def _rewrite(self, target: Path) -> None:
+        ids, vecs = self.vectors()
+        work = _persist.work_folder(target)
+        fresh = _persist.compacted(self._state, self.config, work)
+        self._state.post.close()
+        if self._temp:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        self._folder, self._state, self._temp = work, fresh, True
+        self._commit()
+        self._move_to(target)
+        del ids, vecs
+
+
+def _check_rows(
+    ids: npt.ArrayLike | None, vectors: npt.ArrayLike, dim: int | None
+) -> tuple[_Ints, Matrix]:
+    vecs = np.asarray(vectors, dtype=np.float32)
+    if vecs.ndim != 2 or (dim is not None and vecs.shape[1] != dim):
+        want = f"(n, {dim})" if dim is not None else "(n, d)"
+        raise DimensionMismatchError(f"expected vectors of shape {want}, got {vecs.shape}")
+    if ids is None:
+        return np.empty(0, dtype=np.int64), vecs
+    id_arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if id_arr.shape[0] != vecs.shape[0]:
+        raise DimensionMismatchError(f"{id_arr.shape[0]} ids for {vecs.shape[0]} vectors")
+    return id_arr, vecs
+
+
+def _exact(q: Matrix, st: State, vids: _Ints, k: int) -> tuple[IdMatrix, Matrix]:
+    from engramdb.ann.flat import top_k
+
+    vecs = st.vectors_of(vids)
+    return top_k(q @ vecs.T, st.ext[vids], k)
+
+
+_ = (graph_params, IndexFormatError, uuid, tempfile)

@@ -1,0 +1,82 @@
+"""Shared option bundles and helpers for the CLI commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from engramdb import Memory
+
+__all__ = ["db_option", "default_db_path", "emit_json", "json_option", "k_option", "open_memory"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_db_path() -> Path:
+    """``$ENGRAMDB_HOME/memory.db``, else the platform's user data directory."""
+    home = os.environ.get("ENGRAMDB_HOME")
+    if home:
+        return Path(home).expanduser() / "memory.db"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("engramdb", appauthor=False)) / "memory.db"
+
+
+def db_option(fn: F) -> F:
+    """``--db PATH`` (default: ``$ENGRAMDB_HOME/memory.db`` or the user data dir)."""
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Store file [default: $ENGRAMDB_HOME/memory.db, else the user data dir].",
+    )(click.option(
+        "--config",
+        "config",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help="TOML config file (sections: chunk, embed, lexical, recognize, recall).",
+    )(fn))
+
+
+def json_option(fn: F) -> F:
+    """``--json``: machine-readable output."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(fn)
+
+
+def k_option(fn: F) -> F:
+    """``-k``: number of hits."""
+    return click.option("-k", "k", type=int, default=5, show_default=True, help="Number of hits.")(fn)
+
+
+@contextmanager
+def open_memory(db: str | None, config: str | None) -> Iterator[Memory]:
+    """Open the store for one command and close it afterwards."""
+    path = Path(db) if db else default_db_path()
+    mem = Memory.open(path, config)
+    try:
+        yield mem
+    finally:
+        mem.close()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def emit_json(value: Any) -> None:
+    """Print a dataclass (or plain data) as JSON."""
+    click.echo(json.dumps(_plain(value), ensure_ascii=False, indent=2, default=str))

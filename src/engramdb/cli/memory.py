@@ -1,0 +1,206 @@
+"""Commands over one store: add, recall, recognize, forget, get, stats."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import click
+
+from engramdb.cli import cli
+from engramdb.cli._options import db_option, emit_json, json_option, k_option, open_memory
+from engramdb.errors import InvalidFilterError
+from engramdb.types import Hit
+
+__all__: list[str] = []
+
+_STAGES = {"load": "Loading", "embed": "Embedding"}
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[object]:
+    """A rich progress bar fed by Memory's ``(stage, done, total)`` callback."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        tasks: dict[str, object] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(_STAGES.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
+
+        yield update
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _where(value: str | None) -> object:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidFilterError(f"--where must be a JSON object: {exc}") from exc
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--namespace", "-n", default="default", show_default=True, help="Namespace to add to.")
+@click.option("--include", multiple=True, help="Glob of files to take from directories (repeatable).")
+@click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+@db_option
+def add(
+    paths: tuple[str, ...], namespace: str, include: tuple[str, ...], exclude: tuple[str, ...],
+    progress: bool, db: str | None, config: str | None,
+) -> None:
+    """Remember files and directories (.txt .md .html .json .jsonl).
+
+    Everything is loaded and checked first, then written in one transaction.
+
+    \b
+    Example:
+        engram add notes/ chats.json --namespace work --exclude "*.tmp"
+    """
+    started = time.perf_counter()
+    with open_memory(db, config) as mem, _progress(progress) as bar:
+        result = mem.ingest(paths, namespace=namespace, include=include, exclude=exclude, progress=bar)  # type: ignore[arg-type]
+    took = time.perf_counter() - started
+    click.echo(
+        f"added {result.added}, merged {result.exact} exact + {result.near} near duplicates, "
+        f"skipped {result.skipped} already seen ({result.embedded} embedded, {took:.1f}s)"
+    )
+
+
+def _print_hit(rank: int, hit: Hit) -> None:
+    pos = hit.position
+    where = f"{hit.source or '-'}"
+    if pos.ordinal is not None:
+        where += f" #{pos.ordinal}"
+    why = ", ".join(f"{c} #{s.rank} ({s.score:.3f})" for c, s in hit.why.items())
+    click.echo(click.style(f"{rank}. [{hit.score:.4f}] ", bold=True) + f"{where}  {_when(hit.event_time)}  id={hit.id}")
+    click.echo(f"   {hit.text[:300]}")
+    click.echo(click.style(f"   why: {why or '-'}", dim=True))
+
+
+@cli.command()
+@click.argument("query")
+@k_option
+@click.option("--namespace", "-n", default=None, help="Search one namespace [default: all].")
+@click.option("--where", default=None, help='JSON filter, e.g. \'{"speaker": "Alice"}\'.')
+@click.option("--channels", default=None, help="lexical, dense or hybrid [default: hybrid].")
+@json_option
+@db_option
+def recall(
+    query: str, k: int, namespace: str | None, where: str | None, channels: str | None,
+    as_json: bool, db: str | None, config: str | None,
+) -> None:
+    """Recall the memories most relevant to QUERY.
+
+    \b
+    Example:
+        engram recall "when did we move the deploy freeze?" -k 5 --namespace work
+    """
+    with open_memory(db, config) as mem:
+        hits = mem.recall(query, k=k, namespace=namespace, where=_where(where), channels=channels)
+    if as_json:
+        emit_json(hits)
+        return
+    if not hits:
+        click.echo("no memories matched")
+    for rank, hit in enumerate(hits, start=1):
+        _print_hit(rank, hit)
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--namespace", "-n", default=None, help="Look in one namespace [default: all].")
+@json_option
+@db_option
+def recognize(text: str, namespace: str | None, as_json: bool, db: str | None, config: str | None) -> None:
+    """Have I seen TEXT before? exact / near-duplicate / new.
+
+    \b
+    Example:
+        engram recognize "Alice moved the deploy freeze to Friday."
+    """
+    with open_memory(db, config) as mem:
+        result = mem.recognize(text, namespace=namespace)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"{result.kind} (score {result.score:.3f})")
+    if result.match is not None:
+        m = result.match
+        click.echo(f"  id={m.id} seen {m.count}x, first in {m.source or '-'}: {m.text[:200]}")
+
+
+@cli.command()
+@click.option("--id", "ids", type=int, multiple=True, help="Memory id (repeatable).")
+@click.option("--source", default=None, help="Forget everything seen in this source.")
+@click.option("--namespace", "-n", default=None, help="Forget a whole namespace (or restrict --where).")
+@click.option("--where", default=None, help="JSON filter of memories to forget.")
+@db_option
+def forget(
+    ids: tuple[int, ...], source: str | None, namespace: str | None, where: str | None,
+    db: str | None, config: str | None,
+) -> None:
+    """Forget memories and everything derived from them.
+
+    \b
+    Example:
+        engram forget --source notes/old.md
+    """
+    with open_memory(db, config) as mem:
+        n = mem.forget(list(ids) if ids else None, source=source, namespace=namespace, where=_where(where))
+    click.echo(f"forgot {n} memories")
+
+
+@cli.command()
+@click.argument("memory_id", type=int)
+@db_option
+def get(memory_id: int, db: str | None, config: str | None) -> None:
+    """Show one memory with every place it was seen, as JSON.
+
+    \b
+    Example:
+        engram get 42
+    """
+    with open_memory(db, config) as mem:
+        emit_json(mem.get(memory_id))
+
+
+@cli.command()
+@json_option
+@db_option
+def stats(as_json: bool, db: str | None, config: str | None) -> None:
+    """Counts, sizes and index freshness of the store.
+
+    \b
+    Example:
+        engram stats --json
+    """
+    with open_memory(db, config) as mem:
+        s = mem.stats()
+    if as_json:
+        emit_json(s)
+        return
+    click.echo(f"store       {s.path} ({s.db_bytes / 1e6:.1f} MB, version {s.data_version})")
+    click.echo(f"memories    {s.memories} ({s.sightings} sightings from {s.sources} sources)")
+    for ns, n in s.namespaces.items():
+        click.echo(f"  {ns:<10} {n}")
+    click.echo(f"embedder    {s.embedder} ({s.embeddings} cached vectors)")
+    for name, info in s.indexes.items():
+        click.echo(f"index       {name}: " + ", ".join(f"{k}={v}" for k, v in info.items()))

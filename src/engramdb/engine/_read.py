@@ -1,0 +1,157 @@
+"""The read path: channels in parallel (lexical, dense) → fusion → hits with explanations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from engramdb.ann.flat import FlatIndex
+from engramdb.config import EngineConfig
+from engramdb.embed.base import Embedder
+from engramdb.errors import InvalidInputError, NotFoundError
+from engramdb.filter import compile_filter, parse_filter
+from engramdb.lexical.fts5 import FTS5Index
+from engramdb.retrieve.fusion import Run, fuse
+from engramdb.store.sqlite import SQLiteStore
+from engramdb.types import ChannelScore, Hit, Hits, IdMatrix, Matrix
+
+__all__ = ["CHANNELS", "Reader", "check_channels"]
+
+CHANNELS = ("lexical", "dense")
+
+
+def check_channels(channels: Sequence[str] | str | None) -> tuple[str, ...]:
+    """Normalise a channel selection (``"lexical,dense"`` or a sequence).
+
+    Raises:
+        InvalidInputError: an unknown channel or an empty selection.
+    """
+    if channels is None:
+        return CHANNELS
+    names = channels.split(",") if isinstance(channels, str) else list(channels)
+    names = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in CHANNELS and n != "hybrid"]
+    if unknown or not names:
+        raise InvalidInputError(
+            f"unknown channel(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(CHANNELS)}, hybrid"
+        )
+    out: list[str] = []
+    for n in names:
+        for c in CHANNELS if n == "hybrid" else (n,):
+            if c not in out:
+                out.append(c)
+    return tuple(out)
+
+
+def _runs(ids: IdMatrix, scores: Matrix) -> list[list[tuple[int, float]]]:
+    return [
+        [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+        for row_ids, row_scores in zip(ids, scores, strict=True)
+    ]
+
+
+class Reader:
+    """Runs recall for a Memory."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        lexical: FTS5Index,
+        embedder: Embedder,
+        dense: FlatIndex,
+        config: EngineConfig,
+    ):
+        self.store = store
+        self.lexical = lexical
+        self.embedder = embedder
+        self.dense = dense
+        self.config = config
+
+    def where(self, namespace: str | None, where: Any) -> tuple[str | None, list[object]]:
+        """The SQL condition (alias ``m``) for a namespace and a filter, or ``None``.
+
+        Raises:
+            NotFoundError: the namespace holds no memories.
+            InvalidFilterError: the filter is malformed.
+        """
+        parts: list[str] = []
+        params: list[object] = []
+        if namespace is not None:
+            known = self.store.namespaces()
+            if namespace not in known:
+                raise NotFoundError(
+                    f"unknown namespace {namespace!r}; known: {', '.join(known) or '(none: the store is empty)'}"
+                )
+            parts.append("m.namespace = ?")
+            params.append(namespace)
+        if where is not None:
+            sql, values = compile_filter(parse_filter(where), alias="m")
+            parts.append(f"({sql})")
+            params.extend(values)
+        return (" AND ".join(parts) if parts else None), params
+
+    def recall_many(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int,
+        namespace: str | None,
+        where: Any,
+        channels: tuple[str, ...],
+    ) -> list[Hits]:
+        """Hits for each query."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise InvalidInputError(f"queries must be non-empty text, got {q!r}")
+        sql, params = self.where(namespace, where)
+        depth = max(k, self.config.recall.candidates)
+        per_channel: dict[str, list[list[tuple[int, float]]]] = {}
+        if "lexical" in channels:
+            per_channel["lexical"] = _runs(*self.lexical.search(queries, depth, where=sql, params=params))
+        if "dense" in channels:
+            per_channel["dense"] = self._dense(queries, depth, sql, params)
+        out = []
+        for qi, query in enumerate(queries):
+            runs = {c: per_channel[c][qi] for c in channels}
+            out.append(self._hits(query, runs, k))
+        return out
+
+    def _dense(
+        self, queries: Sequence[str], depth: int, sql: str | None, params: list[object]
+    ) -> list[list[tuple[int, float]]]:
+        if len(self.dense) == 0:
+            return [[] for _ in queries]
+        allow = self.store.select_ids(sql, params) if sql is not None else None
+        if allow is not None and allow.size == 0:
+            return [[] for _ in queries]
+        vectors = self.embedder.embed_queries(list(queries))
+        return _runs(*self.dense.search(vectors, depth, allow=allow))
+
+    def _hits(self, query: str, runs: Mapping[str, Run], k: int) -> Hits:
+        cfg = self.config.recall
+        fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=cfg.weights)[:k]
+        why: dict[int, dict[str, ChannelScore]] = {}
+        for channel, run in runs.items():
+            for rank, (doc, score) in enumerate(run, start=1):
+                why.setdefault(doc, {})[channel] = ChannelScore(rank=rank, score=score)
+        records = {r.id: r for r in self.store.get_many([doc for doc, _ in fused])}
+        hits = tuple(
+            Hit(
+                id=doc, score=score, text=r.text, namespace=r.namespace, source=r.source,
+                position=r.position, event_time=r.event_time, meta=r.meta, why=why.get(doc, {}),
+            )
+            for doc, score in fused
+            if (r := records.get(doc)) is not None
+        )
+        return Hits(query, hits)
+
+
+def as_matrix(rows: Sequence[np.ndarray[Any, Any]], dim: int) -> Matrix:
+    """Stack vectors into ``(n, dim)`` float32."""
+    if not rows:
+        return np.empty((0, dim), dtype=np.float32)
+    return np.stack(rows).astype(np.float32)

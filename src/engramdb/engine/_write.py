@@ -1,0 +1,263 @@
+"""The write path: records → chunks → recognition → embeddings → one transaction."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from engramdb.ann.flat import FlatIndex
+from engramdb.config import EngineConfig
+from engramdb.embed.base import Embedder
+from engramdb.errors import InvalidInputError
+from engramdb.ingest import chunk_text, content_hash, normalize_for_hash, normalize_text
+from engramdb.recognize.minhash import MinHasher, Signature, jaccard, shingles
+from engramdb.store.sqlite import NewMemory, NewSighting, SQLiteStore
+from engramdb.types import AddResult, Matrix, Record
+
+__all__ = ["Progress", "Writer", "check_namespace", "to_record"]
+
+Progress = Callable[[str, int, int], None]
+"""Progress callback: ``(stage, done, total)``."""
+
+_NAMESPACE = re.compile(r"^[\w.\-:@]{1,128}$")
+_MAX_CANDIDATES = 64
+
+
+def check_namespace(namespace: str) -> str:
+    """Validate a namespace name.
+
+    Raises:
+        InvalidInputError: not a string of 1–128 word characters, ``.``, ``-``, ``:`` or ``@``.
+    """
+    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+        raise InvalidInputError(
+            f"invalid namespace {namespace!r}: use 1-128 letters, digits, '_', '.', '-', ':' or '@'"
+        )
+    return namespace
+
+
+def to_record(item: Record | Mapping[str, Any] | str) -> Record:
+    """Accept a Record, a plain string or a mapping with ``text`` and Record fields.
+
+    Raises:
+        InvalidInputError: the item has no usable text or unknown fields.
+    """
+    if isinstance(item, Record):
+        record = item
+    elif isinstance(item, str):
+        record = Record(text=item)
+    elif isinstance(item, Mapping):
+        allowed = set(Record.__dataclass_fields__)
+        unknown = sorted(set(item) - allowed)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown record field(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}"
+            )
+        try:
+            record = Record(**dict(item))
+        except TypeError as exc:
+            raise InvalidInputError(f"invalid record: {exc}") from exc
+    else:
+        raise InvalidInputError(f"cannot add a {type(item).__name__}; give a str, a Record or a mapping")
+    if not isinstance(record.text, str):
+        raise InvalidInputError(f"record text must be a str, got {type(record.text).__name__}")
+    if record.event_time is not None and not (
+        isinstance(record.event_time, (int, float)) and math.isfinite(record.event_time)
+    ):
+        raise InvalidInputError(f"event_time must be epoch seconds, got {record.event_time!r}")
+    return record
+
+
+@dataclass(slots=True)
+class _Item:
+    """One chunk on its way into the store."""
+
+    namespace: str
+    text: str
+    hash: str
+    norm: str
+    sighting: NewSighting
+    meta: Mapping[str, Any]
+    kind: Literal["new", "exact", "near"] = "new"
+    target: int | None = None  # existing memory id for exact/near
+    batch_target: int | None = None  # index of an earlier new item in this batch
+    score: float = 1.0
+    grams: frozenset[str] = field(default_factory=frozenset)
+    signature: Signature | None = None
+
+
+class Writer:
+    """Runs ``add_many`` for a Memory: owns nothing, uses the Memory's parts."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        embedder: Embedder,
+        dense: FlatIndex,
+        hasher: MinHasher,
+        config: EngineConfig,
+    ):
+        self.store = store
+        self.embedder = embedder
+        self.dense = dense
+        self.hasher = hasher
+        self.config = config
+
+    def add_many(
+        self,
+        records: Iterable[Record | Mapping[str, Any] | str],
+        *,
+        namespace: str,
+        progress: Progress | None = None,
+    ) -> AddResult:
+        """Chunk, recognise, embed and store ``records`` in one transaction."""
+        check_namespace(namespace)
+        items = self._chunk([to_record(r) for r in records], namespace)
+        self._recognize(items)
+        new = [i for i, it in enumerate(items) if it.kind == "new"]
+        vectors, to_cache, embedded = self._embed([items[i] for i in new], progress)
+        ids = self._commit(items, new, vectors, to_cache)
+        if new:
+            self.dense.add(np.asarray([ids[i] for i in new], dtype=np.int64), vectors)
+        return AddResult(
+            ids=tuple(ids),
+            added=len(new),
+            exact=sum(1 for it in items if it.kind == "exact" and it.score >= 0),
+            near=sum(1 for it in items if it.kind == "near" and it.score >= 0),
+            skipped=sum(1 for it in items if it.score < 0),
+            embedded=embedded,
+        )
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _chunk(self, records: Sequence[Record], namespace: str) -> list[_Item]:
+        items: list[_Item] = []
+        for record in records:
+            text = normalize_text(record.text)
+            if not text:
+                continue
+            pieces = chunk_text(text, self.config.chunk) if record.chunk else None
+            if not pieces or len(pieces) == 1:
+                spans = [(text, 0, len(text), record.ordinal)]
+            else:
+                spans = [(p.text, p.start, p.end, p.index) for p in pieces]
+            for piece, start, end, ordinal in spans:
+                norm = normalize_for_hash(piece)
+                digest = content_hash(piece)
+                sighting = NewSighting(
+                    source=record.source,
+                    document=record.document if record.document is not None else record.source,
+                    ordinal=ordinal,
+                    start=start,
+                    end=end,
+                    event_time=record.event_time,
+                    text_hash=digest,
+                )
+                items.append(_Item(namespace, piece, digest, norm, sighting, dict(record.meta)))
+        if not items and records:
+            raise InvalidInputError("nothing to add: every text is empty or whitespace")
+        return items
+
+    def _recognize(self, items: list[_Item]) -> None:
+        seen: dict[tuple[str, str], int] = {}
+        bands: dict[tuple[int, bytes], list[int]] = {}
+        for index, item in enumerate(items):
+            existing = self.store.find_hash(item.namespace, item.hash)
+            if existing is not None:
+                item.kind, item.target = "exact", existing
+            elif (item.namespace, item.hash) in seen:
+                item.kind, item.batch_target = "exact", seen[(item.namespace, item.hash)]
+            else:
+                item.grams, item.signature = self.hasher.signatures([item.norm])[0]
+                if self.config.recognize.enabled:
+                    self._near(item, items, bands)
+            if item.kind == "new":
+                seen[(item.namespace, item.hash)] = index
+                if item.signature is not None:
+                    for band, key in enumerate(item.signature.bands):
+                        bands.setdefault((band, key), []).append(index)
+
+    def _near(
+        self, item: _Item, items: list[_Item], bands: dict[tuple[int, bytes], list[int]]
+    ) -> None:
+        grams, sig = item.grams, item.signature
+        assert sig is not None
+        threshold = self.config.recognize.near_threshold
+        best, best_id, best_batch = 0.0, None, None
+        stored = self.store.band_candidates(item.namespace, sig.bands, _MAX_CANDIDATES)
+        texts = self.store.texts(stored)
+        for memory_id, text in texts.items():
+            score = jaccard(grams, shingles(normalize_for_hash(text), self.hasher.shingle))
+            if score > best:
+                best, best_id, best_batch = score, memory_id, None
+        local = {j for band, key in enumerate(sig.bands) for j in bands.get((band, key), ())}
+        for j in sorted(local):
+            score = jaccard(grams, items[j].grams)
+            if score > best:
+                best, best_id, best_batch = score, None, j
+        if best >= threshold:
+            item.kind, item.score = "near", best
+            item.target, item.batch_target = best_id, best_batch
+
+    def _embed(
+        self, items: Sequence[_Item], progress: Progress | None
+    ) -> tuple[Matrix, dict[str, np.ndarray[Any, Any]], int]:
+        model = self.embedder.model_id
+        dim = self.embedder.dim
+        if not items:
+            return np.empty((0, dim), dtype=np.float32), {}, 0
+        cached = self.store.cached_embeddings(model, [it.hash for it in items])
+        todo: dict[str, str] = {}
+        for it in items:
+            if it.hash not in cached:
+                todo.setdefault(it.hash, it.text)
+        fresh: dict[str, np.ndarray[Any, Any]] = {}
+        hashes = list(todo)
+        batch = max(self.config.embed.batch_size * 8, 64)
+        for start in range(0, len(hashes), batch):
+            part = hashes[start : start + batch]
+            vecs = self.embedder.embed_documents([todo[h] for h in part])
+            fresh.update(zip(part, vecs, strict=True))
+            if progress is not None:
+                progress("embed", min(start + batch, len(hashes)), len(hashes))
+        vectors = np.stack([cached.get(it.hash, fresh.get(it.hash)) for it in items]).astype(np.float32)
+        return vectors, fresh, len(fresh)
+
+    def _commit(
+        self,
+        items: list[_Item],
+        new: list[int],
+        vectors: Matrix,
+        to_cache: Mapping[str, np.ndarray[Any, Any]],
+    ) -> list[int]:
+        ids: list[int] = [0] * len(items)
+        now = time.time()
+        store = self.store
+        with store.atomic():
+            if to_cache:
+                store.put_embeddings(
+                    self.embedder.model_id, list(to_cache), np.stack(list(to_cache.values()))
+                )
+            for index, item in enumerate(items):
+                if item.kind == "new":
+                    memory = NewMemory(
+                        namespace=item.namespace, text=item.text, hash=item.hash,
+                        sighting=item.sighting, meta=item.meta,
+                    )
+                    ids[index] = store.insert_memory(memory, now=now)
+                    if item.signature is not None:
+                        store.put_bands(ids[index], item.signature.bands, item.signature.to_bytes())
+                    continue
+                target = item.target if item.target is not None else ids[item.batch_target or 0]
+                ids[index] = target
+                added = store.add_sighting(target, item.sighting, kind=item.kind, score=item.score, now=now)
+                if not added:
+                    item.score = -1.0  # already recorded here: a re-ingest, nothing changed
+        _ = new, vectors
+        return ids

@@ -1,0 +1,355 @@
+"""Memory: the public facade over the store, the channels and the write path."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engramdb.ann.flat import FlatIndex
+from engramdb.config import EngineConfig, load_config
+from engramdb.embed.base import Embedder
+from engramdb.embed.registry import create_embedder
+from engramdb.engine._read import Reader, check_channels
+from engramdb.engine._write import Progress, Writer, check_namespace, to_record
+from engramdb.errors import InvalidInputError, StoreClosedError
+from engramdb.ingest import content_hash, load_path, normalize_for_hash, normalize_text
+from engramdb.lexical.fts5 import FTS5Index
+from engramdb.recognize.minhash import MinHasher, jaccard, shingles
+from engramdb.store.sqlite import SQLiteStore
+from engramdb.types import AddResult, Hits, MemoryRecord, Recognition, Record, Stats
+
+__all__ = ["DEFAULT_NAMESPACE", "Memory"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "default"
+RecordLike = Record | Mapping[str, Any] | str
+
+
+class Memory:
+    """A long-term memory on one SQLite file.
+
+    Open it with :meth:`open`; use it as a context manager or call :meth:`close`.
+
+    Example:
+        >>> from engramdb import Memory
+        >>> with Memory.open(":memory:", embed={"model": "hash", "dim": 64}) as mem:
+        ...     _ = mem.add("Alice moved the deploy freeze to Friday.", source="slack")
+        ...     mem.recall("deploy freeze", k=1)[0].text
+        'Alice moved the deploy freeze to Friday.'
+    """
+
+    def __init__(self, store: SQLiteStore, config: EngineConfig, embedder: Embedder):
+        self._store: SQLiteStore | None = store
+        self.config = config
+        self.embedder = embedder
+        self._lock = threading.RLock()
+        self._lexical = FTS5Index(store.conn, config.lexical)
+        self._lexical.ensure()
+        rc = config.recognize
+        self._hasher = MinHasher(num_perm=rc.num_perm, bands=rc.bands, shingle=rc.shingle)
+        self._dense = FlatIndex(embedder.dim)
+        self._load_dense()
+        self._writer = Writer(store, embedder, self._dense, self._hasher, config)
+        self._reader = Reader(store, self._lexical, embedder, self._dense, config)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        config: EngineConfig | Mapping[str, Any] | str | Path | None = None,
+        *,
+        embedder: Embedder | None = None,
+        **overrides: Any,
+    ) -> Memory:
+        """Open (or create) the store at ``path`` (``":memory:"`` for a throwaway one).
+
+        Args:
+            path: the store file.
+            config: an EngineConfig, a mapping of sections or a TOML path.
+            embedder: an Embedder to use instead of the configured one.
+            **overrides: config sections, e.g. ``embed={"model": "hash"}``.
+
+        Raises:
+            ConfigError: invalid configuration.
+            NotAStoreError: the file is not an engramdb store.
+            MigrationError: the store was written by an incompatible engramdb.
+            ModelError: the embedding model file is missing or corrupt.
+        """
+        cfg = load_config(config, **overrides)
+        path = str(path)
+        if path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = str(Path(path).expanduser())
+        store = SQLiteStore(path)
+        try:
+            return cls(store, cfg, embedder if embedder is not None else create_embedder(cfg.embed))
+        except BaseException:
+            store.close()
+            raise
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def store(self) -> SQLiteStore:
+        """The underlying store.
+
+        Raises:
+            StoreClosedError: the memory was closed.
+        """
+        if self._store is None:
+            raise StoreClosedError("this Memory is closed")
+        return self._store
+
+    def close(self) -> None:
+        """Close the store; later calls raise :class:`StoreClosedError`."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+            self._dense.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load_dense(self) -> None:
+        store = self.store
+        ids, vectors, missing = store.memory_vectors(self.embedder.model_id)
+        if vectors is not None:
+            self._dense.add(ids, vectors)
+        if missing:
+            logger.info("embedding %d memories with %s", len(missing), self.embedder.model_id)
+            fresh = self.embedder.embed_documents([text for _, _, text in missing])
+            with store.atomic():
+                store.put_embeddings(self.embedder.model_id, [h for _, h, _ in missing], fresh)
+            self._dense.add(np.asarray([i for i, _, _ in missing], dtype=np.int64), fresh)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add(
+        self,
+        text: str,
+        *,
+        source: str | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        meta: Mapping[str, Any] | None = None,
+        event_time: float | None = None,
+    ) -> AddResult:
+        """Remember one text (chunked when long).
+
+        Raises:
+            InvalidInputError: empty text, a bad namespace or a bad field.
+            StoreClosedError: the memory was closed.
+        """
+        record = to_record(
+            Record(text=text, source=source, meta=dict(meta or {}), event_time=event_time)
+        )
+        return self.add_many([record], namespace=namespace)
+
+    def add_many(
+        self,
+        records: Iterable[RecordLike],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        progress: Progress | None = None,
+    ) -> AddResult:
+        """Remember many records in one transaction: all of them, or on error none.
+
+        Exact duplicates and near-duplicates merge into the memory already stored (its
+        count and sightings grow); re-adding the same input at the same place changes nothing.
+
+        Raises:
+            InvalidInputError: a record without text, a bad namespace or field.
+            StoreClosedError: the memory was closed.
+        """
+        with self._lock:
+            self.store  # noqa: B018 - raises when closed
+            return self._writer.add_many(records, namespace=namespace, progress=progress)
+
+    def ingest(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> AddResult:
+        """Load files and directories, then add everything in one transaction.
+
+        Every input is loaded and checked before anything is written, so one bad file
+        leaves the store unchanged.
+
+        Raises:
+            IngestError: a path is missing, unreadable, binary, badly encoded or malformed.
+        """
+        check_namespace(namespace)
+        records: list[Record] = []
+        for path in paths:
+            records += load_path(path, include=include, exclude=exclude)
+        if progress is not None:
+            progress("load", len(paths), len(paths))
+        return self.add_many(records, namespace=namespace, progress=progress)
+
+    def forget(
+        self,
+        ids: Sequence[int] | None = None,
+        *,
+        source: str | None = None,
+        namespace: str | None = None,
+        where: Any = None,
+    ) -> int:
+        """Forget memories by id, by source, or by namespace and/or filter.
+
+        Everything derived from them goes too: index entries, near-duplicate bands, cached
+        embeddings no other memory uses. Forgetting a source removes its sightings; a memory
+        also seen elsewhere stays, with the next sighting as its origin.
+
+        Returns:
+            The number of memories removed.
+
+        Raises:
+            InvalidInputError: no criterion, or ids together with another criterion.
+            NotFoundError: an unknown namespace.
+        """
+        given = [ids is not None, source is not None, namespace is not None or where is not None]
+        if sum(given) != 1:
+            raise InvalidInputError(
+                "forget needs exactly one of: ids, source, or namespace/where"
+            )
+        with self._lock:
+            store = self.store
+            with store.atomic():
+                if ids is not None:
+                    gone = store.delete_memories([int(i) for i in ids])
+                elif source is not None:
+                    gone, _ = store.forget_source(source)
+                else:
+                    sql, params = self._reader.where(namespace, where)
+                    gone = store.delete_memories(store.select_ids(sql or "1", params).tolist())
+                store.drop_orphan_embeddings()
+            self._dense.delete(np.asarray(gone, dtype=np.int64))
+            return len(gone)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def recall(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        namespace: str | None = None,
+        where: Any = None,
+        channels: Sequence[str] | str | None = None,
+    ) -> Hits:
+        """The ``k`` memories most relevant to ``query``, best first.
+
+        Args:
+            query: the question or cue.
+            k: how many hits.
+            namespace: search only this namespace (default: all).
+            where: a filter on columns and metadata, e.g. ``{"speaker": "Alice"}``.
+            channels: ``"lexical"``, ``"dense"`` or both (the default, fused).
+
+        Raises:
+            InvalidInputError: an empty query, ``k < 1`` or an unknown channel.
+            NotFoundError: an unknown namespace.
+            InvalidFilterError: a malformed filter.
+        """
+        return self.recall_many([query], k=k, namespace=namespace, where=where, channels=channels)[0]
+
+    def recall_many(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int = 10,
+        namespace: str | None = None,
+        where: Any = None,
+        channels: Sequence[str] | str | None = None,
+    ) -> list[Hits]:
+        """:meth:`recall` for many queries at once (batched per channel).
+
+        Raises:
+            InvalidInputError: an empty query, ``k < 1`` or an unknown channel.
+            NotFoundError: an unknown namespace.
+            InvalidFilterError: a malformed filter.
+        """
+        if isinstance(queries, str):
+            raise InvalidInputError("recall_many takes a list of queries; use recall for one")
+        with self._lock:
+            self.store  # noqa: B018 - raises when closed
+            return self._reader.recall_many(
+                list(queries), k=k, namespace=namespace, where=where, channels=check_channels(channels)
+            )
+
+    def recognize(self, text: str, *, namespace: str | None = None) -> Recognition:
+        """Have I seen this? Exact (same normalised content), near-duplicate, or new.
+
+        Raises:
+            InvalidInputError: empty text.
+            NotFoundError: an unknown namespace.
+        """
+        if not isinstance(text, str) or not normalize_text(text):
+            raise InvalidInputError("recognize needs non-empty text")
+        with self._lock:
+            store = self.store
+            self._reader.where(namespace, None)
+            text = normalize_text(text)
+            digest = content_hash(text)
+            where = "m.hash = ?" + (" AND m.namespace = ?" if namespace is not None else "")
+            exact = store.select_ids(where, [digest] + ([namespace] if namespace else []))
+            if exact.size:
+                return Recognition(kind="exact", score=1.0, match=store.get(int(exact[0])))
+            grams, sig = self._hasher.signatures([normalize_for_hash(text)])[0]
+            candidates = store.band_candidates(namespace, sig.bands, 64)
+            best, best_id = 0.0, None
+            for memory_id, other in store.texts(candidates).items():
+                score = jaccard(grams, shingles(normalize_for_hash(other), self._hasher.shingle))
+                if score > best or (score == best and best_id is not None and memory_id < best_id):
+                    best, best_id = score, memory_id
+            if best_id is not None and best >= self.config.recognize.near_threshold:
+                return Recognition(kind="near", score=best, match=store.get(best_id))
+            return Recognition(kind="new", score=best, match=None)
+
+    def get(self, memory_id: int) -> MemoryRecord:
+        """One memory with every place it was seen.
+
+        Raises:
+            NotFoundError: no memory has this id.
+        """
+        with self._lock:
+            return self.store.get(memory_id)
+
+    def stats(self) -> Stats:
+        """Counts, sizes and index freshness."""
+        with self._lock:
+            store = self.store
+            counts = store.counts()
+            with_vectors = len(self._dense)
+            return Stats(
+                path=store.path,
+                namespaces=store.namespaces(),
+                memories=counts["memories"],
+                sightings=counts["sightings"],
+                sources=counts["sources"],
+                embeddings=counts["embeddings"],
+                db_bytes=store.size_bytes(),
+                data_version=store.data_version,
+                embedder=self.embedder.model_id,
+                indexes={
+                    "lexical": self._lexical.stats(),
+                    "dense": {
+                        "kind": "flat",
+                        "vectors": with_vectors,
+                        "fresh": with_vectors == counts["memories"],
+                    },
+                },
+            )

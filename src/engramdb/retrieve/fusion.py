@@ -1,0 +1,69 @@
+"""Rank fusion over channel runs: pure functions.
+
+A *run* is one channel's ranked list of ``(id, score)`` pairs, best first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = ["Run", "fuse", "fuse_rrf", "fuse_weighted", "minmax"]
+
+Run = Sequence[tuple[int, float]]
+
+
+def fuse_rrf(
+    runs: Mapping[str, Run], *, k: int = 60, weights: Mapping[str, float] | None = None
+) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: ``score(d) = Σ_c w_c / (k + rank_c(d))`` (ranks from 1).
+
+    Ties are broken by the smaller id, so the output is deterministic.
+    """
+    fused: dict[int, float] = {}
+    for channel, run in runs.items():
+        weight = 1.0 if weights is None else weights.get(channel, 1.0)
+        if weight == 0:
+            continue
+        for rank, (doc, _) in enumerate(run, start=1):
+            fused[doc] = fused.get(doc, 0.0) + weight / (k + rank)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def minmax(run: Run) -> dict[int, float]:
+    """Scores of a run scaled to [0, 1] (all 1.0 when every score is equal)."""
+    if not run:
+        return {}
+    scores = [s for _, s in run]
+    lo, hi = min(scores), max(scores)
+    if hi == lo:
+        return {doc: 1.0 for doc, _ in run}
+    return {doc: (s - lo) / (hi - lo) for doc, s in run}
+
+
+def fuse_weighted(
+    runs: Mapping[str, Run], *, weights: Mapping[str, float] | None = None
+) -> list[tuple[int, float]]:
+    """Convex combination of min-max normalised scores; a missing hit contributes 0."""
+    fused: dict[int, float] = {}
+    for channel, run in runs.items():
+        weight = 1.0 if weights is None else weights.get(channel, 1.0)
+        for doc, score in minmax(run).items():
+            fused[doc] = fused.get(doc, 0.0) + weight * score
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def fuse(
+    runs: Mapping[str, Run],
+    *,
+    method: str = "rrf",
+    k: int = 60,
+    weights: Mapping[str, float] | None = None,
+) -> list[tuple[int, float]]:
+    """Fuse runs with ``method`` ``"rrf"`` or ``"weighted"``; a single run passes through."""
+    live = {c: r for c, r in runs.items() if r}
+    if len(live) == 1:
+        ((_, run),) = live.items()
+        return [(doc, float(score)) for doc, score in run]
+    if method == "weighted":
+        return fuse_weighted(live, weights=weights)
+    return fuse_rrf(live, k=k, weights=weights)
