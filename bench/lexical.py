@@ -137,7 +137,7 @@ def run_bm25s(data: SciFact) -> Result:
     try:
         import Stemmer
 
-        stemmer: Any = Stemmer.Stemmer("english").stemWord
+        stemmer: Any = Stemmer.Stemmer("english")
         stem_name = "PyStemmer english"
     except ImportError:
         stemmer, stem_name = None, "none (PyStemmer not installed)"
@@ -211,7 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown system(s) {unknown}; choose from {sorted(SYSTEMS)}")
     data = load_scifact(args.data, args.split, args.queries)
     print(f"SciFact {args.split}: {len(data.texts)} docs, {len(data.queries)} queries")
-    rows = {name: summarize(SYSTEMS[name](data), data) for name in names}
+    rows: dict[str, dict[str, Any]] = {}
+    for name in names:
+        rows[name] = summarize(SYSTEMS[name](data), data)
+        print(f"  {name}: done", flush=True)
     print_table(rows)
     if args.out is not None:
         report = {

@@ -32,6 +32,16 @@ DEFAULT_NAMESPACE = "default"
 RecordLike = Record | Mapping[str, Any] | str
 
 
+def _source_names(source: str) -> list[str]:
+    """The source as given and, for a relative file path, as loaders record it (resolved)."""
+    names = [source]
+    if "://" not in source:
+        resolved = str(Path(source).expanduser().resolve())
+        if resolved != source:
+            names.append(resolved)
+    return names
+
+
 class Memory:
     """A long-term memory on one SQLite file.
 
@@ -231,7 +241,9 @@ class Memory:
                 if ids is not None:
                     gone = store.delete_memories([int(i) for i in ids])
                 elif source is not None:
-                    gone, _ = store.forget_source(source)
+                    gone = []
+                    for name in _source_names(source):
+                        gone += store.forget_source(name)[0]
                 else:
                     sql, params = self._reader.where(namespace, where)
                     gone = store.delete_memories(store.select_ids(sql or "1", params).tolist())
