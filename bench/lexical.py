@@ -17,6 +17,8 @@ Usage::
 
     PYTHONPATH=src python bench/lexical.py --out lexical.json
     PYTHONPATH=src python bench/lexical.py --systems fts5-porter,bm25s --queries 50
+    # latency at scale: add N Gutenberg paragraphs as distractors (never relevant)
+    PYTHONPATH=src python bench/lexical.py --systems fts5-porter,bm25s --distractors 100000
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import importlib
 import json
 import platform
 import sqlite3
@@ -40,7 +43,9 @@ from engramdb.config import LexicalConfig
 from engramdb.eval.metrics import mean_over_queries, ndcg_at_k, recall_at_k
 from engramdb.lexical import FTS5Index
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA = SHARED_DATA / "scifact"
+GUTENBERG = SHARED_DATA / "gutenberg" / "paragraphs.jsonl.gz"
 K = 100
 
 
@@ -85,9 +90,17 @@ def load_scifact(data: Path, split: str, limit: int | None) -> SciFact:
     return SciFact(doc_ids, texts, queries, qrels)
 
 
-def _timed_queries(
-    data: SciFact, run_one: Callable[[str], list[str]], result: Result
-) -> None:
+def add_distractors(data: SciFact, n: int, path: Path = GUTENBERG) -> None:
+    """Append the first ``n`` Gutenberg paragraphs to the corpus (ids ``gutenberg-<i>``)."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= n:
+                break
+            data.doc_ids.append(f"gutenberg-{i}")
+            data.texts.append(json.loads(line)["text"])
+
+
+def _timed_queries(data: SciFact, run_one: Callable[[str], list[str]], result: Result) -> None:
     for text in data.queries.values():  # warm-up pass
         run_one(text)
     for qid, text in data.queries.items():
@@ -135,9 +148,7 @@ def run_bm25s(data: SciFact) -> Result:
     import bm25s
 
     try:
-        import Stemmer
-
-        stemmer: Any = Stemmer.Stemmer("english")
+        stemmer: Any = importlib.import_module("Stemmer").Stemmer("english")
         stem_name = "PyStemmer english"
     except ImportError:
         stemmer, stem_name = None, "none (PyStemmer not installed)"
@@ -203,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--systems", default="fts5-porter,fts5-unicode61,fts5-porter-nostop,bm25s")
     parser.add_argument("--queries", type=int, default=None, help="use only the first N queries")
+    parser.add_argument(
+        "--distractors", type=int, default=0, help="add N Gutenberg paragraphs to the corpus"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -210,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown system(s) {unknown}; choose from {sorted(SYSTEMS)}")
     data = load_scifact(args.data, args.split, args.queries)
+    if args.distractors:
+        add_distractors(data, args.distractors)
     print(f"SciFact {args.split}: {len(data.texts)} docs, {len(data.queries)} queries")
     rows: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -221,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "dataset": "beir/scifact",
             "split": args.split,
             "docs": len(data.texts),
+            "distractors": args.distractors,
             "queries": len(data.queries),
             "python": sys.version.split()[0],
             "sqlite": sqlite3.sqlite_version,

@@ -74,6 +74,14 @@ def _fields(row: Mapping[str, Any]) -> str:
     return (shown + more) or "none"
 
 
+def _own_id(row: Mapping[str, Any]) -> str | None:
+    """A string or integer ``id`` field, as the document it names."""
+    value = row.get("id")
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def _first_key(row: Mapping[str, Any], keys: Sequence[str]) -> str | None:
     return next((k for k in keys if k in row), None)
 
@@ -119,8 +127,7 @@ def _record(row: Mapping[str, Any], ctx: RecordContext, index: int | None) -> Re
     if not text:
         return None
     event_time, time_key = _event_time(row, ctx, index)
-    own_id = row.get("id")
-    document = str(own_id) if isinstance(own_id, str | int) else ctx.document
+    document = _own_id(row) or ctx.document
     return Record(
         text=text,
         source=ctx.source,
@@ -174,12 +181,10 @@ def _chat(rows: Sequence[Any], ctx: RecordContext, extra: Mapping[str, Any]) -> 
 def _transcript(obj: Mapping[str, Any], ctx: RecordContext, index: int | None) -> list[Record]:
     """A ``{"messages": [...]}`` or ``{"turns": [...]}`` object."""
     key = next(k for k in TRANSCRIPT_KEYS if isinstance(obj.get(k), list))
-    own_id = obj.get("id")
-    if isinstance(own_id, str | int):
-        document: str | None = str(own_id)
-    elif index is not None and ctx.document is not None:
+    document = _own_id(obj)
+    if document is None and index is not None and ctx.document is not None:
         document = f"{ctx.document}#{index}"
-    else:
+    elif document is None:
         document = ctx.document
     extra = {k: v for k, v in obj.items() if k != key and isinstance(v, str | int | float | bool)}
     turn_ctx = RecordContext(ctx.source, document, ctx.default_time, ctx.text_keys)
@@ -188,7 +193,8 @@ def _transcript(obj: Mapping[str, Any], ctx: RecordContext, index: int | None) -
     except IngestError as exc:
         if index is None:
             raise
-        raise ctx.error(f"in {key!r}: {exc}", index) from exc
+        detail = str(exc).removeprefix(f"{ctx.source}: ")
+        raise ctx.error(f"in {key!r}: {detail}", index) from exc
 
 
 def _is_transcript(value: Any) -> bool:

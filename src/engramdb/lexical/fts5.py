@@ -109,9 +109,7 @@ class FTS5Index:
         with self._savepoint():
             self._drop()
             self._create()
-            self.conn.execute(
-                f"INSERT INTO {_quote(self.fts_table)}({_quote(self.fts_table)}) VALUES ('rebuild')"
-            )
+            self._command("rebuild")
             self.conn.execute(
                 f"INSERT INTO {_INFO} (fts_table, content_table, content_column, tokenizer, "
                 "format_version) VALUES (?, ?, ?, ?, ?) ON CONFLICT (fts_table) DO UPDATE SET "
@@ -128,9 +126,7 @@ class FTS5Index:
             StoreError: the index does not exist (call :meth:`ensure`) or SQLite fails.
         """
         with self._savepoint():
-            self.conn.execute(
-                f"INSERT INTO {_quote(self.fts_table)}({_quote(self.fts_table)}) VALUES ('rebuild')"
-            )
+            self._command("rebuild")
 
     def optimize(self) -> None:
         """Merge the index's b-trees into one (worth it after a large batch of writes).
@@ -139,10 +135,11 @@ class FTS5Index:
             StoreError: the index does not exist (call :meth:`ensure`) or SQLite fails.
         """
         with self._savepoint():
-            self.conn.execute(
-                f"INSERT INTO {_quote(self.fts_table)}({_quote(self.fts_table)}) "
-                "VALUES ('optimize')"
-            )
+            self._command("optimize")
+
+    def _command(self, command: str) -> None:
+        fts = _quote(self.fts_table)
+        self.conn.execute(f"INSERT INTO {fts} ({fts}) VALUES (?)", (command,))
 
     def _is_current(self) -> bool:
         try:

@@ -27,7 +27,10 @@ def sentences(text: str) -> list[str]:
     [
         ("One. Two! Three?", ["One.", "Two!", "Three?"]),
         ("Dr. Smith met Mrs. Jones.", ["Dr. Smith met Mrs. Jones."]),
-        ("Use a tool, e.g. a hammer. Or i.e. Nails.", ["Use a tool, e.g. a hammer.", "Or i.e. Nails."]),
+        (
+            "Use a tool, e.g. a hammer. Or i.e. Nails.",
+            ["Use a tool, e.g. a hammer.", "Or i.e. Nails."],
+        ),
         ("Pi is 3.14. It is irrational.", ["Pi is 3.14.", "It is irrational."]),
         ("It cost $2.50 today.", ["It cost $2.50 today."]),
         ("See No. 5 and Fig. 3 now.", ["See No. 5 and Fig. 3 now."]),

@@ -14,7 +14,9 @@ PROPERTY = settings(derandomize=True, deadline=None)
 # Text rich in the characters normalization cares about.
 messy_text = st.text(
     alphabet=st.one_of(
-        st.sampled_from(list(" \t\n\r\x0b\x0c\x85\u2028\u2029\u00a0\u200b\ufeff\x00\x07\x1f\u00ad")),
+        st.sampled_from(
+            list(" \t\n\r\x0b\x0c\x85\u2028\u2029\u00a0\u200b\ufeff\x00\x07\x1f\u00ad")
+        ),
         st.sampled_from(list("aAeE\u0301\u00e9\u00dfS\uff21\ufb01.,!?")),
         st.characters(),
     ),

@@ -12,8 +12,8 @@ from engramdb.ingest import parse_time
 LOCOMO_TURNS = Path(__file__).parents[4] / "shared" / "data" / "locomo" / "turns.jsonl"
 
 
-def utc(*args: int) -> float:
-    return dt.datetime(*args, tzinfo=dt.UTC).timestamp()  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC).timestamp()
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,8 @@ def utc(*args: int) -> float:
         ("Mon, 08 May 2023 15:56:00 +0200", utc(2023, 5, 8, 13, 56)),
         ("8 May 2023 8:56 EST", utc(2023, 5, 8, 13, 56)),
         ("8 May 2023 13:56 UTC", utc(2023, 5, 8, 13, 56)),
-        ("2023", utc(2023, 1, 1)),
+        ("2023", 2023.0),  # a number in a string is epoch seconds, not a year
+        ("2023-05", utc(2023, 5, 1)),
         (dt.datetime(2023, 5, 8, 13, 56), utc(2023, 5, 8, 13, 56)),
         (
             dt.datetime(2023, 5, 8, 15, 56, tzinfo=dt.timezone(dt.timedelta(hours=2))),

@@ -20,9 +20,7 @@ commit leaves the previous commit intact; :meth:`open` checks every file against
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +28,13 @@ import numpy as np
 import numpy.typing as npt
 
 from engramdb.ann.spann import _persist
-from engramdb.ann.spann._build import build_state, calibrate, graph_params
+from engramdb.ann.flat import top_k
+from engramdb.ann.spann._build import build_state, calibrate
 from engramdb.ann.spann._config import SpannConfig
 from engramdb.ann.spann._search import prune, search_batch
 from engramdb.ann.spann._state import State
 from engramdb.ann.spann._update import live_counts, merge_small, place, split_oversize
-from engramdb.errors import DimensionMismatchError, IndexFormatError, InvalidInputError
+from engramdb.errors import DimensionMismatchError, InvalidInputError
 from engramdb.types import IdMatrix, Matrix
 
 __all__ = ["SpannIndex"]
@@ -178,11 +177,8 @@ class SpannIndex:
         old = st.ids.lookup(id_arr)
         st.kill_vids(old[old >= 0])
         vids = st.new_vids(id_arr)
-        before = st.heads.n
         place(st, self.config, vids, vecs)
-        touched = np.flatnonzero(st.rows[: st.heads.n] > self.config.limit).tolist()
-        split_oversize(st, self.config, touched)
-        del before
+        split_oversize(st, self.config)
 
     def delete(self, ids: npt.ArrayLike) -> int:
         """Tombstone ``ids``; missing ones are ignored. Returns how many were deleted."""
@@ -279,7 +275,6 @@ class SpannIndex:
         self._state, _, _ = _persist.load(target)
 
     def _rewrite(self, target: Path) -> None:
-        ids, vecs = self.vectors()
         work = _persist.work_folder(target)
         fresh = _persist.compacted(self._state, self.config, work)
         self._state.post.close()
@@ -288,7 +283,6 @@ class SpannIndex:
         self._folder, self._state, self._temp = work, fresh, True
         self._commit()
         self._move_to(target)
-        del ids, vecs
 
 
 def _check_rows(
@@ -307,10 +301,6 @@ def _check_rows(
 
 
 def _exact(q: Matrix, st: State, vids: _Ints, k: int) -> tuple[IdMatrix, Matrix]:
-    from engramdb.ann.flat import top_k
-
     vecs = st.vectors_of(vids)
     return top_k(q @ vecs.T, st.ext[vids], k)
 
-
-_ = (graph_params, IndexFormatError, uuid, tempfile)

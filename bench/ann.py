@@ -1,0 +1,346 @@
+"""ANN benchmark: engramdb SPANN against exact flat search, hnswlib and faiss IVF-Flat.
+
+    python bench/ann.py --synthetic 200000 --queries 1000 --out results.json
+    python bench/ann.py --real gutenberg --out results.json
+
+Every method is built in this process (2 threads) and saved to disk; a fresh child process
+(one thread for numpy/BLAS/OpenMP, set before numpy loads) then loads it, records its
+RssAnon before and after loading, and times the queries one at a time ("qps") and as one
+batch ("qps_batch"). Recall@10 is against exact inner-product search. The update experiment
+builds SPANN on 10/11 of the data, inserts the rest (+10%) and deletes 5% without a rebuild,
+and compares with a fresh build over the same final set.
+
+Needs ``pip install hnswlib faiss-cpu`` (bench only). Real vectors come from
+``bench/_vectors.py`` (cached in bench/cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT / "src"), str(HERE)]
+
+K = 10
+SPANN_PROBES = (4, 8, 12, 16, 24, 32, 48, 64, 96)
+HNSW_EF = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+IVF_NPROBE = (4, 8, 16, 24, 32, 48, 64, 96, 128)
+
+
+def rss_anon() -> int:
+    """RssAnon of this process in bytes (resident anonymous memory; not the page cache)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def folder_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------- build (parent)
+def exact_topk(base: Any, queries: Any) -> Any:
+    import numpy as np
+
+    from engramdb.ann.flat import top_k
+
+    best_i = np.empty((queries.shape[0], 0), dtype=np.int64)
+    best_s = np.empty((queries.shape[0], 0), dtype=np.float32)
+    for start in range(0, base.shape[0], 100_000):
+        s = queries @ base[start : start + 100_000].T
+        i, sc = top_k(s, np.arange(start, start + s.shape[1]), K)
+        cand_i = np.concatenate([best_i, i], axis=1)
+        cand_s = np.concatenate([best_s, sc], axis=1)
+        top = np.argsort(-cand_s, axis=1, kind="stable")[:, :K]
+        best_i = np.take_along_axis(cand_i, top, axis=1)
+        best_s = np.take_along_axis(cand_s, top, axis=1)
+    return best_i
+
+
+def build_method(method: str, base: Any, out: Path, args: argparse.Namespace) -> float:
+    """Build and save one method's index at ``out``; returns build seconds."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    n = base.shape[0]
+    ids = np.arange(n, dtype=np.int64)
+    if method == "spann":
+        from engramdb.ann.spann import SpannConfig, SpannIndex
+
+        cfg = SpannConfig(**json.loads(args.spann_config))
+        SpannIndex.build(ids, base, cfg, path=out).close()
+    elif method == "flat":
+        from engramdb.ann.flat import FlatIndex
+
+        flat = FlatIndex(base.shape[1])
+        flat.add(ids, base)
+        flat.save(out)
+    elif method == "hnswlib":
+        import hnswlib
+
+        index = hnswlib.Index(space="ip", dim=base.shape[1])
+        index.init_index(max_elements=n, M=16, ef_construction=100, random_seed=0)
+        index.add_items(base, ids, num_threads=args.build_threads)
+        index.save_index(str(out))
+    elif method == "faiss-ivf":
+        import faiss
+
+        faiss.omp_set_num_threads(args.build_threads)
+        nlist = args.nlist or int(4 * np.sqrt(n))
+        quant = faiss.IndexFlatIP(base.shape[1])
+        index = faiss.IndexIVFFlat(quant, base.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(base)
+        index.add(base)
+        faiss.write_index(index, str(out))
+    else:
+        raise SystemExit(f"unknown method {method}")
+    return time.perf_counter() - t0
+
+
+def measure(method: str, index_path: Path, data: Path, extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run the measuring child with one thread everywhere; returns its rows."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, __file__, "--child", method, "--index", str(index_path),
+           "--data", str(data), "--extra", json.dumps(extra)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise SystemExit(f"child {method} failed:\n{res.stderr}")
+    rows: list[dict[str, Any]] = json.loads(res.stdout.strip().splitlines()[-1])
+    return rows
+
+
+# --------------------------------------------------------------------------- child
+def _recall(got: Any, truth: Any) -> float:
+    hits = sum(len(set(g.tolist()) & set(t.tolist())) for g, t in zip(got, truth, strict=True))
+    return hits / truth.size
+
+
+def _time(search: Any, queries: Any, single: bool) -> tuple[Any, float]:
+    import numpy as np
+
+    t0 = time.perf_counter()
+    if single:
+        got = np.concatenate([search(queries[i : i + 1]) for i in range(queries.shape[0])])
+    else:
+        got = search(queries)
+    return got, queries.shape[0] / (time.perf_counter() - t0)
+
+
+def _settings(method: str, index_path: Path, extra: dict[str, Any]) -> Any:
+    """Load the index; yield ``(setting, search_fn)`` pairs."""
+    import numpy as np
+
+    if method == "spann":
+        from engramdb.ann.spann import SpannIndex
+
+        index = SpannIndex.open(index_path)
+        eps = index.calibration.get("prune_eps")
+        yield {"load": True}, None
+        for p in extra.get("probes", SPANN_PROBES):
+            yield {"max_probes": p, "prune_eps": None}, (
+                lambda q, p=p: index.search(q, K, max_probes=p, prune_eps=None)[0])
+            if eps is not None:
+                yield {"max_probes": p, "prune_eps": eps}, (
+                    lambda q, p=p: index.search(q, K, max_probes=p)[0])
+    elif method == "flat":
+        from engramdb.ann.flat import FlatIndex
+
+        flat = FlatIndex.load(index_path)
+        yield {"load": True}, None
+        yield {}, (lambda q: flat.search(q, K)[0])
+    elif method == "hnswlib":
+        import hnswlib
+
+        index = hnswlib.Index(space="ip", dim=extra["dim"])
+        index.load_index(str(index_path))
+        index.set_num_threads(1)
+        yield {"load": True}, None
+        for ef in HNSW_EF:
+            def run(q: Any, ef: int = ef) -> Any:
+                index.set_ef(max(ef, K))
+                return index.knn_query(q, k=K, num_threads=1)[0].astype(np.int64)
+            yield {"M": 16, "efC": 100, "ef": ef}, run
+    elif method in ("faiss-ivf", "faiss-ivf-mmap"):
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        flags = faiss.IO_FLAG_MMAP if method.endswith("mmap") else 0
+        index = faiss.read_index(str(index_path), flags)
+        yield {"load": True}, None
+        for nprobe in IVF_NPROBE:
+            def run(q: Any, nprobe: int = nprobe) -> Any:
+                index.nprobe = nprobe
+                return index.search(q, K)[1]
+            yield {"nlist": index.nlist, "nprobe": nprobe}, run
+
+
+def child(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    data = Path(args.data)
+    queries = np.load(data / "queries.npy")
+    truth = np.load(data / "truth.npy")
+    extra = json.loads(args.extra)
+    rss0 = rss_anon()
+    rows = []
+    t_load = time.perf_counter()
+    rss_loaded = 0
+    for setting, search in _settings(args.child, Path(args.index), extra):
+        if search is None:
+            rss_loaded = rss_anon() - rss0
+            t_load = time.perf_counter() - t_load
+            continue
+        search(queries[:20])  # warm the page cache and the code paths
+        got, qps = _time(search, queries, single=True)
+        got_b, qps_b = _time(search, queries, single=False)
+        rows.append({
+            "method": args.child, "setting": setting, "recall@10": _recall(got, truth),
+            "recall@10_batch": _recall(got_b, truth), "qps": qps, "qps_batch": qps_b,
+            "rss_anon_bytes": rss_loaded, "rss_anon_after_bytes": rss_anon() - rss0,
+            "load_s": t_load,
+        })
+    print(json.dumps(rows))
+
+
+# --------------------------------------------------------------------------- updates
+def updates(base: Any, queries: Any, work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """SPANN: build on 10/11, insert the rest (+10%), delete 5%; compare with a fresh build."""
+    import numpy as np
+
+    from engramdb.ann.spann import SpannConfig, SpannIndex
+
+    cfg = SpannConfig(**json.loads(args.spann_config))
+    n = base.shape[0]
+    rng = np.random.default_rng(7)
+    order = rng.permutation(n)
+    first, rest = order[: n * 10 // 11], order[n * 10 // 11 :]
+    t0 = time.perf_counter()
+    index = SpannIndex.build(first, base[first], cfg, path=work / "spann-upd")
+    build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for start in range(0, rest.size, 1000):
+        chunk = rest[start : start + 1000]
+        index.add(chunk, base[chunk])
+    add_s = time.perf_counter() - t0
+    gone = rng.choice(n, size=n // 20, replace=False)
+    t0 = time.perf_counter()
+    for start in range(0, gone.size, 1000):
+        index.delete(gone[start : start + 1000])
+    del_s = time.perf_counter() - t0
+    index.save()
+    live = np.setdiff1d(np.arange(n), gone)
+    truth = live[exact_topk(base[live], queries)]
+    stats_upd = index.stats()
+    fresh = SpannIndex.build(live, base[live], cfg, path=work / "spann-fresh")
+    rows = []
+    for probes in args.update_probes:
+        for name, idx in (("updated", index), ("fresh", fresh)):
+            got = idx.search(queries, K, max_probes=probes, prune_eps=None)[0]
+            stale = int(np.isin(got, gone).sum())
+            rows.append({"method": f"spann-{name}", "setting": {"max_probes": probes},
+                         "recall@10": _recall(got, truth), "stale_ids": stale})
+    rows.append({"method": "spann-updated", "setting": {"stats": True}, "build_s": build_s,
+                 "add_s": add_s, "delete_s": del_s, "stats": stats_upd,
+                 "fresh_stats": fresh.stats()})
+    index.close()
+    fresh.close()
+    return rows
+
+
+# --------------------------------------------------------------------------- main
+def load_data(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    import numpy as np
+
+    import _vectors
+
+    if args.real:
+        vecs = _vectors.gutenberg_vectors(args.real_total, embed=False)
+        q = _vectors.QUERIES
+        return np.ascontiguousarray(vecs[q:]), np.ascontiguousarray(vecs[:q]), f"real-{vecs.shape[0] - q}"
+    allv = _vectors.synthetic(args.synthetic + args.queries, seed=args.seed)
+    rng = np.random.default_rng(args.seed + 1)
+    pick = rng.permutation(allv.shape[0])
+    qi, bi = np.sort(pick[: args.queries]), np.sort(pick[args.queries :])
+    return allv[bi], allv[qi], f"synthetic-{args.synthetic}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--synthetic", type=int, default=200_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--real", choices=["gutenberg"])
+    parser.add_argument("--real-total", type=int, default=201_000)
+    parser.add_argument("--methods", default="spann,flat,hnswlib,faiss-ivf,faiss-ivf-mmap")
+    parser.add_argument("--spann-config", default="{}", help="SpannConfig fields as JSON")
+    parser.add_argument("--spann-probes", default="", help="comma list of max_probes")
+    parser.add_argument("--nlist", type=int, default=0)
+    parser.add_argument("--build-threads", type=int, default=2)
+    parser.add_argument("--no-updates", action="store_true")
+    parser.add_argument("--update-probes", default="16,32,64")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="results.json")
+    parser.add_argument("--work", default=str(HERE / "cache" / "work"))
+    parser.add_argument("--child")
+    parser.add_argument("--index")
+    parser.add_argument("--data")
+    parser.add_argument("--extra", default="{}")
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    args.update_probes = [int(p) for p in args.update_probes.split(",")]
+    base, queries, tag = load_data(args)
+    work = Path(args.work) / tag
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(work / "queries.npy", queries)
+    truth = exact_topk(base, queries)
+    np.save(work / "truth.npy", truth)
+    raw = int(base.nbytes)
+    print(f"{tag}: base {base.shape}, queries {queries.shape}, raw {raw / 2**20:.0f} MiB",
+          file=sys.stderr)
+    results: dict[str, Any] = {"data": tag, "n": int(base.shape[0]), "dim": int(base.shape[1]),
+                               "queries": int(queries.shape[0]), "raw_bytes": raw, "rows": []}
+    extra: dict[str, Any] = {"dim": int(base.shape[1])}
+    if args.spann_probes:
+        extra["probes"] = [int(p) for p in args.spann_probes.split(",")]
+    for method in args.methods.split(","):
+        kind = "faiss-ivf" if method == "faiss-ivf-mmap" else method
+        path = work / kind
+        if method == "faiss-ivf-mmap":
+            build_s = results.get("_ivf_build_s", 0.0)
+        else:
+            build_s = build_method(kind, base, path, args)
+            results["_ivf_build_s" if kind == "faiss-ivf" else "_x"] = build_s
+        rows = measure(method, path, work, extra)
+        for row in rows:
+            row.update(build_s=build_s, disk_bytes=folder_bytes(path), raw_bytes=raw)
+            print(json.dumps(row), file=sys.stderr)
+        results["rows"].extend(rows)
+    if not args.no_updates and "spann" in args.methods:
+        results["updates"] = updates(base, queries, work, args)
+        for row in results["updates"]:
+            print(json.dumps(row), file=sys.stderr)
+    results.pop("_ivf_build_s", None)
+    results.pop("_x", None)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

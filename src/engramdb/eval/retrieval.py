@@ -1,0 +1,217 @@
+"""Retrieval tasks over judged data sets: BEIR, multi-hop QA and conversational memory.
+
+Each task ingests the corpus through :meth:`Memory.add_many` (one un-chunked memory per
+document or turn), recalls every query alone on each channel, and scores the rankings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from engramdb import Record
+from engramdb.eval.conversations import ConversationSet, Question, Turn
+from engramdb.eval.datasets import Query, RetrievalSet
+from engramdb.eval.metrics import (
+    all_recall_at_k,
+    group_recall_at_k,
+    mean_over_queries,
+    mrr_at_k,
+    ndcg_at_k,
+    recall_at_k,
+)
+from engramdb.eval.runner import (
+    QueryRun,
+    RunContext,
+    TaskResult,
+    ingest,
+    latency_summary,
+    run_queries,
+)
+
+__all__ = ["BEIR_METRICS", "MULTIHOP_METRICS", "evaluate_locomo", "evaluate_retrieval"]
+
+MetricFn = Callable[[Sequence[str], Mapping[str, int], int], float | None]
+MetricSpec = tuple[str, MetricFn, int]
+
+BEIR_METRICS: tuple[MetricSpec, ...] = (
+    ("ndcg@10", ndcg_at_k, 10),
+    ("recall@10", recall_at_k, 10),
+    ("recall@100", recall_at_k, 100),
+    ("mrr@10", mrr_at_k, 10),
+)
+MULTIHOP_METRICS: tuple[MetricSpec, ...] = (
+    ("recall@2", recall_at_k, 2),
+    ("recall@5", recall_at_k, 5),
+    ("all-recall@5", all_recall_at_k, 5),
+    ("ndcg@10", ndcg_at_k, 10),
+    ("recall@10", recall_at_k, 10),
+)
+CURVE_CUTOFFS = (1, 2, 3, 5, 10, 20, 50, 100)
+"""Cutoffs of the recall@k curves in ``series``."""
+LOCOMO_CUTOFFS = (5, 10, 20)
+TOP_SHOWN = 10
+"""How many ranked ids each per-query row keeps."""
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 6) if value is not None else None
+
+
+def _curve(runs: Sequence[QueryRun], gold: Sequence[Mapping[str, int]]) -> dict[str, float | None]:
+    return {
+        str(k): _rounded(mean_over_queries(recall_at_k(r.ranked, g, k) for r, g in zip(runs, gold, strict=True)))
+        for k in CURVE_CUTOFFS
+    }
+
+
+def evaluate_retrieval(
+    ctx: RunContext, data: RetrievalSet, metrics: Sequence[MetricSpec] = BEIR_METRICS
+) -> TaskResult:
+    """Ingest a corpus, recall its queries on each channel and score them.
+
+    Queries without a relevant judgment get ``None`` for every metric and are left out
+    of the means.
+
+    Raises:
+        InvalidInputError: a channel the engine does not know, or a reused store that holds
+            other memories in this data set's namespace.
+    """
+    namespace = f"eval.{data.name}"
+    items = [
+        (doc.id, Record(text=doc.text, document=doc.id, source=f"eval:{data.name}", chunk=False))
+        for doc in data.documents
+        if doc.text.strip()
+    ]
+    labels, stats = ingest(ctx.memory, items, namespace=namespace, progress=ctx.progress)
+    queries = list(data.queries[: ctx.limit] if ctx.limit else data.queries)
+    depth = max(max(k for _, _, k in metrics), max(CURVE_CUTOFFS))
+    result = TaskResult(metrics={}, latency_ms={}, ingest=stats.as_dict(), per_query={})
+    curves: dict[str, dict[str, float | None]] = {}
+    for channel in ctx.channels:
+        runs = run_queries(
+            ctx.memory, [q.text for q in queries], channel=channel, k=depth,
+            namespace=namespace, labels=labels, progress=ctx.progress,
+        )
+        rows = [_score_row(q, r, metrics) for q, r in zip(queries, runs, strict=True)]
+        result.metrics[channel] = {
+            name: _rounded(mean_over_queries(row[name] for row in rows)) for name, _, _ in metrics
+        }
+        result.latency_ms[channel] = latency_summary([r.ms for r in runs])
+        result.per_query[channel] = rows
+        curves[channel] = _curve(runs, [q.qrels for q in queries])
+    result.series["recall@k"] = curves
+    result.info.update(
+        documents=len(items), queries=len(queries),
+        judged=sum(1 for q in queries if any(g > 0 for g in q.qrels.values())),
+    )
+    return result
+
+
+def _score_row(query: Query, run: QueryRun, metrics: Sequence[MetricSpec]) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": query.id, "ms": round(run.ms, 3)}
+    for name, fn, k in metrics:
+        row[name] = fn(run.ranked, query.qrels, k)
+    row["top"] = list(dict.fromkeys(run.ranked))[:TOP_SHOWN]
+    return row
+
+
+# -- conversations ----------------------------------------------------------------------------
+
+
+def turn_text(turn: Turn) -> str:
+    """How a turn is remembered: ``"<speaker>: <text>"``, plus a shared image's caption."""
+    text = f"{turn.speaker}: {turn.text}".strip()
+    if turn.image_caption:
+        text += f" [shares {turn.image_caption}]"
+    return text
+
+
+def _ingest_conversations(
+    ctx: RunContext, data: ConversationSet, convs: set[str]
+) -> tuple[dict[str, dict[int, list[str]]], dict[str, Any]]:
+    labels: dict[str, dict[int, list[str]]] = {}
+    total = None
+    for conv in sorted(convs):
+        items = [
+            (t.dia_id, Record(
+                text=turn_text(t), source=f"eval:{data.name}", document=conv, ordinal=t.ordinal,
+                event_time=t.event_time, chunk=False,
+                meta={"speaker": t.speaker, "session": t.session, "dia_id": t.dia_id},
+            ))
+            for t in data.turns
+            if t.conv == conv
+        ]
+        labels[conv], stats = ingest(
+            ctx.memory, items, namespace=f"locomo.{conv}", progress=ctx.progress
+        )
+        total = stats if total is None else total + stats
+    return labels, total.as_dict() if total is not None else {}
+
+
+def _locomo_row(
+    question: Question, run: QueryRun, session_of: Mapping[str, int]
+) -> dict[str, Any]:
+    gold = dict.fromkeys(question.evidence, 1)
+    sessions = {session_of[e] for e in question.evidence}
+    row: dict[str, Any] = {"id": question.id, "category": question.category, "ms": round(run.ms, 3)}
+    for k in LOCOMO_CUTOFFS:
+        row[f"recall@{k}"] = recall_at_k(run.ranked, gold, k)
+        row[f"session-recall@{k}"] = group_recall_at_k(run.ranked, session_of, sessions, k)
+    row["top"] = list(dict.fromkeys(run.ranked))[:TOP_SHOWN]
+    return row
+
+
+def _locomo_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    names = [f"{p}@{k}" for p in ("recall", "session-recall") for k in LOCOMO_CUTOFFS]
+    out: dict[str, float | None] = {}
+    main = [r for r in rows if r["category"] != 5]
+    for name in names:
+        out[name] = _rounded(mean_over_queries(r[name] for r in main))
+    for category in sorted({r["category"] for r in rows}):
+        part = [r for r in rows if r["category"] == category]
+        for name in names:
+            out[f"cat{category}/{name}"] = _rounded(mean_over_queries(r[name] for r in part))
+    return out
+
+
+def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
+    """Conversational memory: one namespace per conversation, turns in order.
+
+    Turn-level recall@k is the share of evidence turns among the top ``k`` hits;
+    session-level recall@k is the share of evidence sessions that the top ``k`` hits touch.
+    The headline metrics cover categories 1-4; category 5 (adversarial) is reported only
+    under its own ``cat5/`` names.
+
+    Raises:
+        InvalidInputError: a channel the engine does not know, or a reused store that holds
+            other memories in a conversation's namespace.
+    """
+    questions = list(data.questions[: ctx.limit] if ctx.limit else data.questions)
+    labels, ingested = _ingest_conversations(ctx, data, {q.conv for q in questions})
+    result = TaskResult(metrics={}, latency_ms={}, ingest=ingested, per_query={})
+    for channel in ctx.channels:
+        rows: list[dict[str, Any]] = []
+        ms: list[float] = []
+        for conv in sorted(labels):
+            mine = [q for q in questions if q.conv == conv]
+            runs = run_queries(
+                ctx.memory, [q.text for q in mine], channel=channel, k=max(LOCOMO_CUTOFFS),
+                namespace=f"locomo.{conv}", labels=labels[conv], progress=ctx.progress,
+            )
+            conv_sessions = {t.dia_id: t.session for t in data.turns if t.conv == conv}
+            rows += [_locomo_row(q, r, conv_sessions) for q, r in zip(mine, runs, strict=True)]
+            ms += [r.ms for r in runs]
+        result.metrics[channel] = _locomo_metrics(rows)
+        result.latency_ms[channel] = latency_summary(ms)
+        result.per_query[channel] = rows
+    result.info.update(
+        conversations=len(labels),
+        turns=sum(1 for t in data.turns if t.conv in labels),
+        questions=len(questions),
+        by_category={str(c): sum(1 for q in questions if q.category == c)
+                     for c in sorted({q.category for q in questions})},
+        without_evidence=sum(1 for q in questions if not q.evidence),
+        unresolved_evidence=sorted({f"{q.id}:{e}" for q in questions for e in q.unresolved}),
+    )
+    return result

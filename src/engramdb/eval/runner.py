@@ -1,0 +1,233 @@
+"""Driving a :class:`~engramdb.Memory` through its public API: timed ingest and timed recall.
+
+Every evaluated item is added as one un-chunked memory and carries a *label* (a document
+id, a turn id, a probe item). Because the store merges exact and near duplicates, one
+memory can stand for several labels; a hit is expanded to all of them, in input order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engramdb import Hit, InvalidInputError, Memory, Record
+from engramdb.eval.metrics import percentile
+
+__all__ = [
+    "CHANNELS",
+    "IngestStats",
+    "Progress",
+    "QueryRun",
+    "RunContext",
+    "TaskResult",
+    "check_channels",
+    "ingest",
+    "latency_summary",
+    "run_queries",
+]
+
+Progress = Callable[[str, int, int], None]
+"""Progress callback: ``(stage, done, total)``."""
+
+CHANNELS = ("lexical", "dense", "hybrid")
+"""The recall channels an evaluation can compare (``hybrid`` fuses lexical and dense)."""
+
+
+def check_channels(channels: Sequence[str] | str) -> tuple[str, ...]:
+    """Normalise a channel list (``"lexical,dense"`` or a sequence), keeping its order.
+
+    Raises:
+        InvalidInputError: an unknown channel or an empty list.
+    """
+    names = channels.split(",") if isinstance(channels, str) else list(channels)
+    out = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    unknown = [n for n in out if n not in CHANNELS]
+    if unknown or not out:
+        raise InvalidInputError(
+            f"unknown channel(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(CHANNELS)}"
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunContext:
+    """What every evaluation task gets: the store, the channels and the run settings.
+
+    Attributes:
+        memory: the open store the task writes to and recalls from.
+        channels: channels to compare, e.g. ``("lexical", "dense", "hybrid")``.
+        seed: seed of every random choice the task makes.
+        limit: the task's size cap (queries, probe items), ``None`` for all.
+        sizes: haystack sizes (needle) or distractor counts (retention); empty for defaults.
+        progress: optional progress callback.
+    """
+
+    memory: Memory
+    channels: tuple[str, ...]
+    seed: int = 0
+    limit: int | None = None
+    sizes: tuple[int, ...] = ()
+    progress: Progress | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskResult:
+    """What a task measured, before the harness adds config, versions and checksums."""
+
+    metrics: dict[str, dict[str, float | None]]
+    latency_ms: dict[str, dict[str, float | None]]
+    ingest: dict[str, Any]
+    per_query: dict[str, list[dict[str, Any]]]
+    series: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestStats:
+    """Counts and wall time of one or more ``add_many`` calls."""
+
+    records: int = 0
+    memories: int = 0
+    added: int = 0
+    merged: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+
+    def __add__(self, other: IngestStats) -> IngestStats:
+        return IngestStats(
+            records=self.records + other.records,
+            memories=self.memories + other.memories,
+            added=self.added + other.added,
+            merged=self.merged + other.merged,
+            embedded=self.embedded + other.embedded,
+            seconds=self.seconds + other.seconds,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts plus ``records_per_s``, for the report."""
+        rate = self.records / self.seconds if self.seconds > 0 else None
+        return {
+            "records": self.records,
+            "memories": self.memories,
+            "added": self.added,
+            "merged": self.merged,
+            "embedded": self.embedded,
+            "seconds": round(self.seconds, 3),
+            "records_per_s": round(rate, 1) if rate is not None else None,
+        }
+
+
+def ingest(
+    memory: Memory,
+    items: Sequence[tuple[str, Record]],
+    *,
+    namespace: str,
+    labels: Mapping[int, Sequence[str]] | None = None,
+    progress: Progress | None = None,
+) -> tuple[dict[int, list[str]], IngestStats]:
+    """Add ``(label, record)`` pairs in one ``add_many`` and map memory ids to labels.
+
+    Records must be un-chunked (``chunk=False``) and hold text, so that each yields
+    exactly one memory.
+
+    Args:
+        memory: the store.
+        items: ``(label, record)`` pairs.
+        namespace: where to add them.
+        labels: the labels this run already added to ``namespace``, when adding in steps.
+        progress: optional progress callback.
+
+    Returns:
+        ``({memory id: [labels]}, stats)``, the map including ``labels``.
+
+    Raises:
+        InvalidInputError: a record that may be chunked, or one without text; or the
+            namespace already holds memories this run did not add (a reused store filled
+            by a different run).
+    """
+    for label, record in items:
+        if record.chunk or not record.text.strip():
+            raise InvalidInputError(f"item {label!r}: evaluation records must be un-chunked text")
+    started = time.perf_counter()
+    result = memory.add_many([r for _, r in items], namespace=namespace, progress=progress)
+    seconds = time.perf_counter() - started
+    if len(result.ids) != len(items):
+        raise InvalidInputError(
+            f"{len(items)} records became {len(result.ids)} memories; some text normalised to nothing"
+        )
+    out = {memory_id: list(names) for memory_id, names in (labels or {}).items()}
+    before = len(out)
+    for (label, _), memory_id in zip(items, result.ids, strict=True):
+        out.setdefault(memory_id, []).append(label)
+    held = memory.stats().namespaces.get(namespace, 0)
+    if held != len(out):
+        raise InvalidInputError(
+            f"namespace {namespace!r} holds {held} memories but this run stored {len(out)}: "
+            "the store was filled by a different run; use a fresh --db"
+        )
+    stats = IngestStats(
+        records=len(items),
+        memories=len(out) - before,
+        added=result.added,
+        merged=result.exact + result.near,
+        embedded=result.embedded,
+        seconds=seconds,
+    )
+    return out, stats
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryRun:
+    """One query's ranked labels (hits expanded), its best hit and its latency."""
+
+    ranked: tuple[str, ...]
+    top: Hit | None
+    ms: float
+
+
+def run_queries(
+    memory: Memory,
+    queries: Sequence[str],
+    *,
+    channel: str,
+    k: int,
+    namespace: str,
+    labels: Mapping[int, Sequence[str]],
+    progress: Progress | None = None,
+) -> list[QueryRun]:
+    """Recall each query alone (so that its latency is its own) on one channel.
+
+    Hits whose memory has no label (not part of this run) are dropped from the ranking.
+
+    Raises:
+        InvalidInputError: an empty query or a bad ``k``.
+        NotFoundError: the namespace holds no memories.
+    """
+    runs: list[QueryRun] = []
+    for done, query in enumerate(queries, 1):
+        started = time.perf_counter()
+        hits = memory.recall_many([query], k=k, namespace=namespace, channels=channel)[0]
+        ms = (time.perf_counter() - started) * 1000
+        ranked = tuple(label for hit in hits for label in labels.get(hit.id, ()))
+        runs.append(QueryRun(ranked=ranked, top=hits[0] if len(hits) else None, ms=ms))
+        if progress is not None and (done % 25 == 0 or done == len(queries)):
+            progress(f"recall {channel}", done, len(queries))
+    return runs
+
+
+def latency_summary(ms: Sequence[float]) -> dict[str, float | None]:
+    """p50, p99, mean and max of per-query latencies, in milliseconds, and their count."""
+
+    def rounded(value: float | None) -> float | None:
+        return round(value, 3) if value is not None else None
+
+    return {
+        "p50": rounded(percentile(ms, 50)),
+        "p99": rounded(percentile(ms, 99)),
+        "mean": rounded(sum(ms) / len(ms)) if ms else None,
+        "max": rounded(max(ms)) if ms else None,
+        "n": float(len(ms)),
+    }
