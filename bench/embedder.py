@@ -9,8 +9,11 @@ Usage::
     PYTHONPATH=src python bench/embedder.py                      # N=500 docs, 2000 turns
     PYTHONPATH=src python bench/embedder.py --variants lean,ort-default --out emb.json
 
-Variants: ``lean`` is the session MiniLMEmbedder builds (no CPU memory arena, no memory
-pattern); ``ort-default`` is onnxruntime's default SessionOptions, for comparison.
+Variants: ``lean`` is what MiniLMEmbedder does (CPU arena shrunk after every run, no memory
+pattern); ``ort-default`` is onnxruntime's default options (arena and memory pattern, no
+shrinking); ``no-arena`` turns both the arena and the memory pattern off.
+``--max-batch-tokens`` caps the padded tokens per model call (MiniLMEmbedder's default: 2048);
+pass a large value to batch by ``--batch-sizes`` alone.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-VARIANTS = ("lean", "ort-default", "arena-only", "pattern-only")
+VARIANTS = ("lean", "ort-default", "no-arena")
 
 
 def load_scifact(data: Path, n: int) -> list[str]:
@@ -52,10 +55,11 @@ def load_turns(data: Path, n: int) -> list[str]:
     return texts
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """A memory field of /proc/self/status in MB (VmRSS: now, VmHWM: peak)."""
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -66,24 +70,24 @@ def _cpu_s() -> float:
 
 
 def _patch_session(variant: str) -> None:
-    """Swap the session options MiniLMEmbedder uses, for the comparison variants."""
+    """Swap the session and run options MiniLMEmbedder uses, for the comparison variants."""
     from engramdb.embed import onnx
 
     if variant == "lean":
         return
-    arena = variant in ("ort-default", "arena-only")
-    pattern = variant in ("ort-default", "pattern-only")
+    arena = variant == "ort-default"
 
     def options(ort: Any, threads: int) -> Any:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         opts.enable_cpu_mem_arena = arena
-        opts.enable_mem_pattern = pattern
+        opts.enable_mem_pattern = arena
         opts.log_severity_level = 3
         return opts
 
     onnx._session_options = options
+    onnx._run_options = lambda ort: ort.RunOptions()
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,7 +101,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     )
     rss_before = _rss_mb()
     t0 = time.perf_counter()
-    emb = MiniLMEmbedder(batch_size=args.batch_size, threads=args.threads)
+    emb = MiniLMEmbedder(
+        batch_size=args.batch_size, threads=args.threads, max_batch_tokens=args.max_batch_tokens
+    )
     load_s = time.perf_counter() - t0
     rss_loaded = _rss_mb()
     emb.embed_documents(texts[: args.batch_size])  # warm-up, not timed
@@ -109,6 +115,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         "variant": args.variant,
         "batch_size": args.batch_size,
         "threads": args.threads,
+        "max_batch_tokens": args.max_batch_tokens,
         "texts": len(texts),
         "mean_chars": sum(map(len, texts)) / max(len(texts), 1),
         "seconds": elapsed,
@@ -120,6 +127,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         "rss_loaded_mb": rss_loaded,
         "rss_end_mb": _rss_mb(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "vm_hwm_mb": _rss_mb("VmHWM"),
         "shape": list(vectors.shape),
     }
 
@@ -128,6 +136,7 @@ def run_one(args: argparse.Namespace, workload: str, variant: str, batch: int) -
     cmd = [
         sys.executable, __file__, "--worker", "--workload", workload, "--variant", variant,
         "--batch-size", str(batch), "--threads", str(args.threads), "--n", str(args.n),
+        "--max-batch-tokens", str(args.max_batch_tokens),
         "--turns", str(args.turns), "--data", str(args.data),
     ]  # fmt: skip
     env = dict(os.environ)
@@ -150,8 +159,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         print(
             f"{r['workload']:<8} {r['variant']:<12} {r['batch_size']:>5} {r['texts']:>6} "
-            f"{r['texts_per_s']:>8.1f} {r['texts_per_cpu_s']:>11.1f} {r['load_s']:>6.2f} {r['rss_loaded_mb']:>13.0f} "
-            f"{r['peak_rss_mb']:>11.0f}"
+            f"{r['texts_per_s']:>8.1f} {r['texts_per_cpu_s']:>11.1f} {r['load_s']:>6.2f} "
+            f"{r['rss_loaded_mb']:>13.0f} {r['peak_rss_mb']:>11.0f}"
         )
 
 
@@ -161,6 +170,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--turns", type=int, default=2000, help="LoCoMo turns (default 2000)")
     p.add_argument("--batch-sizes", default="16,32,64")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
+    p.add_argument("--max-batch-tokens", type=int, default=2048, help="padded tokens per call")
     p.add_argument("--variants", default="lean", help=f"comma list of {', '.join(VARIANTS)}")
     p.add_argument("--workloads", default="scifact,turns")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="the shared data folder")

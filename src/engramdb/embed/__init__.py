@@ -15,10 +15,10 @@ from engramdb.embed.registry import EMBEDDERS, create_embedder
 
 __all__ = [
     "EMBEDDERS",
-    "MODEL_SHA256",
     "Embedder",
     "HTTPEmbedder",
     "HashEmbedder",
+    "MODEL_SHA256",
     "MiniLMEmbedder",
     "create_embedder",
     "verify_model",

