@@ -21,7 +21,9 @@ from pathlib import Path
 from engramdb import Memory, Record
 from engramdb.embed import MiniLMEmbedder
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+DATA = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+)
 
 
 def load_texts(n: int) -> list[tuple[str, str]]:
@@ -43,7 +45,10 @@ def time_embedder(embedder: MiniLMEmbedder, texts: list[str]) -> float:
 
 def time_ingest(embedder: MiniLMEmbedder, docs: list[tuple[str, str]]) -> float:
     records = [Record(text=t, document=i, source="scifact", chunk=False) for i, t in docs]
-    with tempfile.TemporaryDirectory() as tmp, Memory.open(Path(tmp) / "b.db", embedder=embedder) as mem:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Memory.open(Path(tmp) / "b.db", embedder=embedder) as mem,
+    ):
         start = time.perf_counter()
         result = mem.add_many(records)
         took = time.perf_counter() - start
@@ -52,7 +57,9 @@ def time_ingest(embedder: MiniLMEmbedder, docs: list[tuple[str, str]]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path)
@@ -69,7 +76,10 @@ def main() -> None:
         else:
             ing.append(time_ingest(embedder, docs))
             emb.append(time_embedder(embedder, texts))
-        print(f"round {r + 1}: embedder {len(texts) / emb[-1]:.1f}/s, ingest {len(texts) / ing[-1]:.1f}/s")
+        print(
+            f"round {r + 1}: embedder {len(texts) / emb[-1]:.1f}/s, "
+            f"ingest {len(texts) / ing[-1]:.1f}/s"
+        )
     e, i = statistics.median(emb), statistics.median(ing)
     report = {
         "n": len(texts),

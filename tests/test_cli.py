@@ -41,7 +41,9 @@ def test_add_recall_recognize_stats_forget(env: dict[str, str]) -> None:
     again = run(env, "add", notes, chat, "--namespace", "work", "--no-progress")
     assert "added 0" in again.output and "skipped 4" in again.output
 
-    hits = json.loads(run(env, "recall", "deploy freeze", "-k", "2", "--namespace", "work", "--json").output)
+    hits = json.loads(
+        run(env, "recall", "deploy freeze", "-k", "2", "--namespace", "work", "--json").output
+    )
     assert hits["items"][0]["text"] == "Alice moved the deploy freeze to Friday."
     assert set(hits["items"][0]["why"]) >= {"lexical"}
 
@@ -51,7 +53,9 @@ def test_add_recall_recognize_stats_forget(env: dict[str, str]) -> None:
     assert [h["text"] for h in speaker["items"]] == ["Yes, to Friday."]
     assert speaker["items"][0]["position"]["ordinal"] == 1
 
-    rec = json.loads(run(env, "recognize", "alice moved the deploy freeze to friday.", "--json").output)
+    rec = json.loads(
+        run(env, "recognize", "alice moved the deploy freeze to friday.", "--json").output
+    )
     assert rec["kind"] == "exact"
 
     stats = json.loads(run(env, "stats", "--json").output)
@@ -81,7 +85,9 @@ def test_human_output(env: dict[str, str]) -> None:
         (("forget",), "exactly one"),
     ],
 )
-def test_bad_input_exits_1_with_message(env: dict[str, str], args: tuple[str, ...], message: str) -> None:
+def test_bad_input_exits_1_with_message(
+    env: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
     run(env, "add", f"{env['dir']}/notes", "--no-progress")
     result = run(env, *args)
     assert result.exit_code == 1, result.output
@@ -105,7 +111,9 @@ def test_failed_add_leaves_store_unchanged(env: dict[str, str], tmp_path: Path) 
     assert json.loads(run(env, "stats", "--json").output)["memories"] == 2
 
 
-def test_default_db_under_engramdb_home(env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_db_under_engramdb_home(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ENGRAMDB_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(cli, ["stats", "--json", "--config", env["config"]])
     assert result.exit_code == 0, result.output

@@ -5,13 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["onnxruntime", "tokenizers", "torch", "httpx", "starlette", "uvicorn", "datasketch", "scipy", "selectolax"]
+HEAVY = [
+    "onnxruntime",
+    "tokenizers",
+    "torch",
+    "httpx",
+    "starlette",
+    "uvicorn",
+    "datasketch",
+    "scipy",
+    "selectolax",
+]
 
 
 def test_import_engramdb_is_light() -> None:
-    code = (
-        "import sys, engramdb, engramdb.cli; "
-        f"print([m for m in {HEAVY!r} if m in sys.modules])"
-    )
+    code = f"import sys, engramdb, engramdb.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

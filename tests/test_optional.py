@@ -13,7 +13,7 @@ from engramdb.embed import create_embedder
 
 def test_require_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "httpx", None)
-    with pytest.raises(MissingDependencyError, match=r'engramdb\[remote\]') as info:
+    with pytest.raises(MissingDependencyError, match=r"engramdb\[remote\]") as info:
         require("httpx", extra="remote")
     assert info.value.extra == "remote" and isinstance(info.value, ImportError)
 

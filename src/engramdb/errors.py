@@ -6,9 +6,9 @@ from the natural built-in where there is one, so ``except ValueError`` keeps wor
     EngramError                          code  name
     ├── ConfigError(ValueError)           400   "Config"
     ├── InvalidInputError(ValueError)     400   "InvalidInput"      (bad query, k <= 0, bad text)
-    │   └── IngestError                   400   "Ingest"            (unreadable, binary, bad UTF-8/JSON)
+    │   └── IngestError                   400   "Ingest"            (unreadable, binary, bad JSON)
     ├── InvalidFilterError(ValueError)    400   "InvalidFilter"
-    ├── DimensionMismatchError(ValueError)400   "DimensionMismatch"
+    ├── DimensionMismatchError(ValueError) 400  "DimensionMismatch"
     ├── NotFoundError(KeyError)           404   "NotFound"          (memory id, namespace)
     ├── StoreError                        500   "Store"
     │   ├── StoreClosedError              500   "StoreClosed"
@@ -161,7 +161,7 @@ class MissingDependencyError(EngramError, ImportError):
 
     def __init__(self, module: str, extra: str):
         super().__init__(
-            f"{module!r} is required for this feature: pip install \"engramdb[{extra}]\""
+            f'{module!r} is required for this feature: pip install "engramdb[{extra}]"'
         )
         self.module = module
         self.extra = extra

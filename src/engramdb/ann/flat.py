@@ -103,7 +103,11 @@ class FlatIndex:
 
     def delete(self, ids: npt.NDArray[np.int64]) -> int:
         """Delete ids; missing ids are ignored. Returns how many were deleted."""
-        rows = [self._pos[i] for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist() if i in self._pos]
+        rows = [
+            self._pos[i]
+            for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist()
+            if i in self._pos
+        ]
         if not rows:
             return 0
         keep = np.ones(len(self), dtype=bool)
@@ -140,7 +144,12 @@ class FlatIndex:
         tmp.mkdir(parents=True)
         np.save(tmp / _IDS, self._ids, allow_pickle=False)
         np.save(tmp / _VECTORS, self._vectors, allow_pickle=False)
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "dim": self.dim, "count": len(self)}
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "dim": self.dim,
+            "count": len(self),
+        }
         (tmp / _MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
         if target.exists():
             old = target.with_name(f"{target.name}.old-{uuid.uuid4().hex}")
@@ -169,7 +178,11 @@ class FlatIndex:
                 f"{root} holds {manifest.get('format')!r} v{manifest.get('format_version')}, "
                 f"expected {FORMAT!r} v{FORMAT_VERSION}"
             )
-        if vectors.ndim != 2 or ids.shape[0] != vectors.shape[0] or vectors.shape[1] != manifest["dim"]:
+        if (
+            vectors.ndim != 2
+            or ids.shape[0] != vectors.shape[0]
+            or vectors.shape[1] != manifest["dim"]
+        ):
             raise IndexFormatError(f"{root}: ids and vectors do not match the manifest")
         index = cls(int(manifest["dim"]))
         index._ids = ids.astype(np.int64)

@@ -37,13 +37,15 @@ def db_option(fn: F) -> F:
         type=click.Path(dir_okay=False),
         default=None,
         help="Store file [default: $ENGRAMDB_HOME/memory.db, else the user data dir].",
-    )(click.option(
-        "--config",
-        "config",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="TOML config file (sections: chunk, embed, lexical, recognize, recall).",
-    )(fn))
+    )(
+        click.option(
+            "--config",
+            "config",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="TOML config file (sections: chunk, embed, lexical, recognize, recall).",
+        )(fn)
+    )
 
 
 def json_option(fn: F) -> F:
@@ -53,7 +55,9 @@ def json_option(fn: F) -> F:
 
 def k_option(fn: F) -> F:
     """``-k``: number of hits."""
-    return click.option("-k", "k", type=int, default=5, show_default=True, help="Number of hits.")(fn)
+    return click.option("-k", "k", type=int, default=5, show_default=True, help="Number of hits.")(
+        fn
+    )
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -21,21 +21,33 @@ _STAGES = {"load": "Loading", "embed": "Embedding"}
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[object]:
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """A rich progress bar fed by Memory's ``(stage, done, total)`` callback."""
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, transient=True) as bar:
-        tasks: dict[str, object] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(_STAGES.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
+            bar.update(tasks[stage], completed=done, total=total)
 
         yield update
 
@@ -57,14 +69,23 @@ def _where(value: str | None) -> object:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--namespace", "-n", default="default", show_default=True, help="Namespace to add to.")
-@click.option("--include", multiple=True, help="Glob of files to take from directories (repeatable).")
+@click.option(
+    "--namespace", "-n", default="default", show_default=True, help="Namespace to add to."
+)
+@click.option(
+    "--include", multiple=True, help="Glob of files to take from directories (repeatable)."
+)
 @click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 @db_option
 def add(
-    paths: tuple[str, ...], namespace: str, include: tuple[str, ...], exclude: tuple[str, ...],
-    progress: bool, db: str | None, config: str | None,
+    paths: tuple[str, ...],
+    namespace: str,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    progress: bool,
+    db: str | None,
+    config: str | None,
 ) -> None:
     """Remember files and directories (.txt .md .html .json .jsonl).
 
@@ -76,7 +97,9 @@ def add(
     """
     started = time.perf_counter()
     with open_memory(db, config) as mem, _progress(progress) as bar:
-        result = mem.ingest(paths, namespace=namespace, include=include, exclude=exclude, progress=bar)  # type: ignore[arg-type]
+        result = mem.ingest(
+            paths, namespace=namespace, include=include, exclude=exclude, progress=bar
+        )
     took = time.perf_counter() - started
     click.echo(
         f"added {result.added}, merged {result.exact} exact + {result.near} near duplicates, "
@@ -90,7 +113,10 @@ def _print_hit(rank: int, hit: Hit) -> None:
     if pos.ordinal is not None:
         where += f" #{pos.ordinal}"
     why = ", ".join(f"{c} #{s.rank} ({s.score:.3f})" for c, s in hit.why.items())
-    click.echo(click.style(f"{rank}. [{hit.score:.4f}] ", bold=True) + f"{where}  {_when(hit.event_time)}  id={hit.id}")
+    click.echo(
+        click.style(f"{rank}. [{hit.score:.4f}] ", bold=True)
+        + f"{where}  {_when(hit.event_time)}  id={hit.id}"
+    )
     click.echo(f"   {hit.text[:300]}")
     click.echo(click.style(f"   why: {why or '-'}", dim=True))
 
@@ -104,8 +130,14 @@ def _print_hit(rank: int, hit: Hit) -> None:
 @json_option
 @db_option
 def recall(
-    query: str, k: int, namespace: str | None, where: str | None, channels: str | None,
-    as_json: bool, db: str | None, config: str | None,
+    query: str,
+    k: int,
+    namespace: str | None,
+    where: str | None,
+    channels: str | None,
+    as_json: bool,
+    db: str | None,
+    config: str | None,
 ) -> None:
     """Recall the memories most relevant to QUERY.
 
@@ -129,7 +161,9 @@ def recall(
 @click.option("--namespace", "-n", default=None, help="Look in one namespace [default: all].")
 @json_option
 @db_option
-def recognize(text: str, namespace: str | None, as_json: bool, db: str | None, config: str | None) -> None:
+def recognize(
+    text: str, namespace: str | None, as_json: bool, db: str | None, config: str | None
+) -> None:
     """Have I seen TEXT before? exact / near-duplicate / new.
 
     \b
@@ -150,12 +184,18 @@ def recognize(text: str, namespace: str | None, as_json: bool, db: str | None, c
 @cli.command()
 @click.option("--id", "ids", type=int, multiple=True, help="Memory id (repeatable).")
 @click.option("--source", default=None, help="Forget everything seen in this source.")
-@click.option("--namespace", "-n", default=None, help="Forget a whole namespace (or restrict --where).")
+@click.option(
+    "--namespace", "-n", default=None, help="Forget a whole namespace (or restrict --where)."
+)
 @click.option("--where", default=None, help="JSON filter of memories to forget.")
 @db_option
 def forget(
-    ids: tuple[int, ...], source: str | None, namespace: str | None, where: str | None,
-    db: str | None, config: str | None,
+    ids: tuple[int, ...],
+    source: str | None,
+    namespace: str | None,
+    where: str | None,
+    db: str | None,
+    config: str | None,
 ) -> None:
     """Forget memories and everything derived from them.
 
@@ -164,7 +204,9 @@ def forget(
         engram forget --source notes/old.md
     """
     with open_memory(db, config) as mem:
-        n = mem.forget(list(ids) if ids else None, source=source, namespace=namespace, where=_where(where))
+        n = mem.forget(
+            list(ids) if ids else None, source=source, namespace=namespace, where=_where(where)
+        )
     click.echo(f"forgot {n} memories")
 
 

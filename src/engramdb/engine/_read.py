@@ -35,7 +35,8 @@ def check_channels(channels: Sequence[str] | str | None) -> tuple[str, ...]:
     unknown = [n for n in names if n not in CHANNELS and n != "hybrid"]
     if unknown or not names:
         raise InvalidInputError(
-            f"unknown channel(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(CHANNELS)}, hybrid"
+            f"unknown channel(s) {', '.join(unknown) or '(none)'}; "
+            f"valid: {', '.join(CHANNELS)}, hybrid"
         )
     out: list[str] = []
     for n in names:
@@ -82,7 +83,8 @@ class Reader:
             known = self.store.namespaces()
             if namespace not in known:
                 raise NotFoundError(
-                    f"unknown namespace {namespace!r}; known: {', '.join(known) or '(none: the store is empty)'}"
+                    f"unknown namespace {namespace!r}; "
+                    f"known: {', '.join(known) or '(none: the store is empty)'}"
                 )
             parts.append("m.namespace = ?")
             params.append(namespace)
@@ -111,7 +113,9 @@ class Reader:
         depth = max(k, self.config.recall.candidates)
         per_channel: dict[str, list[list[tuple[int, float]]]] = {}
         if "lexical" in channels:
-            per_channel["lexical"] = _runs(*self.lexical.search(queries, depth, where=sql, params=params))
+            per_channel["lexical"] = _runs(
+                *self.lexical.search(queries, depth, where=sql, params=params)
+            )
         if "dense" in channels:
             per_channel["dense"] = self._dense(queries, depth, sql, params)
         out = []
@@ -141,8 +145,15 @@ class Reader:
         records = {r.id: r for r in self.store.get_many([doc for doc, _ in fused])}
         hits = tuple(
             Hit(
-                id=doc, score=score, text=r.text, namespace=r.namespace, source=r.source,
-                position=r.position, event_time=r.event_time, meta=r.meta, why=why.get(doc, {}),
+                id=doc,
+                score=score,
+                text=r.text,
+                namespace=r.namespace,
+                source=r.source,
+                position=r.position,
+                event_time=r.event_time,
+                meta=r.meta,
+                why=why.get(doc, {}),
             )
             for doc, score in fused
             if (r := records.get(doc)) is not None

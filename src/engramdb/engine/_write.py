@@ -64,7 +64,9 @@ def to_record(item: Record | Mapping[str, Any] | str) -> Record:
         except TypeError as exc:
             raise InvalidInputError(f"invalid record: {exc}") from exc
     else:
-        raise InvalidInputError(f"cannot add a {type(item).__name__}; give a str, a Record or a mapping")
+        raise InvalidInputError(
+            f"cannot add a {type(item).__name__}; give a str, a Record or a mapping"
+        )
     if not isinstance(record.text, str):
         raise InvalidInputError(f"record text must be a str, got {type(record.text).__name__}")
     if record.event_time is not None and not (
@@ -226,7 +228,8 @@ class Writer:
             fresh.update(zip(part, vecs, strict=True))
             if progress is not None:
                 progress("embed", min(start + batch, len(hashes)), len(hashes))
-        vectors = np.stack([cached.get(it.hash, fresh.get(it.hash)) for it in items]).astype(np.float32)
+        known = {**cached, **fresh}
+        vectors = np.stack([known[it.hash] for it in items]).astype(np.float32)
         return vectors, fresh, len(fresh)
 
     def _commit(
@@ -247,8 +250,11 @@ class Writer:
             for index, item in enumerate(items):
                 if item.kind == "new":
                     memory = NewMemory(
-                        namespace=item.namespace, text=item.text, hash=item.hash,
-                        sighting=item.sighting, meta=item.meta,
+                        namespace=item.namespace,
+                        text=item.text,
+                        hash=item.hash,
+                        sighting=item.sighting,
+                        meta=item.meta,
                     )
                     ids[index] = store.insert_memory(memory, now=now)
                     if item.signature is not None:
@@ -256,7 +262,9 @@ class Writer:
                     continue
                 target = item.target if item.target is not None else ids[item.batch_target or 0]
                 ids[index] = target
-                added = store.add_sighting(target, item.sighting, kind=item.kind, score=item.score, now=now)
+                added = store.add_sighting(
+                    target, item.sighting, kind=item.kind, score=item.score, now=now
+                )
                 if not added:
                     item.score = -1.0  # already recorded here: a re-ingest, nothing changed
         _ = new, vectors

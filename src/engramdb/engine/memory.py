@@ -232,9 +232,7 @@ class Memory:
         """
         given = [ids is not None, source is not None, namespace is not None or where is not None]
         if sum(given) != 1:
-            raise InvalidInputError(
-                "forget needs exactly one of: ids, source, or namespace/where"
-            )
+            raise InvalidInputError("forget needs exactly one of: ids, source, or namespace/where")
         with self._lock:
             store = self.store
             with store.atomic():
@@ -276,7 +274,9 @@ class Memory:
             NotFoundError: an unknown namespace.
             InvalidFilterError: a malformed filter.
         """
-        return self.recall_many([query], k=k, namespace=namespace, where=where, channels=channels)[0]
+        return self.recall_many([query], k=k, namespace=namespace, where=where, channels=channels)[
+            0
+        ]
 
     def recall_many(
         self,
@@ -299,7 +299,11 @@ class Memory:
         with self._lock:
             self.store  # noqa: B018 - raises when closed
             return self._reader.recall_many(
-                list(queries), k=k, namespace=namespace, where=where, channels=check_channels(channels)
+                list(queries),
+                k=k,
+                namespace=namespace,
+                where=where,
+                channels=check_channels(channels),
             )
 
     def recognize(self, text: str, *, namespace: str | None = None) -> Recognition:

@@ -126,7 +126,9 @@ class SQLiteStore:
             conn.execute("INSERT INTO store_info VALUES ('data_version', '0')")
             conn.execute("INSERT INTO store_info VALUES ('created', ?)", (str(time.time()),))
         elif row[0] != _FORMAT:
-            raise NotAStoreError(f"{self.path} holds {row[0]!r}, not an engramdb store", path=self.path)
+            raise NotAStoreError(
+                f"{self.path} holds {row[0]!r}, not an engramdb store", path=self.path
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -209,8 +211,17 @@ class SQLiteStore:
             "INSERT INTO memories (namespace, text, hash, source, document, ordinal, char_start,"
             " char_end, event_time, ingest_time, meta, count) VALUES (?,?,?,?,?,?,?,?,?,?,?,1)",
             (
-                memory.namespace, memory.text, memory.hash, s.source, s.document, s.ordinal,
-                s.start, s.end, s.event_time, now, json.dumps(dict(memory.meta), sort_keys=True),
+                memory.namespace,
+                memory.text,
+                memory.hash,
+                s.source,
+                s.document,
+                s.ordinal,
+                s.start,
+                s.end,
+                s.event_time,
+                now,
+                json.dumps(dict(memory.meta), sort_keys=True),
             ),
         )
         memory_id = int(cur.lastrowid or 0)
@@ -231,8 +242,19 @@ class SQLiteStore:
             "INSERT OR IGNORE INTO sightings (memory_id, source, document, ordinal, char_start,"
             " char_end, event_time, seen_time, kind, score, text_hash)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (memory_id, s.source, s.document, s.ordinal, s.start, s.end, s.event_time, now,
-             kind, score, s.text_hash),
+            (
+                memory_id,
+                s.source,
+                s.document,
+                s.ordinal,
+                s.start,
+                s.end,
+                s.event_time,
+                now,
+                kind,
+                score,
+                s.text_hash,
+            ),
         )
         if cur.rowcount == 0:
             return False
@@ -286,8 +308,12 @@ class SQLiteStore:
             ):
                 out.setdefault(int(r[0]), []).append(
                     Sighting(
-                        source=r[1], position=Position(document=r[2], ordinal=r[3], start=r[4], end=r[5]),
-                        event_time=r[6], seen_time=r[7], kind=r[8], score=r[9],
+                        source=r[1],
+                        position=Position(document=r[2], ordinal=r[3], start=r[4], end=r[5]),
+                        event_time=r[6],
+                        seen_time=r[7],
+                        kind=r[8],
+                        score=r[9],
                     )
                 )
         return out
@@ -299,7 +325,9 @@ class SQLiteStore:
             marks = ",".join("?" * len(chunk))
             out.update(
                 (int(i), str(t))
-                for i, t in self.conn.execute(f"SELECT id, text FROM memories WHERE id IN ({marks})", chunk)
+                for i, t in self.conn.execute(
+                    f"SELECT id, text FROM memories WHERE id IN ({marks})", chunk
+                )
             )
         return out
 
@@ -326,7 +354,9 @@ class SQLiteStore:
             marks = ",".join("?" * len(chunk))
             gone += [
                 int(r[0])
-                for r in self.conn.execute(f"DELETE FROM memories WHERE id IN ({marks}) RETURNING id", chunk)
+                for r in self.conn.execute(
+                    f"DELETE FROM memories WHERE id IN ({marks}) RETURNING id", chunk
+                )
             ]
         return gone
 
@@ -339,7 +369,8 @@ class SQLiteStore:
         """
         conn = self.conn
         touched = [
-            int(r[0]) for r in conn.execute(
+            int(r[0])
+            for r in conn.execute(
                 "SELECT DISTINCT memory_id FROM sightings WHERE source = ?", (source,)
             )
         ]
@@ -349,7 +380,8 @@ class SQLiteStore:
         for memory_id in touched:
             rest = conn.execute(
                 "SELECT id, source, document, ordinal, char_start, char_end, event_time"
-                " FROM sightings WHERE memory_id = ? ORDER BY id", (memory_id,)
+                " FROM sightings WHERE memory_id = ? ORDER BY id",
+                (memory_id,),
             ).fetchall()
             if not rest:
                 deleted += self.delete_memories([memory_id])
@@ -374,7 +406,9 @@ class SQLiteStore:
 
     # -- embedding cache --------------------------------------------------------------------
 
-    def cached_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+    def cached_embeddings(
+        self, model: str, hashes: Sequence[str]
+    ) -> dict[str, npt.NDArray[np.float32]]:
         """``{hash: vector}`` for the hashes already embedded by ``model``."""
         out: dict[str, npt.NDArray[np.float32]] = {}
         for chunk in _chunks(list(hashes), 900):
@@ -391,10 +425,15 @@ class SQLiteStore:
         dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
         self.conn.executemany(
             "INSERT OR REPLACE INTO embeddings (model, hash, dim, vector) VALUES (?,?,?,?)",
-            [(model, h, dim, np.ascontiguousarray(v, dtype="<f4").tobytes()) for h, v in zip(hashes, vectors, strict=True)],
+            [
+                (model, h, dim, np.ascontiguousarray(v, dtype="<f4").tobytes())
+                for h, v in zip(hashes, vectors, strict=True)
+            ],
         )
 
-    def memory_vectors(self, model: str) -> tuple[npt.NDArray[np.int64], Matrix | None, list[tuple[int, str, str]]]:
+    def memory_vectors(
+        self, model: str
+    ) -> tuple[npt.NDArray[np.int64], Matrix | None, list[tuple[int, str, str]]]:
         """Every memory's vector from the cache: ``(ids, vectors, missing)``.
 
         ``missing`` lists ``(id, hash, text)`` of memories with no cached vector for ``model``.
@@ -404,7 +443,8 @@ class SQLiteStore:
         missing: list[tuple[int, str, str]] = []
         for memory_id, h, text, blob in self.conn.execute(
             "SELECT m.id, m.hash, m.text, e.vector FROM memories m LEFT JOIN embeddings e"
-            " ON e.model = ? AND e.hash = m.hash ORDER BY m.id", (model,)
+            " ON e.model = ? AND e.hash = m.hash ORDER BY m.id",
+            (model,),
         ):
             if blob is None:
                 missing.append((int(memory_id), str(h), str(text)))
@@ -429,7 +469,9 @@ class SQLiteStore:
             (memory_id, signature),
         )
 
-    def band_candidates(self, namespace: str | None, keys: Sequence[bytes], limit: int) -> list[int]:
+    def band_candidates(
+        self, namespace: str | None, keys: Sequence[bytes], limit: int
+    ) -> list[int]:
         """Memories sharing at least one band key, most shared bands first."""
         if not keys:
             return []
@@ -456,7 +498,9 @@ class SQLiteStore:
         return {
             "memories": int(conn.execute("SELECT COUNT(*) FROM memories").fetchone()[0]),
             "sightings": int(conn.execute("SELECT COUNT(*) FROM sightings").fetchone()[0]),
-            "sources": int(conn.execute("SELECT COUNT(DISTINCT source) FROM sightings").fetchone()[0]),
+            "sources": int(
+                conn.execute("SELECT COUNT(DISTINCT source) FROM sightings").fetchone()[0]
+            ),
             "embeddings": int(conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]),
         }
 
@@ -474,8 +518,15 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 def _record(row: tuple[Any, ...], sightings: tuple[Sighting, ...]) -> MemoryRecord:
     return MemoryRecord(
-        id=int(row[0]), namespace=row[1], text=row[2], hash=row[3], source=row[4],
+        id=int(row[0]),
+        namespace=row[1],
+        text=row[2],
+        hash=row[3],
+        source=row[4],
         position=Position(document=row[5], ordinal=row[6], start=row[7], end=row[8]),
-        event_time=row[9], ingest_time=row[10], meta=json.loads(row[11]), count=int(row[12]),
+        event_time=row[9],
+        ingest_time=row[10],
+        meta=json.loads(row[11]),
+        count=int(row[12]),
         sightings=sightings,
     )

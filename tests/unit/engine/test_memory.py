@@ -26,9 +26,12 @@ def snapshot(mem: Memory) -> dict[str, Any]:
     """Every table's rows, the FTS index's answers and the dense index's content."""
     conn = mem.store.conn
     tables = ["memories", "sightings", "minhash_bands", "minhash_signatures", "embeddings"]
-    out: dict[str, Any] = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+    out: dict[str, Any] = {
+        t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables
+    }
     out["fts"] = conn.execute(
-        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'deploy OR freeze OR cats' ORDER BY rowid"
+        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'deploy OR freeze OR cats'"
+        " ORDER BY rowid"
     ).fetchall()
     ids, vectors = mem._dense.vectors()
     out["dense"] = (ids.tolist(), vectors.tobytes())
@@ -60,7 +63,10 @@ def test_exact_duplicate_merges_and_counts_sources(memory: Memory) -> None:
 
 
 def test_reingest_same_input_is_a_noop(memory: Memory) -> None:
-    records = [Record(text=FREEZE, source="n.md"), Record(text="Bob fixed the cache.", source="n.md", ordinal=1)]
+    records = [
+        Record(text=FREEZE, source="n.md"),
+        Record(text="Bob fixed the cache.", source="n.md", ordinal=1),
+    ]
     memory.add_many(records)
     before = snapshot(memory)
     again = memory.add_many(records)
@@ -70,8 +76,13 @@ def test_reingest_same_input_is_a_noop(memory: Memory) -> None:
 
 
 def test_near_duplicate_merges_into_existing(memory: Memory) -> None:
-    base = memory.add("The quarterly report is due on the fifteenth of March, reviewed by the finance team.")
-    near = memory.add("The quarterly report is due on the fifteenth of March; reviewed by the finance team!!", source="copy")
+    base = memory.add(
+        "The quarterly report is due on the fifteenth of March, reviewed by the finance team."
+    )
+    near = memory.add(
+        "The quarterly report is due on the fifteenth of March; reviewed by the finance team!!",
+        source="copy",
+    )
     assert near.near == 1 and near.added == 0
     assert near.ids == base.ids
     record = memory.get(base.ids[0])
@@ -106,7 +117,9 @@ def test_recognize_exact_near_new(memory: Memory) -> None:
 
 
 def test_long_text_is_chunked_with_positions(memory: Memory) -> None:
-    sentences = [f"Sentence number {i} talks about topic {i} in some detail here." for i in range(80)]
+    sentences = [
+        f"Sentence number {i} talks about topic {i} in some detail here." for i in range(80)
+    ]
     text = " ".join(sentences)
     result = memory.add(text, source="long.txt")
     assert result.added > 1
@@ -151,8 +164,18 @@ def test_forget_by_source_removes_derived_data(memory: Memory) -> None:
     conn = memory.store.conn
     assert conn.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 1
     assert conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 1
-    assert conn.execute("SELECT COUNT(*) FROM minhash_bands WHERE memory_id NOT IN (SELECT id FROM memories)").fetchone()[0] == 0
-    assert conn.execute("SELECT COUNT(*) FROM memories_fts WHERE memories_fts MATCH 'freeze'").fetchone()[0] == 0
+    assert (
+        conn.execute(
+            "SELECT COUNT(*) FROM minhash_bands WHERE memory_id NOT IN (SELECT id FROM memories)"
+        ).fetchone()[0]
+        == 0
+    )
+    assert (
+        conn.execute(
+            "SELECT COUNT(*) FROM memories_fts WHERE memories_fts MATCH 'freeze'"
+        ).fetchone()[0]
+        == 0
+    )
     assert len(memory._dense) == 1
     assert memory.recognize(FREEZE).kind == "new"
     again = memory.add(FREEZE, source="old.md")
@@ -195,7 +218,9 @@ def test_recall_filters_namespace_and_metadata(memory: Memory) -> None:
     assert [h.text for h in hits] == ["Deploy freeze starts Friday."]
     assert all(h.namespace == "home" for h in memory.recall("deploy", k=5, namespace="home"))
     for channel in ("lexical", "dense"):
-        hits = memory.recall("deploy freeze", k=5, where={"team": {"$in": ["ml", "family"]}}, channels=channel)
+        hits = memory.recall(
+            "deploy freeze", k=5, where={"team": {"$in": ["ml", "family"]}}, channels=channel
+        )
         assert {h.meta["team"] for h in hits} <= {"ml", "family"}
 
 
@@ -208,7 +233,9 @@ def test_event_time_range_filter(memory: Memory) -> None:
 
 @pytest.mark.parametrize("fusion", ["rrf", "weighted"])
 def test_fusion_methods_return_union_of_channels(fusion: str) -> None:
-    with Memory.open(":memory:", embed={"model": "hash", "dim": 64}, recall={"fusion": fusion}) as mem:
+    with Memory.open(
+        ":memory:", embed={"model": "hash", "dim": 64}, recall={"fusion": fusion}
+    ) as mem:
         mem.add_many([f"note {i} about item{i}" for i in range(20)])
         hits = mem.recall("item3", k=20)
         lex = mem.recall("item3", k=20, channels="lexical").ids
@@ -238,10 +265,13 @@ def test_recall_bad_input(memory: Memory, kwargs: dict[str, Any], error: type[Ex
 def test_bad_adds_change_nothing(memory: Memory) -> None:
     memory.add("keep me")
     before = snapshot(memory)
-    for bad in (lambda: memory.add(""), lambda: memory.add("   \n"),
-                lambda: memory.add("x", namespace="bad namespace!"),
-                lambda: memory.add_many([{"text": "ok"}, {"txt": "typo"}]),
-                lambda: memory.add_many(["fine", 42])):  # type: ignore[list-item]
+    for bad in (
+        lambda: memory.add(""),
+        lambda: memory.add("   \n"),
+        lambda: memory.add("x", namespace="bad namespace!"),
+        lambda: memory.add_many([{"text": "ok"}, {"txt": "typo"}]),
+        lambda: memory.add_many(["fine", 42]),
+    ):  # type: ignore[list-item]
         with pytest.raises(InvalidInputError):
             bad()
     assert snapshot(memory) == before
