@@ -13,8 +13,8 @@ Fields:
     ``count`` and ``id`` are columns of the ``memories`` table. Every other name is a
     metadata key; dots walk into nested objects (``"a.b"`` is ``meta["a"]["b"]``), and a
     ``meta.`` prefix forces metadata (``"meta.source"`` is the metadata key ``source``).
-    Metadata keys must not contain ``"``, ``\\`` or control characters, and a key that
-    contains a dot cannot be addressed.
+    Metadata keys must not contain ``"``, ``\\`` or control characters; a key that contains
+    a dot is reachable only through a :class:`Field` built directly (``Field(("a.b",))``).
 
 Values:
     ``str``, ``int`` (64-bit), finite ``float``, ``bool`` and ``None``; lists for ``$in`` and
@@ -37,6 +37,12 @@ Semantics (two-valued: every condition is true or false, never unknown):
       comparisons false rather than unknown, ``{"$not": {"team": "infra"}}`` matches
       memories without a ``team``, while ``{"team": {"$ne": "infra"}}`` does not.
     * ``{}`` matches everything; ``{"$and": []}`` and ``{"$or": []}`` are errors.
+
+Limits of the SQL form (which the store must respect when it writes ``meta``):
+    * SQLite matches JSON keys byte for byte against the stored text, so ``meta`` must be
+      written with ``json.dumps(meta, ensure_ascii=False)`` for non-ASCII keys to match.
+    * Metadata integers must fit in 64 bits, and metadata strings must not contain U+0000
+      (SQLite reads larger integers as floats and cuts strings at a NUL).
 
 Nodes can also be built directly and combined with ``&``, ``|`` and ``~``::
 
@@ -225,7 +231,7 @@ def _check_column_value(column: str, value: object, where: str) -> None:
 
 def _check_operand(field: Field, op: str, value: object) -> None:
     where = f"{field.name!r} {op}"
-    if op not in OPERATORS:
+    if not isinstance(op, str) or op not in OPERATORS:
         raise InvalidFilterError(f"unknown operator {op!r}; valid operators: {_listing(OPERATORS)}")
     if op == "$exists":
         if not isinstance(value, bool):

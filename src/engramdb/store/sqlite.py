@@ -221,7 +221,7 @@ class SQLiteStore:
                 s.end,
                 s.event_time,
                 now,
-                json.dumps(dict(memory.meta), sort_keys=True),
+                json.dumps(dict(memory.meta), sort_keys=True, ensure_ascii=False),
             ),
         )
         memory_id = int(cur.lastrowid or 0)
