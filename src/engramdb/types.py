@@ -114,10 +114,18 @@ class MemoryRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChannelScore:
-    """One channel's view of a hit before fusion (``rank`` is 1-based)."""
+    """One channel's view of a hit before fusion (``rank`` is 1-based).
+
+    Attributes:
+        rank: the hit's rank in this channel's run.
+        score: its score there.
+        phrases: graph channel only: the phrases that brought the hit — query-linked seed
+            phrases it contains first, then its phrases holding the most PageRank mass.
+    """
 
     rank: int
     score: float
+    phrases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +143,8 @@ class Hit:
         meta: its metadata.
         why: each channel's rank and score for this hit, e.g. ``{"lexical": ChannelScore}``;
             a channel that did not return the hit is absent.
+        relevance: calibrated probability that the hit is relevant to the query, in [0, 1];
+            ``None`` when recall did not calibrate.
     """
 
     id: int
@@ -146,14 +156,25 @@ class Hit:
     event_time: float | None
     meta: Mapping[str, Any]
     why: Mapping[str, ChannelScore]
+    relevance: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Hits(Sequence[Hit]):
-    """The ranked hits for one query (best first)."""
+    """The ranked hits for one query (best first).
+
+    Attributes:
+        query: the query.
+        items: the hits.
+        abstain: ``True`` when recall was asked to filter by relevance (``min_relevance`` or
+            ``coverage``) and no candidate passed: the store holds nothing relevant.
+        reason: why recall abstained (or why hits were cut), for people; ``None`` otherwise.
+    """
 
     query: str
     items: tuple[Hit, ...]
+    abstain: bool = False
+    reason: str | None = None
 
     @overload
     def __getitem__(self, index: int) -> Hit: ...

@@ -1,4 +1,4 @@
-"""The read path: channels in parallel (lexical, dense) → fusion → hits with explanations."""
+"""The read path: channels (lexical, dense, graph) → fusion → hits with explanations."""
 
 from __future__ import annotations
 
@@ -12,35 +12,42 @@ from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.errors import InvalidInputError, NotFoundError
 from engramdb.filter import compile_filter, parse_filter
+from engramdb.graph.channel import GraphChannel
 from engramdb.lexical.fts5 import FTS5Index
 from engramdb.retrieve.fusion import Run, fuse
 from engramdb.store.sqlite import SQLiteStore
 from engramdb.types import ChannelScore, Hit, Hits, IdMatrix, Matrix
 
-__all__ = ["CHANNELS", "Reader", "check_channels"]
+__all__ = ["CHANNELS", "DEFAULT_CHANNELS", "Reader", "check_channels"]
 
-CHANNELS = ("lexical", "dense")
+CHANNELS = ("lexical", "dense", "graph")
+DEFAULT_CHANNELS = ("lexical", "dense")
+_GROUPS = {"hybrid": ("lexical", "dense"), "hybrid+graph": ("lexical", "dense", "graph")}
+_GRAPH_OFF = (
+    "the graph channel is off: open the Memory with graph={'enabled': True} "
+    '(needs pip install "engramdb[graph]")'
+)
 
 
 def check_channels(channels: Sequence[str] | str | None) -> tuple[str, ...]:
-    """Normalise a channel selection (``"lexical,dense"`` or a sequence).
+    """Normalise a channel selection (``"lexical,dense"``, ``"hybrid+graph"`` or a sequence).
 
     Raises:
         InvalidInputError: an unknown channel or an empty selection.
     """
     if channels is None:
-        return CHANNELS
+        return DEFAULT_CHANNELS
     names = channels.split(",") if isinstance(channels, str) else list(channels)
     names = [n.strip() for n in names if n.strip()]
-    unknown = [n for n in names if n not in CHANNELS and n != "hybrid"]
+    unknown = [n for n in names if n not in CHANNELS and n not in _GROUPS]
     if unknown or not names:
         raise InvalidInputError(
             f"unknown channel(s) {', '.join(unknown) or '(none)'}; "
-            f"valid: {', '.join(CHANNELS)}, hybrid"
+            f"valid: {', '.join(CHANNELS)}, {', '.join(_GROUPS)}"
         )
     out: list[str] = []
     for n in names:
-        for c in CHANNELS if n == "hybrid" else (n,):
+        for c in _GROUPS.get(n, (n,)):
             if c not in out:
                 out.append(c)
     return tuple(out)
@@ -63,12 +70,14 @@ class Reader:
         embedder: Embedder,
         dense: FlatIndex,
         config: EngineConfig,
+        graph: GraphChannel | None = None,
     ):
         self.store = store
         self.lexical = lexical
         self.embedder = embedder
         self.dense = dense
         self.config = config
+        self.graph = graph
 
     def where(self, namespace: str | None, where: Any) -> tuple[str | None, list[object]]:
         """The SQL condition (alias ``m``) for a namespace and a filter, or ``None``.
@@ -109,6 +118,8 @@ class Reader:
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise InvalidInputError(f"queries must be non-empty text, got {q!r}")
+        if "graph" in channels and self.graph is None:
+            raise InvalidInputError(_GRAPH_OFF)
         sql, params = self.where(namespace, where)
         depth = max(k, self.config.recall.candidates)
         per_channel: dict[str, list[list[tuple[int, float]]]] = {}
@@ -116,13 +127,33 @@ class Reader:
             per_channel["lexical"] = _runs(
                 *self.lexical.search(queries, depth, where=sql, params=params)
             )
-        if "dense" in channels:
+        via: list[Mapping[int, tuple[str, ...]]] = [{} for _ in queries]
+        if "graph" in channels:
+            seeds = max(depth, min(len(self.dense), self.config.graph.dense_seeds))
+            dense = self._dense(queries, seeds, sql, params)
+            per_channel["graph"], via = self._graph(queries, dense, depth, sql, params)
+            per_channel["dense"] = [run[:depth] for run in dense]
+        elif "dense" in channels:
             per_channel["dense"] = self._dense(queries, depth, sql, params)
         out = []
         for qi, query in enumerate(queries):
             runs = {c: per_channel[c][qi] for c in channels}
-            out.append(self._hits(query, runs, k))
+            out.append(self._hits(query, runs, k, via[qi]))
         return out
+
+    def _graph(
+        self,
+        queries: Sequence[str],
+        dense: list[list[tuple[int, float]]],
+        depth: int,
+        sql: str | None,
+        params: list[object],
+    ) -> tuple[list[list[tuple[int, float]]], list[Mapping[int, tuple[str, ...]]]]:
+        """Graph runs seeded by the dense runs, and each hit's phrases for ``why``."""
+        assert self.graph is not None
+        allow = self.store.select_ids(sql, params) if sql is not None else None
+        found = self.graph.recall_many(queries, dense, depth=depth, allow=allow)
+        return [list(r.run) for r in found], [r.via for r in found]
 
     def _dense(
         self, queries: Sequence[str], depth: int, sql: str | None, params: list[object]
@@ -135,13 +166,20 @@ class Reader:
         vectors = self.embedder.embed_queries(list(queries))
         return _runs(*self.dense.search(vectors, depth, allow=allow))
 
-    def _hits(self, query: str, runs: Mapping[str, Run], k: int) -> Hits:
+    def _hits(
+        self, query: str, runs: Mapping[str, Run], k: int, via: Mapping[int, tuple[str, ...]]
+    ) -> Hits:
         cfg = self.config.recall
-        fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=cfg.weights)[:k]
+        weights = dict(cfg.weights)
+        weights.setdefault("graph", self.config.graph.fusion_weight)
+        fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=weights)[:k]
         why: dict[int, dict[str, ChannelScore]] = {}
         for channel, run in runs.items():
             for rank, (doc, score) in enumerate(run, start=1):
-                why.setdefault(doc, {})[channel] = ChannelScore(rank=rank, score=score)
+                phrases = via.get(doc, ()) if channel == "graph" else ()
+                why.setdefault(doc, {})[channel] = ChannelScore(
+                    rank=rank, score=score, phrases=phrases
+                )
         records = {r.id: r for r in self.store.get_many([doc for doc, _ in fused])}
         hits = tuple(
             Hit(

@@ -15,6 +15,7 @@ from engramdb.ann.flat import FlatIndex
 from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.errors import InvalidInputError
+from engramdb.graph.channel import GraphChannel, Prepared
 from engramdb.ingest import chunk_text, content_hash, normalize_for_hash, normalize_text
 from engramdb.recognize.minhash import MinHasher, Signature, jaccard, shingles
 from engramdb.store.sqlite import NewMemory, NewSighting, SQLiteStore
@@ -104,12 +105,14 @@ class Writer:
         dense: FlatIndex,
         hasher: MinHasher,
         config: EngineConfig,
+        graph: GraphChannel | None = None,
     ):
         self.store = store
         self.embedder = embedder
         self.dense = dense
         self.hasher = hasher
         self.config = config
+        self.graph = graph
 
     def add_many(
         self,
@@ -124,7 +127,8 @@ class Writer:
         self._recognize(items)
         new = [i for i, it in enumerate(items) if it.kind == "new"]
         vectors, to_cache, embedded = self._embed([items[i] for i in new], progress)
-        ids = self._commit(items, new, vectors, to_cache)
+        graph = self._prepare_graph([items[i].text for i in new], progress)
+        ids = self._commit(items, new, vectors, to_cache, graph)
         if new:
             self.dense.add(np.asarray([ids[i] for i in new], dtype=np.int64), vectors)
         return AddResult(
@@ -232,12 +236,22 @@ class Writer:
         vectors = np.stack([known[it.hash] for it in items]).astype(np.float32)
         return vectors, fresh, len(fresh)
 
+    def _prepare_graph(self, texts: Sequence[str], progress: Progress | None) -> Prepared | None:
+        """Phrases and new-phrase vectors for the graph (slow: runs before the transaction)."""
+        if self.graph is None or not texts:
+            return None
+        prepared = self.graph.prepare(texts)
+        if progress is not None:
+            progress("graph", len(texts), len(texts))
+        return prepared
+
     def _commit(
         self,
         items: list[_Item],
         new: list[int],
         vectors: Matrix,
         to_cache: Mapping[str, np.ndarray[Any, Any]],
+        graph: Prepared | None = None,
     ) -> list[int]:
         ids: list[int] = [0] * len(items)
         now = time.time()
@@ -267,5 +281,7 @@ class Writer:
                 )
                 if not added:
                     item.score = -1.0  # already recorded here: a re-ingest, nothing changed
-        _ = new, vectors
+            if graph is not None and self.graph is not None:
+                self.graph.write([ids[i] for i in new], graph)
+        _ = vectors
         return ids

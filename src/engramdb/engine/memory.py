@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -12,17 +13,35 @@ from typing import Any
 import numpy as np
 
 from engramdb.ann.flat import FlatIndex
+from engramdb.calibrate import (
+    ConformalCalibration,
+    RelevanceModel,
+    is_stale,
+    load_calibration,
+    sample_cues,
+    save_calibration,
+)
 from engramdb.config import EngineConfig, load_config
+from engramdb.context import Context, Order, TokenCounter, pack, select_counter
 from engramdb.embed.base import Embedder
 from engramdb.embed.registry import create_embedder
+from engramdb.engine._precision import (
+    Precision,
+    RerankLike,
+    apply_precision,
+    check_precision,
+    source_scores,
+    stack,
+)
 from engramdb.engine._read import Reader, check_channels
 from engramdb.engine._write import Progress, Writer, check_namespace, to_record
 from engramdb.errors import InvalidInputError, StoreClosedError
+from engramdb.graph.channel import GraphChannel
 from engramdb.ingest import content_hash, load_path, normalize_for_hash, normalize_text
 from engramdb.lexical.fts5 import FTS5Index
 from engramdb.recognize.minhash import MinHasher, jaccard, shingles
 from engramdb.store.sqlite import SQLiteStore
-from engramdb.types import AddResult, Hits, MemoryRecord, Recognition, Record, Stats
+from engramdb.types import AddResult, Hit, Hits, Matrix, MemoryRecord, Recognition, Record, Stats
 
 __all__ = ["DEFAULT_NAMESPACE", "Memory"]
 
@@ -66,8 +85,15 @@ class Memory:
         self._hasher = MinHasher(num_perm=rc.num_perm, bands=rc.bands, shingle=rc.shingle)
         self._dense = FlatIndex(embedder.dim)
         self._load_dense()
-        self._writer = Writer(store, embedder, self._dense, self._hasher, config)
-        self._reader = Reader(store, self._lexical, embedder, self._dense, config)
+        self._graph = (
+            GraphChannel(store.conn, config.graph, embedder) if config.graph.enabled else None
+        )
+        self._load_graph()
+        self._writer = Writer(store, embedder, self._dense, self._hasher, config, graph=self._graph)
+        self._reader = Reader(
+            store, self._lexical, embedder, self._dense, config, graph=self._graph
+        )
+        self._relevance: RelevanceModel | None = None
 
     @classmethod
     def open(
@@ -129,6 +155,30 @@ class Memory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def graph(self) -> GraphChannel:
+        """The memory graph (``graph.enabled``): stats, neighbours, paths, recall.
+
+        Raises:
+            InvalidInputError: the graph is off.
+            StoreClosedError: the memory was closed.
+        """
+        self.store  # noqa: B018 - raises when closed
+        if self._graph is None:
+            raise InvalidInputError(
+                "the graph is off: open the Memory with graph={'enabled': True} "
+                '(needs pip install "engramdb[graph]")'
+            )
+        return self._graph
+
+    def _load_graph(self) -> None:
+        """Create the graph tables and add memories stored while the graph was off."""
+        if self._graph is not None:
+            self._graph.ensure()
+            added = self._graph.backfill(self.store.atomic)
+            if added:
+                logger.info("added %d memories to the graph", added)
 
     def _load_dense(self) -> None:
         store = self.store
@@ -251,7 +301,7 @@ class Memory:
 
     # -- reading -------------------------------------------------------------------------
 
-    def recall(
+    def recall(  # noqa: PLR0913 - keyword-only options of the main read verb
         self,
         query: str,
         *,
@@ -259,26 +309,50 @@ class Memory:
         namespace: str | None = None,
         where: Any = None,
         channels: Sequence[str] | str | None = None,
+        min_relevance: float | None = None,
+        coverage: float | None = None,
+        rerank: RerankLike = None,
     ) -> Hits:
         """The ``k`` memories most relevant to ``query``, best first.
 
+        Every hit carries ``relevance``, a calibrated probability that it is relevant
+        (monotone in the fused order). With ``min_relevance`` or ``coverage``, only hits that
+        pass are returned, and when none does the result is empty with ``abstain=True`` and
+        a ``reason``.
+
         Args:
             query: the question or cue.
-            k: how many hits.
+            k: how many hits (at most).
             namespace: search only this namespace (default: all).
             where: a filter on columns and metadata, e.g. ``{"speaker": "Alice"}``.
-            channels: ``"lexical"``, ``"dense"`` or both (the default, fused).
+            channels: ``"lexical"``, ``"dense"``, ``"graph"`` (with ``graph.enabled``), or
+                groups: ``"hybrid"`` (lexical + dense, the default) and ``"hybrid+graph"``.
+            min_relevance: keep hits whose relevance is at least this probability.
+            coverage: keep hits above the store's conformal threshold, so that a memory a
+                query is about is kept with this probability (e.g. ``0.9``); the threshold
+                is computed from the store on first use (see :meth:`calibrate`).
+            rerank: ``"lambdarank"`` (``rerank`` extra), ``"mmr"`` (diversity) or a
+                :class:`~engramdb.rerank.Reranker`, applied to the fused candidates.
 
         Raises:
-            InvalidInputError: an empty query, ``k < 1`` or an unknown channel.
+            InvalidInputError: an empty query, ``k < 1``, an unknown channel or reranker, or
+                ``min_relevance``/``coverage`` out of range.
             NotFoundError: an unknown namespace.
             InvalidFilterError: a malformed filter.
+            MissingDependencyError: the reranker needs an extra that is not installed.
         """
-        return self.recall_many([query], k=k, namespace=namespace, where=where, channels=channels)[
-            0
-        ]
+        return self.recall_many(
+            [query],
+            k=k,
+            namespace=namespace,
+            where=where,
+            channels=channels,
+            min_relevance=min_relevance,
+            coverage=coverage,
+            rerank=rerank,
+        )[0]
 
-    def recall_many(
+    def recall_many(  # noqa: PLR0913 - keyword-only options of the main read verb
         self,
         queries: Sequence[str],
         *,
@@ -286,25 +360,158 @@ class Memory:
         namespace: str | None = None,
         where: Any = None,
         channels: Sequence[str] | str | None = None,
+        min_relevance: float | None = None,
+        coverage: float | None = None,
+        rerank: RerankLike = None,
     ) -> list[Hits]:
         """:meth:`recall` for many queries at once (batched per channel).
 
         Raises:
-            InvalidInputError: an empty query, ``k < 1`` or an unknown channel.
+            InvalidInputError: an empty query, ``k < 1``, an unknown channel or reranker, or
+                ``min_relevance``/``coverage`` out of range.
             NotFoundError: an unknown namespace.
             InvalidFilterError: a malformed filter.
+            MissingDependencyError: the reranker needs an extra that is not installed.
         """
         if isinstance(queries, str):
             raise InvalidInputError("recall_many takes a list of queries; use recall for one")
+        precision = check_precision(min_relevance, coverage, rerank)
         with self._lock:
             self.store  # noqa: B018 - raises when closed
-            return self._reader.recall_many(
+            pools = self._reader.recall_many(
                 list(queries),
-                k=k,
+                k=max(k, self.config.recall.candidates),
                 namespace=namespace,
                 where=where,
                 channels=check_channels(channels),
             )
+            return self._precise(pools, precision, k=k, namespace=namespace)
+
+    def _precise(
+        self, pools: list[Hits], precision: Precision, *, k: int, namespace: str | None
+    ) -> list[Hits]:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        cal = self._calibration(namespace) if precision.alpha is not None else None
+        return [
+            apply_precision(
+                hits,
+                precision,
+                k=k,
+                model=self.relevance_model,
+                calibration=cal,
+                vectors_for=self._vectors_for,
+            )
+            for hits in pools
+        ]
+
+    @property
+    def relevance_model(self) -> RelevanceModel:
+        """The per-query relevance calibration (the bundled one unless replaced).
+
+        Raises:
+            IndexFormatError: the bundled model file is corrupt.
+        """
+        if self._relevance is None:
+            self._relevance = RelevanceModel.load()
+        return self._relevance
+
+    @relevance_model.setter
+    def relevance_model(self, model: RelevanceModel) -> None:
+        self._relevance = model
+
+    def _vectors_for(self, hits: Sequence[Hit]) -> Matrix:
+        store = self.store
+        hashes = {r.id: r.hash for r in store.get_many([h.id for h in hits])}
+        cached = store.cached_embeddings(self.embedder.model_id, list(hashes.values()))
+        rows = [cached.get(hashes.get(h.id, "")) for h in hits]
+        return stack(rows, self.embedder.dim)  # type: ignore[arg-type]
+
+    def calibrate(
+        self, *, namespace: str | None = None, cues: int = 200, seed: int = 0
+    ) -> ConformalCalibration:
+        """Compute and store the conformal relevance threshold of a scope.
+
+        Cues are made from ``cues`` memories drawn at random (a window of each one's
+        words, some dropped); each cue is recalled and its source memory's relevance is
+        recorded (0 when not among the candidates). :meth:`recall` with ``coverage`` uses
+        these scores, and recomputes them when the embedder changes or the scope's
+        memory count moves by more than 10%.
+
+        Args:
+            namespace: the scope (default: the whole store).
+            cues: how many cue → memory pairs (at least ``1/α`` are needed for error
+                rate ``α``; 200 serves α ≥ 0.005).
+            seed: seed of the draw.
+
+        Raises:
+            NotFoundError: an unknown namespace.
+            InvalidInputError: ``cues < 1``.
+        """
+        if cues < 1:
+            raise InvalidInputError(f"cues must be >= 1, got {cues}")
+        with self._lock:
+            store = self.store
+            sql, params = self._reader.where(namespace, None)
+            ids = store.select_ids(sql or "1", params).tolist()
+            drawn = random.Random(seed).sample(ids, min(len(ids), 2 * cues))
+            pairs = sample_cues(sorted(store.texts(drawn).items()), n=cues, seed=seed)
+            results = (
+                self.recall_many([c for _, c in pairs], k=10, namespace=namespace) if pairs else []
+            )
+            cal = ConformalCalibration.from_scores(
+                source_scores(results, [i for i, _ in pairs]),
+                scope=namespace or "*",
+                data_version=store.data_version,
+                memories=len(ids),
+                model=self.embedder.model_id,
+            )
+            save_calibration(store.conn, cal)
+            return cal
+
+    def _calibration(self, namespace: str | None) -> ConformalCalibration:
+        store = self.store
+        counts = store.namespaces()
+        memories = counts.get(namespace, 0) if namespace is not None else sum(counts.values())
+        cal = load_calibration(store.conn, namespace or "*")
+        if cal is None or is_stale(cal, model=self.embedder.model_id, memories=memories):
+            cal = self.calibrate(namespace=namespace)
+        return cal
+
+    def context(
+        self,
+        query: str | Sequence[Hit],
+        *,
+        budget_tokens: int = 1000,
+        order: Order = "relevance",
+        k: int = 20,
+        count_tokens: TokenCounter | str | None = None,
+        **recall: Any,
+    ) -> Context:
+        """A packed, cited context block for a prompt: recall (or given hits) → pack.
+
+        Overlapping chunks are deduplicated, neighbouring chunks or turns of one source
+        merge, and blocks are ordered by ``order``; see :func:`engramdb.context.pack`.
+
+        Args:
+            query: a query to recall for, or hits already recalled (best first).
+            budget_tokens: the most tokens the context may count.
+            order: ``"relevance"``, ``"edges"`` (best at both ends, for long contexts) or
+                ``"chronological"`` (for episodic questions).
+            k: how many hits to recall before packing.
+            count_tokens: a counter, ``"estimate"`` (default), ``"tiktoken"`` or
+                ``"tiktoken:<encoding>"`` (``context`` extra).
+            **recall: more :meth:`recall` options (``namespace``, ``where``, ``channels``,
+                ``min_relevance``, ``coverage``, ``rerank``).
+
+        Raises:
+            InvalidInputError: a bad budget, order or recall option.
+            ConfigError: an unknown token counter.
+            MissingDependencyError: tiktoken asked for and not installed.
+        """
+        counter = select_counter(count_tokens)
+        hits = self.recall(query, k=k, **recall) if isinstance(query, str) else query
+        return pack(hits, budget_tokens=budget_tokens, order=order, count_tokens=counter)
 
     def recognize(self, text: str, *, namespace: str | None = None) -> Recognition:
         """Have I seen this? Exact (same normalised content), near-duplicate, or new.
@@ -367,5 +574,6 @@ class Memory:
                         "vectors": with_vectors,
                         "fresh": with_vectors == counts["memories"],
                     },
+                    **({"graph": self._graph.stats()} if self._graph is not None else {}),
                 },
             )

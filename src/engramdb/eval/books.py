@@ -60,7 +60,9 @@ def _read_units(path: Path, index_key: str) -> tuple[Paragraph, ...]:
             raise EvalDataError("field 'text' must be a string", path=path, line=line)
         if index <= last.get(book, -1):
             raise EvalDataError(
-                f"{index_key} {index} of book {book!r} is out of reading order", path=path, line=line
+                f"{index_key} {index} of book {book!r} is out of reading order",
+                path=path,
+                line=line,
             )
         last[book] = index
         units.append(Paragraph(book=book, index=index, text=text))

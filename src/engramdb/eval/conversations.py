@@ -73,7 +73,9 @@ def parse_session_time(value: str) -> float:
             return datetime.strptime(value.strip(), fmt).replace(tzinfo=UTC).timestamp()
         except ValueError:
             continue
-    raise ValueError(f"unrecognised session time {value!r} (expected e.g. '1:56 pm on 8 May, 2023')")
+    raise ValueError(
+        f"unrecognised session time {value!r} (expected e.g. '1:56 pm on 8 May, 2023')"
+    )
 
 
 def _turn(row: dict[str, Any], path: Path, line: int, ordinal: int) -> Turn:
@@ -108,7 +110,9 @@ def _load_turns(path: Path) -> tuple[Turn, ...]:
         conv = field_str(row, "conv", path, line)
         turn = _turn(row, path, line, counts.get(conv, 0))
         if (conv, turn.dia_id) in seen:
-            raise EvalDataError(f"duplicate turn id {turn.dia_id!r} in {conv}", path=path, line=line)
+            raise EvalDataError(
+                f"duplicate turn id {turn.dia_id!r} in {conv}", path=path, line=line
+            )
         seen.add((conv, turn.dia_id))
         counts[conv] = turn.ordinal + 1
         turns.append(turn)

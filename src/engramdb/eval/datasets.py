@@ -262,10 +262,14 @@ def _qrels_row(line: str, path: Path, number: int) -> tuple[str, str, int] | Non
     except ValueError:
         if number == 1:
             return None  # the header line
-        raise EvalDataError(f"score must be an integer, got {parts[2]!r}", path=path, line=number)
+        raise EvalDataError(
+            f"score must be an integer, got {parts[2]!r}", path=path, line=number
+        ) from None
 
 
-def read_qrels(path: Path, queries: Mapping[str, object], documents: set[str]) -> dict[str, dict[str, int]]:
+def read_qrels(
+    path: Path, queries: Mapping[str, object], documents: set[str]
+) -> dict[str, dict[str, int]]:
     """Judgments from a TREC-style ``qrels/*.tsv``, checked against the known ids.
 
     Raises:
@@ -340,18 +344,27 @@ def _musique_corpus(path: Path) -> tuple[tuple[Document, ...], dict[tuple[str, s
     documents: list[Document] = []
     index: dict[tuple[str, str], str] = {}
     for number, row in enumerate(rows):
-        if not (isinstance(row, dict) and isinstance(row.get("title"), str)
-                and isinstance(row.get("text"), str)):
-            raise EvalDataError(f"passage #{number} must be an object with string title and text", path=path)
+        if not (
+            isinstance(row, dict)
+            and isinstance(row.get("title"), str)
+            and isinstance(row.get("text"), str)
+        ):
+            raise EvalDataError(
+                f"passage #{number} must be an object with string title and text", path=path
+            )
         doc_id = str(number)
         documents.append(Document(id=doc_id, text=f"{row['title']}\n{row['text']}"))
         index.setdefault((row["title"], row["text"]), doc_id)
     return tuple(documents), index
 
 
-def _musique_query(row: Any, number: int, path: Path, index: Mapping[tuple[str, str], str]) -> Query:
+def _musique_query(
+    row: Any, number: int, path: Path, index: Mapping[tuple[str, str], str]
+) -> Query:
     if not isinstance(row, dict) or not isinstance(row.get("paragraphs"), list):
-        raise EvalDataError(f"question #{number} must be an object with a 'paragraphs' list", path=path)
+        raise EvalDataError(
+            f"question #{number} must be an object with a 'paragraphs' list", path=path
+        )
     query_id = field_str(row, "id", path, None)
     question = row.get("question")
     if not isinstance(question, str) or not question.strip():
@@ -369,7 +382,9 @@ def _musique_query(row: Any, number: int, path: Path, index: Mapping[tuple[str, 
             )
         gold[index[key]] = 1  # type: ignore[index]
     if not gold:
-        raise EvalDataError(f"question #{number} ({query_id}) has no supporting paragraph", path=path)
+        raise EvalDataError(
+            f"question #{number} ({query_id}) has no supporting paragraph", path=path
+        )
     hops = query_id.split("hop", 1)[0] if "hop" in query_id else ""
     meta = {"answer": row.get("answer"), "hops": int(hops) if hops.isdigit() else None}
     return Query(id=query_id, text=question, qrels=gold, meta=meta)

@@ -1,8 +1,9 @@
 """Needle in a haystack: a unique fact hidden at depth d among N book paragraphs.
 
-For each haystack size N and each trial, N paragraphs (a seeded sample, nested across
-sizes) are ingested in a seeded order with one invented fact inserted in each of the
-:data:`~engramdb.eval.probes.DEPTH_BINS` depth bins. Each fact is then recalled by a
+For each haystack size N, N paragraphs (a seeded sample, nested across sizes) are
+ingested in a seeded order with two invented facts inserted in each of the
+:data:`~engramdb.eval.probes.DEPTH_BINS` depth bins (20 needles, 20 different templates,
+each with its own invented words). Each fact is then recalled by a
 paraphrased cue; a needle counts at ``k`` when it is among the top ``k`` hits.
 """
 
@@ -26,11 +27,11 @@ from engramdb.eval.runner import (
     run_queries,
 )
 
-__all__ = ["DEFAULT_SIZES", "TRIALS", "evaluate_needle", "haystack_pool"]
+__all__ = ["DEFAULT_SIZES", "PER_BIN", "evaluate_needle", "haystack_pool"]
 
 DEFAULT_SIZES = (100, 1_000, 10_000)
-TRIALS = 2
-"""Haystacks per size (each with its own order and needles): 20 needles per size."""
+PER_BIN = 2
+"""Needles per depth bin: each haystack holds 20 needles, all from different templates."""
 EPOCH = 1_600_000_000.0
 """``event_time`` of the first memory of a probe; each later one is a minute later."""
 MIN_CHARS, MAX_CHARS = 40, 1_000
@@ -62,17 +63,29 @@ def haystack_pool(corpus: BookCorpus, rng: random.Random, need: int) -> list[Par
 def _haystack(
     hay: Sequence[Paragraph], needles: Sequence[Needle], rng: random.Random
 ) -> list[tuple[str, Record]]:
-    """Labelled records in ingest order; needle ``b`` lies in depth bin ``b``."""
+    """Labelled records in ingest order; needle ``i`` lies in depth bin ``i % DEPTH_BINS``."""
     order = list(hay)
     rng.shuffle(order)
-    slots = [int((b + rng.random()) / DEPTH_BINS * len(order)) for b in range(len(needles))]
+    slots = sorted(
+        (int((i % DEPTH_BINS + rng.random()) / DEPTH_BINS * len(order)), i)
+        for i in range(len(needles))
+    )
     items: list[tuple[str, str, str]] = [(f"{p.book}:{p.index}", p.text, p.book) for p in order]
-    for b in reversed(range(len(needles))):
-        items.insert(slots[b], (f"needle:{b}", needles[b].fact, "needle"))
+    for slot, i in reversed(slots):
+        items.insert(slot, (f"needle:{i}", needles[i].fact, "needle"))
     return [
-        (label, Record(text=text, source="eval:needle", document=doc, ordinal=i,
-                       event_time=EPOCH + 60.0 * i, chunk=False))
-        for i, (label, text, doc) in enumerate(items)
+        (
+            label,
+            Record(
+                text=text,
+                source="eval:needle",
+                document=doc,
+                ordinal=n,
+                event_time=EPOCH + 60.0 * n,
+                chunk=False,
+            ),
+        )
+        for n, (label, text, doc) in enumerate(items)
     ]
 
 
@@ -99,26 +112,40 @@ def evaluate_needle(ctx: RunContext, corpus: BookCorpus) -> TaskResult:
     ms: dict[str, list[float]] = {c: [] for c in ctx.channels}
     total = IngestStats()
     for size in sizes:
-        for trial in range(TRIALS):
-            rng = random.Random(f"needle/{ctx.seed}/{size}/{trial}")
-            needles = make_needles(rng, DEPTH_BINS)
-            records = _haystack(pool[:size], needles, rng)
-            namespace = f"needle.s{ctx.seed}.n{size}.t{trial}"
-            labels, stats = ingest(ctx.memory, records, namespace=namespace, progress=ctx.progress)
-            total += stats
-            for channel in ctx.channels:
-                runs = run_queries(
-                    ctx.memory, [n.cue for n in needles], channel=channel, k=10,
-                    namespace=namespace, labels=labels,
+        rng = random.Random(f"needle/{ctx.seed}/{size}")
+        needles = make_needles(rng, DEPTH_BINS * PER_BIN)
+        namespace = f"needle.s{ctx.seed}.n{size}"
+        labels, stats = ingest(
+            ctx.memory,
+            _haystack(pool[:size], needles, rng),
+            namespace=namespace,
+            progress=ctx.progress,
+        )
+        total += stats
+        for channel in ctx.channels:
+            runs = run_queries(
+                ctx,
+                [n.cue for n in needles],
+                channel=channel,
+                k=10,
+                namespace=namespace,
+                labels=labels,
+            )
+            for i, run in enumerate(runs):
+                label, depth = f"needle:{i}", i % DEPTH_BINS
+                rank = run.ranked.index(label) + 1 if label in run.ranked else None
+                found[channel].setdefault(size, []).append((depth, rank))
+                rows[channel].append(
+                    {
+                        "id": f"n{size}/{i}",
+                        "size": size,
+                        "depth_bin": depth,
+                        "rank": rank,
+                        "ms": round(run.ms, 3),
+                        "cue": needles[i].cue,
+                    }
                 )
-                for b, run in enumerate(runs):
-                    label = f"needle:{b}"
-                    rank = run.ranked.index(label) + 1 if label in run.ranked else None
-                    found[channel].setdefault(size, []).append((b, rank))
-                    rows[channel].append({"id": f"n{size}/t{trial}/d{b}", "size": size,
-                                          "depth_bin": b, "rank": rank, "ms": round(run.ms, 3),
-                                          "cue": needles[b].cue})
-                    ms[channel].append(run.ms)
+                ms[channel].append(run.ms)
     return _result(ctx, sizes, found, rows, ms, total)
 
 
@@ -136,21 +163,29 @@ def _result(
     total: IngestStats,
 ) -> TaskResult:
     result = TaskResult(metrics={}, latency_ms={}, ingest=total.as_dict(), per_query=rows)
-    grid: dict[str, Any] = {"sizes": list(sizes), "depths": [b / DEPTH_BINS for b in range(DEPTH_BINS)]}
+    grid: dict[str, Any] = {
+        "sizes": list(sizes),
+        "depths": [b / DEPTH_BINS for b in range(DEPTH_BINS)],
+    }
     for channel in ctx.channels:
         every = [rank for size in sizes for _, rank in found[channel][size]]
-        metrics: dict[str, float | None] = {"recall@1": _share(every, 1), "recall@10": _share(every, 10)}
+        metrics: dict[str, float | None] = {
+            "recall@1": _share(every, 1),
+            "recall@10": _share(every, 10),
+        }
         cells = []
         for size in sizes:
             metrics[f"recall@1/n={size}"] = _share([r for _, r in found[channel][size]], 1)
-            cells.append([
-                _share([r for b, r in found[channel][size] if b == depth], 1)
-                for depth in range(DEPTH_BINS)
-            ])
+            cells.append(
+                [
+                    _share([r for b, r in found[channel][size] if b == depth], 1)
+                    for depth in range(DEPTH_BINS)
+                ]
+            )
         grid[channel] = cells
         result.metrics[channel] = metrics
         result.latency_ms[channel] = latency_summary(ms[channel])
     result.series["needle"] = grid
-    result.params.update(sizes=list(sizes), trials=TRIALS, depth_bins=DEPTH_BINS)
-    result.info.update(needles=len(sizes) * TRIALS * DEPTH_BINS, haystack_paragraphs=max(sizes))
+    result.params.update(sizes=list(sizes), needles_per_bin=PER_BIN, depth_bins=DEPTH_BINS)
+    result.info.update(needles=len(sizes) * PER_BIN * DEPTH_BINS, haystack_paragraphs=max(sizes))
     return result

@@ -85,8 +85,9 @@ def _position(hit: Hit | None, segment: str) -> tuple[float, int] | None:
     return float(order), max(offset, 0)
 
 
-def _answer(pair: OrderPair, runs: tuple[QueryRun, QueryRun], texts: tuple[str, str],
-            rng: random.Random) -> tuple[bool, bool]:
+def _answer(
+    pair: OrderPair, runs: tuple[QueryRun, QueryRun], texts: tuple[str, str], rng: random.Random
+) -> tuple[bool, bool]:
     """(correct, tie) for one pair; ``runs``/``texts`` are (earlier, later) segments."""
     earlier, later = _position(runs[0].top, texts[0]), _position(runs[1].top, texts[1])
     if earlier is None or later is None or earlier == later:
@@ -102,11 +103,21 @@ def _books(corpus: BookCorpus, rng: random.Random, length: int) -> list[_Excerpt
     return rng.sample(excerpts, min(BOOKS, len(excerpts)))
 
 
-def _ingest_excerpt(ctx: RunContext, excerpt: _Excerpt, namespace: str) -> tuple[dict[int, list[str]], IngestStats]:
+def _ingest_excerpt(
+    ctx: RunContext, excerpt: _Excerpt, namespace: str
+) -> tuple[dict[int, list[str]], IngestStats]:
     items = [
-        (f"{p.book}:{p.index}", Record(
-            text=p.text, source="eval:sort", document=p.book, ordinal=p.index,
-            event_time=EPOCH + 60.0 * i, chunk=False))
+        (
+            f"{p.book}:{p.index}",
+            Record(
+                text=p.text,
+                source="eval:sort",
+                document=p.book,
+                ordinal=p.index,
+                event_time=EPOCH + 60.0 * i,
+                chunk=False,
+            ),
+        )
         for i, p in enumerate(excerpt.paragraphs)
         if p.text.strip()
     ]
@@ -133,11 +144,22 @@ def evaluate_sort(ctx: RunContext, corpus: BookCorpus) -> TaskResult:
             labels, stats = _ingest_excerpt(ctx, excerpt, namespace)
             total += stats
             pairs = order_pairs(rng, len(excerpt.words), ctx.limit or PAIRS, SEGMENT_WORDS)
-            texts = [(" ".join(excerpt.words[p.first:p.first + p.length]),
-                      " ".join(excerpt.words[p.second:p.second + p.length])) for p in pairs]
+            texts = [
+                (
+                    " ".join(excerpt.words[p.first : p.first + p.length]),
+                    " ".join(excerpt.words[p.second : p.second + p.length]),
+                )
+                for p in pairs
+            ]
             for channel in ctx.channels:
-                runs = run_queries(ctx.memory, [t for pair in texts for t in pair], channel=channel,
-                                   k=1, namespace=namespace, labels=labels, progress=ctx.progress)
+                runs = run_queries(
+                    ctx,
+                    [t for pair in texts for t in pair],
+                    channel=channel,
+                    k=1,
+                    namespace=namespace,
+                    labels=labels,
+                )
                 coin = random.Random(f"sort/coin/{ctx.seed}/{length}/{excerpt.book}/{channel}")
                 for i, pair in enumerate(pairs):
                     both = (runs[2 * i], runs[2 * i + 1])
@@ -151,17 +173,28 @@ def evaluate_sort(ctx: RunContext, corpus: BookCorpus) -> TaskResult:
     return _result(ctx, lengths, rows, ms, total)
 
 
-def _row(excerpt: _Excerpt, length: int, pair: OrderPair, runs: tuple[QueryRun, QueryRun],
-         texts: tuple[str, str], coin: random.Random) -> dict[str, Any]:
+def _row(
+    excerpt: _Excerpt,
+    length: int,
+    pair: OrderPair,
+    runs: tuple[QueryRun, QueryRun],
+    texts: tuple[str, str],
+    coin: random.Random,
+) -> dict[str, Any]:
     correct, tie = _answer(pair, runs, texts, coin)
     found = 0
     for run, start in zip(runs, (pair.first, pair.second), strict=True):
-        gold = {f"{excerpt.book}:{i}" for i in excerpt.owner[start:start + pair.length]}
+        gold = {f"{excerpt.book}:{i}" for i in excerpt.owner[start : start + pair.length]}
         found += int(bool(run.ranked) and run.ranked[0] in gold)
     return {
-        "id": f"{excerpt.book}/w{length}/{pair.first}-{pair.second}", "excerpt": length,
-        "segment": pair.length, "distance_bin": pair.distance_bin, "correct": correct,
-        "tie": tie, "segments_found": found, "ms": round(runs[0].ms + runs[1].ms, 3),
+        "id": f"{excerpt.book}/w{length}/{pair.first}-{pair.second}",
+        "excerpt": length,
+        "segment": pair.length,
+        "distance_bin": pair.distance_bin,
+        "correct": correct,
+        "tie": tie,
+        "segments_found": found,
+        "ms": round(runs[0].ms + runs[1].ms, 3),
     }
 
 
@@ -175,8 +208,13 @@ def _bin_name(b: int) -> str:
     return f"dist={int(lo * 100)}-{int(hi * 100)}%"
 
 
-def _result(ctx: RunContext, lengths: Sequence[int], rows: dict[str, list[dict[str, Any]]],
-            ms: dict[str, list[float]], total: IngestStats) -> TaskResult:
+def _result(
+    ctx: RunContext,
+    lengths: Sequence[int],
+    rows: dict[str, list[dict[str, Any]]],
+    ms: dict[str, list[float]],
+    total: IngestStats,
+) -> TaskResult:
     result = TaskResult(metrics={}, latency_ms={}, ingest=total.as_dict(), per_query=rows)
     by_bin: dict[str, list[float | None]] = {}
     for channel in ctx.channels:
@@ -187,16 +225,26 @@ def _result(ctx: RunContext, lengths: Sequence[int], rows: dict[str, list[dict[s
             "ties": _mean(mine, "tie"),
         }
         for b in range(len(DISTANCE_BINS)):
-            metrics[f"accuracy/{_bin_name(b)}"] = _mean([r for r in mine if r["distance_bin"] == b], "correct")
+            metrics[f"accuracy/{_bin_name(b)}"] = _mean(
+                [r for r in mine if r["distance_bin"] == b], "correct"
+            )
         for seg in SEGMENT_WORDS:
-            metrics[f"accuracy/segment={seg}"] = _mean([r for r in mine if r["segment"] == seg], "correct")
+            metrics[f"accuracy/segment={seg}"] = _mean(
+                [r for r in mine if r["segment"] == seg], "correct"
+            )
         for length in lengths:
-            metrics[f"accuracy/excerpt={length}"] = _mean([r for r in mine if r["excerpt"] == length], "correct")
+            metrics[f"accuracy/excerpt={length}"] = _mean(
+                [r for r in mine if r["excerpt"] == length], "correct"
+            )
         result.metrics[channel] = metrics
         result.latency_ms[channel] = latency_summary(ms[channel])
         by_bin[channel] = [metrics[f"accuracy/{_bin_name(b)}"] for b in range(len(DISTANCE_BINS))]
     result.series["sort"] = {"bins": [_bin_name(b) for b in range(len(DISTANCE_BINS))], **by_bin}
-    result.params.update(excerpts=list(lengths), segments=list(SEGMENT_WORDS), books=BOOKS,
-                         pairs_per_book=ctx.limit or PAIRS)
+    result.params.update(
+        excerpts=list(lengths),
+        segments=list(SEGMENT_WORDS),
+        books=BOOKS,
+        pairs_per_book=ctx.limit or PAIRS,
+    )
     result.info.update(pairs=len(next(iter(rows.values()), [])))
     return result

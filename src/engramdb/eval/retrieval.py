@@ -6,6 +6,7 @@ document or turn), recalls every query alone on each channel, and scores the ran
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -60,7 +61,9 @@ def _rounded(value: float | None) -> float | None:
 
 def _curve(runs: Sequence[QueryRun], gold: Sequence[Mapping[str, int]]) -> dict[str, float | None]:
     return {
-        str(k): _rounded(mean_over_queries(recall_at_k(r.ranked, g, k) for r, g in zip(runs, gold, strict=True)))
+        str(k): _rounded(
+            mean_over_queries(recall_at_k(r.ranked, g, k) for r, g in zip(runs, gold, strict=True))
+        )
         for k in CURVE_CUTOFFS
     }
 
@@ -77,7 +80,7 @@ def evaluate_retrieval(
         InvalidInputError: a channel the engine does not know, or a reused store that holds
             other memories in this data set's namespace.
     """
-    namespace = f"eval.{data.name}"
+    namespace = "eval." + re.sub(r"[^\w.\-]", "_", data.name)[:100]
     items = [
         (doc.id, Record(text=doc.text, document=doc.id, source=f"eval:{data.name}", chunk=False))
         for doc in data.documents
@@ -90,8 +93,12 @@ def evaluate_retrieval(
     curves: dict[str, dict[str, float | None]] = {}
     for channel in ctx.channels:
         runs = run_queries(
-            ctx.memory, [q.text for q in queries], channel=channel, k=depth,
-            namespace=namespace, labels=labels, progress=ctx.progress,
+            ctx,
+            [q.text for q in queries],
+            channel=channel,
+            k=depth,
+            namespace=namespace,
+            labels=labels,
         )
         rows = [_score_row(q, r, metrics) for q, r in zip(queries, runs, strict=True)]
         result.metrics[channel] = {
@@ -102,7 +109,8 @@ def evaluate_retrieval(
         curves[channel] = _curve(runs, [q.qrels for q in queries])
     result.series["recall@k"] = curves
     result.info.update(
-        documents=len(items), queries=len(queries),
+        documents=len(items),
+        queries=len(queries),
         judged=sum(1 for q in queries if any(g > 0 for g in q.qrels.values())),
     )
     return result
@@ -134,11 +142,18 @@ def _ingest_conversations(
     total = None
     for conv in sorted(convs):
         items = [
-            (t.dia_id, Record(
-                text=turn_text(t), source=f"eval:{data.name}", document=conv, ordinal=t.ordinal,
-                event_time=t.event_time, chunk=False,
-                meta={"speaker": t.speaker, "session": t.session, "dia_id": t.dia_id},
-            ))
+            (
+                t.dia_id,
+                Record(
+                    text=turn_text(t),
+                    source=f"eval:{data.name}",
+                    document=conv,
+                    ordinal=t.ordinal,
+                    event_time=t.event_time,
+                    chunk=False,
+                    meta={"speaker": t.speaker, "session": t.session, "dia_id": t.dia_id},
+                ),
+            )
             for t in data.turns
             if t.conv == conv
         ]
@@ -149,9 +164,7 @@ def _ingest_conversations(
     return labels, total.as_dict() if total is not None else {}
 
 
-def _locomo_row(
-    question: Question, run: QueryRun, session_of: Mapping[str, int]
-) -> dict[str, Any]:
+def _locomo_row(question: Question, run: QueryRun, session_of: Mapping[str, int]) -> dict[str, Any]:
     gold = dict.fromkeys(question.evidence, 1)
     sessions = {session_of[e] for e in question.evidence}
     row: dict[str, Any] = {"id": question.id, "category": question.category, "ms": round(run.ms, 3)}
@@ -196,8 +209,12 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
         for conv in sorted(labels):
             mine = [q for q in questions if q.conv == conv]
             runs = run_queries(
-                ctx.memory, [q.text for q in mine], channel=channel, k=max(LOCOMO_CUTOFFS),
-                namespace=f"locomo.{conv}", labels=labels[conv], progress=ctx.progress,
+                ctx,
+                [q.text for q in mine],
+                channel=channel,
+                k=max(LOCOMO_CUTOFFS),
+                namespace=f"locomo.{conv}",
+                labels=labels[conv],
             )
             conv_sessions = {t.dia_id: t.session for t in data.turns if t.conv == conv}
             rows += [_locomo_row(q, r, conv_sessions) for q, r in zip(mine, runs, strict=True)]
@@ -209,8 +226,10 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
         conversations=len(labels),
         turns=sum(1 for t in data.turns if t.conv in labels),
         questions=len(questions),
-        by_category={str(c): sum(1 for q in questions if q.category == c)
-                     for c in sorted({q.category for q in questions})},
+        by_category={
+            str(c): sum(1 for q in questions if q.category == c)
+            for c in sorted({q.category for q in questions})
+        },
         without_evidence=sum(1 for q in questions if not q.evidence),
         unresolved_evidence=sorted({f"{q.id}:{e}" for q in questions for e in q.unresolved}),
     )

@@ -46,7 +46,8 @@ def check_channels(channels: Sequence[str] | str) -> tuple[str, ...]:
     unknown = [n for n in out if n not in CHANNELS]
     if unknown or not out:
         raise InvalidInputError(
-            f"unknown channel(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(CHANNELS)}"
+            f"unknown channel(s) {', '.join(unknown) or '(none given)'}; "
+            f"valid: {', '.join(CHANNELS)}"
         )
     return out
 
@@ -156,7 +157,8 @@ def ingest(
     seconds = time.perf_counter() - started
     if len(result.ids) != len(items):
         raise InvalidInputError(
-            f"{len(items)} records became {len(result.ids)} memories; some text normalised to nothing"
+            f"{len(items)} records became {len(result.ids)} memories: "
+            "some text normalised to nothing"
         )
     out = {memory_id: list(names) for memory_id, names in (labels or {}).items()}
     before = len(out)
@@ -189,14 +191,13 @@ class QueryRun:
 
 
 def run_queries(
-    memory: Memory,
+    ctx: RunContext,
     queries: Sequence[str],
     *,
     channel: str,
     k: int,
     namespace: str,
     labels: Mapping[int, Sequence[str]],
-    progress: Progress | None = None,
 ) -> list[QueryRun]:
     """Recall each query alone (so that its latency is its own) on one channel.
 
@@ -209,12 +210,12 @@ def run_queries(
     runs: list[QueryRun] = []
     for done, query in enumerate(queries, 1):
         started = time.perf_counter()
-        hits = memory.recall_many([query], k=k, namespace=namespace, channels=channel)[0]
+        hits = ctx.memory.recall_many([query], k=k, namespace=namespace, channels=channel)[0]
         ms = (time.perf_counter() - started) * 1000
         ranked = tuple(label for hit in hits for label in labels.get(hit.id, ()))
         runs.append(QueryRun(ranked=ranked, top=hits[0] if len(hits) else None, ms=ms))
-        if progress is not None and (done % 25 == 0 or done == len(queries)):
-            progress(f"recall {channel}", done, len(queries))
+        if ctx.progress is not None and (done % 25 == 0 or done == len(queries)):
+            ctx.progress(f"recall {channel}", done, len(queries))
     return runs
 
 
@@ -229,5 +230,5 @@ def latency_summary(ms: Sequence[float]) -> dict[str, float | None]:
         "p99": rounded(percentile(ms, 99)),
         "mean": rounded(sum(ms) / len(ms)) if ms else None,
         "max": rounded(max(ms)) if ms else None,
-        "n": float(len(ms)),
+        "n": len(ms),
     }

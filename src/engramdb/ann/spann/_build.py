@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from engramdb.ann.spann._assign import select_replicas
 from engramdb.ann.spann._cluster import kmeans
 from engramdb.ann.spann._config import SpannConfig
 from engramdb.ann.spann._heads import HeadIndex
+from engramdb.ann.spann._persist import compacted
 from engramdb.ann.spann._postings import PostingFile, pack
-from engramdb.ann.spann._search import prune, search_batch
+from engramdb.ann.spann._search import Scan, prune
 from engramdb.ann.spann._state import State
 from engramdb.ann.spann._update import merge_small, split_oversize
 from engramdb.types import Matrix
@@ -29,13 +31,9 @@ def graph_params(cfg: SpannConfig, n_heads: int) -> tuple[int, int, int] | None:
     """HNSW parameters for the head index, or ``None`` for exact search."""
     if cfg.head_index == "exact":
         return None
-    if cfg.head_index == "auto":
-        if n_heads < cfg.hnsw_min_heads:
-            return None
-        try:
-            import hnswlib  # noqa: F401
-        except ImportError:
-            return None
+    auto = cfg.head_index == "auto"
+    if auto and (n_heads < cfg.hnsw_min_heads or importlib.util.find_spec("hnswlib") is None):
+        return None
     return (cfg.hnsw_m, cfg.hnsw_ef_construction, max(cfg.hnsw_ef, 2 * cfg.max_probes))
 
 
@@ -46,7 +44,10 @@ def _heads(vectors: Matrix, cfg: SpannConfig) -> Matrix:
     size = min(n, cfg.kmeans_sample * k)
     sample = np.sort(rng.choice(n, size=size, replace=False)) if size < n else np.arange(n)
     return kmeans(
-        np.ascontiguousarray(vectors[sample]), k, iters=cfg.kmeans_iters, balance=cfg.balance,
+        np.ascontiguousarray(vectors[sample]),
+        k,
+        iters=cfg.kmeans_iters,
+        balance=cfg.balance,
         seed=cfg.seed,
     )
 
@@ -58,8 +59,12 @@ def _pairs(vectors: Matrix, heads: HeadIndex, cfg: SpannConfig) -> tuple[_Ints, 
         block = vectors[start : start + _CHUNK]
         cand, d2 = heads.search(block, cfg.candidates)
         keep = select_replicas(
-            np.maximum(cand, 0), d2, heads.vectors, replicas=cfg.replicas,
-            closure_eps=cfg.closure_eps, rng_factor=cfg.rng_factor,
+            np.maximum(cand, 0),
+            d2,
+            heads.vectors,
+            replicas=cfg.replicas,
+            closure_eps=cfg.closure_eps,
+            rng_factor=cfg.rng_factor,
         ) & (cand >= 0)
         r, c = np.nonzero(keep)
         head_parts.append(cand[r, c])
@@ -67,8 +72,9 @@ def _pairs(vectors: Matrix, heads: HeadIndex, cfg: SpannConfig) -> tuple[_Ints, 
     return np.concatenate(head_parts), np.concatenate(vid_parts)
 
 
-def _write(post: PostingFile, vectors: Matrix, heads_of: _Ints, vids: _Ints, cfg: SpannConfig,
-           n_heads: int) -> _Ints:
+def _write(
+    post: PostingFile, vectors: Matrix, heads_of: _Ints, vids: _Ints, cfg: SpannConfig, n_heads: int
+) -> _Ints:
     """Lay the lists out head by head; returns the ``(h, 3)`` directory."""
     order = np.argsort(heads_of, kind="stable")
     counts = np.bincount(heads_of, minlength=n_heads).astype(np.int64)
@@ -88,23 +94,29 @@ def _write(post: PostingFile, vectors: Matrix, heads_of: _Ints, vids: _Ints, cfg
 
 
 def build_state(folder: Path, ids: _Ints, vectors: Matrix, cfg: SpannConfig) -> State:
-    """Cluster, assign replicas, write the posting files in ``folder``, split, merge."""
+    """Cluster, assign replicas, split and merge lists, and write compact posting files.
+
+    Lists are first laid out in epoch-0 posting files, split and merged there (which leaves
+    moved lists behind as garbage), then copied compactly into epoch 1 (the first commit
+    removes epoch 0).
+    """
     n, dim = vectors.shape
     centres = _heads(vectors, cfg)
     heads = HeadIndex(centres, hnsw=graph_params(cfg, centres.shape[0]))
     heads_of, vids = _pairs(vectors, heads, cfg)
-    post = PostingFile(folder, dim, 0, create=True)
+    post = PostingFile(folder, dim, 0, epoch=0, create=True)
     directory = _write(post, vectors, heads_of, vids, cfg, centres.shape[0])
     loc = np.zeros(n, dtype=np.int64)
     order = np.argsort(heads_of, kind="stable")
-    rank = np.arange(order.size) - np.repeat(np.cumsum(directory[:, 1]) - directory[:, 1],
-                                             directory[:, 1])
-    loc[vids[order]] = np.repeat(directory[:, 0], directory[:, 1]) + rank
-    state = State(post, heads, directory, (ids.copy(), np.zeros(n, dtype=np.uint8), loc),
-                  cfg.slack)
+    counts = directory[:, 1]
+    rank = np.arange(order.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    loc[vids[order]] = np.repeat(directory[:, 0], counts) + rank
+    state = State(post, heads, directory, (ids.copy(), np.zeros(n, dtype=np.uint8), loc), cfg.slack)
     split_oversize(state, cfg)
     merge_small(state, cfg)
-    return state
+    final = compacted(state, cfg, folder, reuse_heads=True, epoch=1)
+    post.close()
+    return final
 
 
 def calibrate(state: State, vectors: Matrix, cfg: SpannConfig) -> dict[str, Any]:
@@ -116,8 +128,9 @@ def calibrate(state: State, vectors: Matrix, cfg: SpannConfig) -> dict[str, Any]
     """
     n = vectors.shape[0]
     k = 10
-    if cfg.prune_eps is not None or n <= 2 * k:
-        return {"prune_eps": cfg.prune_eps, "calibrated": False}
+    if cfg.prune_eps != "auto" or n <= 2 * k:
+        eps = None if cfg.prune_eps == "auto" else cfg.prune_eps
+        return {"prune_eps": eps, "calibrated": False}
     rng = np.random.default_rng(cfg.seed + 1)
     pick = rng.choice(n, size=min(cfg.calibration_queries, n), replace=False)
     queries = np.ascontiguousarray(vectors[pick])
@@ -127,12 +140,19 @@ def calibrate(state: State, vectors: Matrix, cfg: SpannConfig) -> dict[str, Any]
     results: list[dict[str, float]] = []
     for eps in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, None):
         keep = prune(probes, d2, eps)
-        got, _ = search_batch(queries, probes, keep, lists, k + 1)
-        hits = [len(set(g[g != state.ext[p]][:k].tolist()) & set(e.tolist()))
-                for g, e, p in zip(got, state.ext[exact], pick, strict=True)]
+        got, _ = Scan(lists, k + 1).run(queries, probes, keep)
+        hits = [
+            len(set(g[g != state.ext[p]][:k].tolist()) & set(e.tolist()))
+            for g, e, p in zip(got, state.ext[exact], pick, strict=True)
+        ]
         recall = float(np.mean(hits)) / k
-        results.append({"eps": -1.0 if eps is None else eps, "recall": recall,
-                        "mean_probes": float(keep.sum(axis=1).mean())})
+        results.append(
+            {
+                "eps": -1.0 if eps is None else eps,
+                "recall": recall,
+                "mean_probes": float(keep.sum(axis=1).mean()),
+            }
+        )
         if recall >= cfg.target_recall:
             return {"prune_eps": eps, "calibrated": True, "recall": recall, "grid": results}
     return {"prune_eps": None, "calibrated": True, "recall": results[-1]["recall"], "grid": results}

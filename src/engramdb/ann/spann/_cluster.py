@@ -7,6 +7,7 @@ padding head has norm ``+inf`` so it is never nearest.
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
@@ -14,7 +15,15 @@ import numpy.typing as npt
 
 from engramdb.types import Matrix
 
-__all__ = ["BLOCK", "assign_nearest", "kmeans", "nearest_heads", "top_m_smallest", "two_means"]
+__all__ = [
+    "BLOCK",
+    "assign_nearest",
+    "bisect",
+    "kmeans",
+    "nearest_heads",
+    "top_m_smallest",
+    "two_means",
+]
 
 BLOCK = 2048
 """Rows per block when a ``(rows, heads)`` score matrix is formed."""
@@ -23,7 +32,8 @@ _Ints = npt.NDArray[np.int64]
 
 
 def _sq_norms(x: Matrix) -> Matrix:
-    return np.einsum("ij,ij->i", x, x).astype(np.float32)
+    out: Matrix = np.einsum("ij,ij->i", x, x).astype(np.float32)
+    return out
 
 
 def top_m_smallest(d2: Matrix, m: int) -> tuple[_Ints, Matrix]:
@@ -56,9 +66,7 @@ def top_m_smallest(d2: Matrix, m: int) -> tuple[_Ints, Matrix]:
     )
 
 
-def nearest_heads(
-    x: Matrix, heads: Matrix, head_sq: Matrix, m: int
-) -> tuple[_Ints, Matrix]:
+def nearest_heads(x: Matrix, heads: Matrix, head_sq: Matrix, m: int) -> tuple[_Ints, Matrix]:
     """The ``m`` nearest heads of every row of ``x`` by squared L2, ascending (exact, blocked).
 
     Returns ``(idx, d2)``, both of shape ``(len(x), m)``.
@@ -119,28 +127,56 @@ def _add_sorted(sums: npt.NDArray[np.float64], x: Matrix, labels: _Ints) -> None
         sums[lab[starts]] += np.add.reduceat(x[start : start + 65_536][order], starts, axis=0)
 
 
+def bisect(x: Matrix, k: int, *, seed: int = 0) -> Matrix:
+    """``k`` centres by repeatedly splitting the largest cluster with balanced 2-means.
+
+    A good start for Lloyd on high-dimensional data, where centres seeded at random points
+    starve: each point is nearer the mean of its neighbourhood than any other point, so one
+    centre per neighbourhood takes everything and the rest keep only their seed.
+    """
+    n = x.shape[0]
+    k = max(1, min(k, n))
+    members: list[_Ints] = [np.arange(n, dtype=np.int64)]
+    heap = [(-n, 0)]
+    while len(members) < k and heap:
+        size, i = heapq.heappop(heap)
+        if -size < 2:
+            break
+        rows = members[i]
+        _, labels = two_means(x[rows], iters=4, seed=seed + len(members))
+        members[i] = rows[labels == 0]
+        members.append(rows[labels == 1])
+        heapq.heappush(heap, (-members[i].size, i))
+        heapq.heappush(heap, (-members[-1].size, len(members) - 1))
+    return np.stack([x[m].mean(axis=0) for m in members]).astype(np.float32)
+
+
 def kmeans(
     x: Matrix,
     k: int,
     *,
-    iters: int = 8,
+    iters: int = 4,
     balance: float = 0.0,
     seed: int = 0,
 ) -> Matrix:
-    """Flat k-means (Lloyd) with SPTAG's count penalty; returns ``(k, d)`` mean centroids.
+    """k-means: :func:`bisect` start, then Lloyd iterations with SPTAG's count penalty.
 
     Args:
         x: the training rows (a sample of the data).
         k: number of centroids, ``1 <= k <= len(x)``.
-        iters: Lloyd iterations after the random initialisation.
+        iters: Lloyd iterations after the bisecting start.
         balance: penalty weight: a cluster of average size costs ``balance`` times the mean
             squared distance to the assigned centroid (0 disables it).
         seed: random seed.
+
+    Returns:
+        ``(k, d)`` mean centroids.
     """
     rng = np.random.default_rng(seed)
     n = x.shape[0]
     k = max(1, min(k, n))
-    centres = x[rng.choice(n, size=k, replace=False)].copy()
+    centres = bisect(x, k, seed=seed)
+    k = centres.shape[0]
     penalty: Matrix | None = None
     for _ in range(iters):
         labels, d2 = assign_nearest(x, centres, penalty=penalty)

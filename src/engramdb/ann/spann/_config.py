@@ -22,7 +22,7 @@ class SpannConfig:
         posting_size: target vectors per list at build (before replicas): the index gets
             ``ceil(n / posting_size)`` heads (mean centroids from flat k-means).
         posting_limit: a list holding more rows than this is split in two by 2-means
-            (SPFresh); ``0`` means ``4 * posting_size``.
+            (SPFresh); ``0`` means ``3 * posting_size``.
         merge_threshold: a list with fewer live vectors than this is merged away.
         replicas: at most this many lists per vector (closure replication).
         closure_eps: ε1: a vector joins list ``j`` only if
@@ -36,8 +36,9 @@ class SpannConfig:
             mean squared distance (0 disables it).
         max_probes: K, the most lists one query scans.
         prune_eps: ε2, query-aware pruning: probe list ``i`` only if
-            ``d²(q, c_i) <= (1 + ε2) · d²(q, c_1)``; ``None`` calibrates it at build time on
-            held-out vectors to reach ``target_recall`` (stored in the manifest).
+            ``d²(q, c_i) <= (1 + ε2) · d²(q, c_1)``; ``"auto"`` calibrates it at build time on
+            held-out vectors to reach ``target_recall`` (stored in the manifest); ``None``
+            turns pruning off (always ``max_probes`` lists).
         target_recall: recall@10 the calibration aims for.
         calibration_queries: held-out vectors used for the calibration.
         head_index: ``"exact"`` (numpy scan of all heads), ``"hnsw"`` (hnswlib graph, the
@@ -53,22 +54,22 @@ class SpannConfig:
         seed: random seed of the clustering and calibration.
     """
 
-    posting_size: int = 64
+    posting_size: int = 128
     posting_limit: int = 0
     merge_threshold: int = 8
     replicas: int = 4
     closure_eps: float = 0.05
     rng_factor: float = 8.0
     candidates: int = 16
-    kmeans_iters: int = 8
+    kmeans_iters: int = 4
     kmeans_sample: int = 32
     balance: float = 0.0
     max_probes: int = 64
-    prune_eps: float | None = None
+    prune_eps: float | None | Literal["auto"] = "auto"
     target_recall: float = 0.95
     calibration_queries: int = 256
     head_index: HeadIndexKind = "auto"
-    hnsw_min_heads: int = 10_000
+    hnsw_min_heads: int = 4096
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef: int = 128
@@ -88,10 +89,13 @@ class SpannConfig:
             )
         if self.closure_eps < 0 or self.rng_factor <= 0 or self.slack < 0:
             raise ConfigError("SpannConfig.closure_eps and slack must be >= 0, rng_factor > 0")
-        if self.prune_eps is not None and self.prune_eps < 0:
+        eps = self.prune_eps
+        if eps != "auto" and eps is not None and (isinstance(eps, str) or eps < 0):
             raise ConfigError(f"SpannConfig.prune_eps must be >= 0, got {self.prune_eps}")
         if not 0.0 < self.target_recall <= 1.0:
-            raise ConfigError(f"SpannConfig.target_recall must be in (0, 1], got {self.target_recall}")
+            raise ConfigError(
+                f"SpannConfig.target_recall must be in (0, 1], got {self.target_recall}"
+            )
         if self.head_index not in ("auto", "exact", "hnsw"):
             raise ConfigError(
                 f"SpannConfig.head_index must be 'auto', 'exact' or 'hnsw', got {self.head_index!r}"
@@ -100,7 +104,7 @@ class SpannConfig:
     @property
     def limit(self) -> int:
         """The effective split threshold."""
-        return self.posting_limit or 4 * self.posting_size
+        return self.posting_limit or 3 * self.posting_size
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""

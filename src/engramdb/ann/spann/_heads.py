@@ -133,6 +133,13 @@ class HeadIndex:
             return idx, d2
         vecs, sq = self._vecs[: self.n], self._sq[: self.n]
         qsq = np.einsum("ij,ij->i", queries, queries)
+        if n == 1:  # the common single-query case, with as few numpy calls as possible
+            scores = sq - 2.0 * (vecs @ queries[0])
+            part = np.argpartition(scores, take - 1)[:take] if take < self.n else np.arange(take)
+            part = part[np.argsort(scores[part], kind="stable")]
+            idx[0, :take] = part
+            d2[0, :take] = np.maximum(scores[part] + qsq[0], 0.0)
+            return idx, d2
         for start in range(0, n, BLOCK):
             qb = queries[start : start + BLOCK]
             scores = sq[None, :] - 2.0 * (qb @ vecs.T)

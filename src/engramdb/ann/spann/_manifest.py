@@ -5,10 +5,10 @@ Layout of an index folder::
     manifest.json          format, version, counts, store_version, config, calibration, files
     vectors.f32            posting rows (see _postings)
     entries.i64
-    <name>.g<N>.npy        the in-memory arrays of generation N (heads, directory, id maps)
+    state.g<N>.npz         the in-memory arrays of generation N (heads, directory, id maps)
     heads.g<N>.hnsw        the head graph, when one is used
 
-A commit writes the generation's arrays under new names, fsyncs them and the posting files,
+A commit writes the generation's arrays under a new name, fsyncs it and the posting files,
 then replaces ``manifest.json`` (write, fsync, ``os.replace``, fsync the folder). The manifest
 names every file with its size and CRC-32, so a reader either sees a complete generation or
 raises :class:`IndexFormatError`.
@@ -51,10 +51,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_npy(path: Path, arr: npt.NDArray[Any]) -> None:
+def _write_npz(path: Path, arrays: dict[str, npt.NDArray[Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
-        np.save(fh, arr, allow_pickle=False)
+        np.savez(fh, allow_pickle=False, **arrays)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -71,18 +71,18 @@ def commit(
     Args:
         folder: the index folder (posting files already synced by the caller).
         manifest: the manifest without its ``files`` entry.
-        arrays: name → array, written as ``<name>.g<N>.npy``.
-        extra: file names already written for this generation (e.g. the head graph).
+        arrays: name → array, written together as ``state.g<N>.npz``.
+        extra: other files of this generation, already written and synced (the head graph);
+            they are checksummed into the manifest too.
     """
     gen = int(manifest["generation"])
-    files: dict[str, dict[str, int]] = {}
-    for name, arr in arrays.items():
-        path = folder / f"{name}.g{gen}.npy"
-        _write_npy(path, arr)
-        files[path.name] = {"size": path.stat().st_size, "crc32": _crc(path)}
+    path = folder / f"state.g{gen}.npz"
+    _write_npz(path, arrays)
+    files: dict[str, dict[str, int]] = {
+        path.name: {"size": path.stat().st_size, "crc32": _crc(path)}
+    }
     for name in extra:
-        path = folder / name
-        files[name] = {"size": path.stat().st_size, "crc32": _crc(path)}
+        files[name] = {"size": (folder / name).stat().st_size, "crc32": _crc(folder / name)}
     body = dict(manifest, files=files)
     tmp = folder / (MANIFEST + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
@@ -92,7 +92,7 @@ def commit(
     os.replace(tmp, folder / MANIFEST)
     _fsync_dir(folder)
     for old in folder.glob("*.g*.*"):
-        if old.name not in files and ".g" in old.name:
+        if old.name not in files:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
 
@@ -131,14 +131,11 @@ def load_arrays(folder: Path, manifest: dict[str, Any], names: tuple[str, ...]) 
             raise IndexFormatError(f"{path} is missing ({exc}); rebuild the index") from exc
         if not ok:
             raise IndexFormatError(f"{path} does not match its checksum; the index is corrupt")
-    gen = manifest["generation"]
-    out: dict[str, Any] = {}
-    for name in names:
-        path = folder / f"{name}.g{gen}.npy"
-        if path.name not in files:
-            raise IndexFormatError(f"the manifest in {folder} does not list {path.name}")
-        try:
-            out[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"cannot read {path}: {exc}") from exc
-    return out
+    path = folder / f"state.g{manifest['generation']}.npz"
+    if path.name not in files:
+        raise IndexFormatError(f"the manifest in {folder} does not list {path.name}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in names}
+    except (OSError, ValueError, KeyError) as exc:
+        raise IndexFormatError(f"cannot read {path}: {exc}") from exc

@@ -19,15 +19,25 @@ from engramdb.ann.spann._heads import HeadIndex
 from engramdb.ann.spann._manifest import (
     FORMAT,
     FORMAT_VERSION,
-    commit as write_commit,
     load_arrays,
     read_manifest,
 )
-from engramdb.ann.spann._postings import ENTRIES, VECTORS, PostingFile, unpack_vid
+from engramdb.ann.spann._manifest import (
+    commit as write_commit,
+)
+from engramdb.ann.spann._postings import PostingFile, posting_names
 from engramdb.ann.spann._state import DELETED, State
 from engramdb.errors import IndexFormatError
 
-__all__ = ["commit", "compacted", "load", "replace_folder", "stats", "work_folder"]
+__all__ = [
+    "commit",
+    "compacted",
+    "load",
+    "needs_compaction",
+    "replace_folder",
+    "stats",
+    "work_folder",
+]
 
 _ARRAYS = ("heads", "alive", "directory", "ext", "version", "loc")
 _Ints = npt.NDArray[np.int64]
@@ -56,6 +66,7 @@ def replace_folder(src: Path, target: Path) -> None:
 
 def commit(folder: Path, state: State, cfg: SpannConfig, meta: dict[str, Any]) -> None:
     """Sync the posting files, then write generation ``meta["generation"]`` and its manifest."""
+    state.post.trim()
     state.post.sync()
     gen = int(meta["generation"])
     n = state.n_vids
@@ -81,9 +92,20 @@ def commit(folder: Path, state: State, cfg: SpannConfig, meta: dict[str, Any]) -
         end=state.post.end,
         config=cfg.to_dict(),
         updated=time.time(),
+        epoch=state.post.epoch,
         graph=extra[0] if extra else None,
     )
     write_commit(folder, manifest, arrays, extra)
+    keep = posting_names(state.post.epoch)
+    for old in [*folder.glob("vectors.e*.f32"), *folder.glob("entries.e*.i64")]:
+        if old.name not in keep:
+            old.unlink(missing_ok=True)
+
+
+def needs_compaction(state: State) -> bool:
+    """Whether over half of the posting files is garbage (moved or merged lists)."""
+    used = int(state.rows[: state.heads.n][state.heads.alive].sum())
+    return state.post.end > 2 * used + 4096
 
 
 def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any]]:
@@ -98,11 +120,13 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any]]:
     directory = arr["directory"].astype(np.int64)
     heads = arr["heads"].astype(np.float32)
     ok = (
-        heads.ndim == 2 and heads.shape[1] == dim and directory.shape == (heads.shape[0], 3)
+        heads.ndim == 2
+        and heads.shape[1] == dim
+        and directory.shape == (heads.shape[0], 3)
         and arr["alive"].shape == (heads.shape[0],)
         and all(arr[name].shape == (vids,) for name in ("ext", "version", "loc"))
         and bool(np.all(directory[:, 0] + directory[:, 1] <= end))
-        and bool(np.all(arr["loc"] < max(end, 1)))
+        and bool(np.all(arr["loc"][arr["version"] != DELETED] < max(end, 1)))
     )
     if not ok:
         raise IndexFormatError(f"{folder}: arrays do not match the manifest; rebuild the index")
@@ -110,9 +134,12 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any]]:
     head_index = HeadIndex(heads, arr["alive"].astype(bool))
     if manifest.get("graph"):
         head_index.load_graph(folder / manifest["graph"], max(cfg.hnsw_ef, 2 * cfg.max_probes))
-    post = PostingFile(folder, dim, end)
-    vid_arrays = (arr["ext"].astype(np.int64), arr["version"].astype(np.uint8),
-                  arr["loc"].astype(np.int64))
+    post = PostingFile(folder, dim, end, epoch=int(manifest.get("epoch", 0)))
+    vid_arrays = (
+        arr["ext"].astype(np.int64, copy=False),
+        arr["version"].astype(np.uint8, copy=False),
+        arr["loc"].astype(np.int64, copy=False),
+    )
     state = State(post, head_index, directory, vid_arrays, cfg.slack)
     if state.n_live != int(manifest["count"]):
         post.close()
@@ -120,21 +147,35 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any]]:
     return state, cfg, manifest
 
 
-def compacted(state: State, cfg: SpannConfig, work: Path) -> State:
-    """A copy of ``state`` in ``work`` holding only live heads' current rows."""
+def compacted(
+    state: State, cfg: SpannConfig, work: Path, *, reuse_heads: bool = False, epoch: int = 0
+) -> State:
+    """A copy of ``state`` in ``work`` holding only live heads' current rows, laid out in
+    head order with each list's slack (the old state stays usable unless ``reuse_heads``)."""
     n = state.n_vids
     alive = state.heads.alive
-    graph = (cfg.hnsw_m, cfg.hnsw_ef_construction, max(cfg.hnsw_ef, 2 * cfg.max_probes))
-    heads = HeadIndex(state.heads.vectors.copy(), alive, hnsw=graph if state.heads.uses_graph
-                      else None)
-    post = PostingFile(work, state.post.dim, 0, create=True)
+    if reuse_heads:
+        heads = state.heads
+    else:
+        graph = (cfg.hnsw_m, cfg.hnsw_ef_construction, max(cfg.hnsw_ef, 2 * cfg.max_probes))
+        heads = HeadIndex(
+            state.heads.vectors.copy(), alive, hnsw=graph if state.heads.uses_graph else None
+        )
+    post = PostingFile(work, state.post.dim, 0, epoch=epoch, create=True)
     empty = np.zeros((heads.n, 3), dtype=np.int64)
-    fresh = State(post, heads, empty, (state.ext[:n], state.version[:n], state.loc[:n]),
-                  cfg.slack)
+    fresh = State(
+        post,
+        heads,
+        empty,
+        (state.ext[:n].copy(), state.version[:n].copy(), state.loc[:n].copy()),
+        cfg.slack,
+    )
     for h in np.flatnonzero(alive).tolist():
         vecs, ents = state.list_rows(h)
         ok = state.valid(ents)
         fresh.write_list(h, np.asarray(vecs[ok]), np.asarray(ents[ok]))
+    fresh.loc[: fresh.n_vids][fresh.version[: fresh.n_vids] == DELETED] = 0
+    post.trim()
     return fresh
 
 
@@ -161,15 +202,16 @@ def stats(
             "max": int(sizes.max()) if sizes.size else 0,
         },
         "file_rows": int(state.post.end),
-        "garbage_rows": int(state.post.end - int(live.sum())),
+        "unused_rows": int(state.post.end - int(live.sum())),
         "used_rows": used_rows,
         "disk_bytes": disk,
         "ram_bytes": int(
-            state.heads.vectors.nbytes + state.ext.nbytes + state.version.nbytes
-            + state.loc.nbytes + 4 * state.start.nbytes
+            state.heads.vectors.nbytes
+            + state.ext.nbytes
+            + state.version.nbytes
+            + state.loc.nbytes
+            + 4 * state.start.nbytes
         ),
         "deleted_vids": int((state.version[: state.n_vids] == DELETED).sum()),
         "prune_eps": calibration.get("prune_eps"),
-        "files": [VECTORS, ENTRIES],
-        "vid_check": int(unpack_vid(np.zeros(1, dtype=np.int64))[0]),
     }

@@ -1,9 +1,9 @@
 """On-disk posting lists: two row-aligned files read through mmap, written with pwrite.
 
-``vectors.f32`` holds float32 rows of ``dim`` values; ``entries.i64`` holds one int64 per row,
-``(version << 32) | vid``. A posting list is a contiguous run of rows ``[start, start + rows)``
-inside a region of ``cap`` rows whose start is page-aligned in ``vectors.f32``, so reading a
-list is one contiguous read.
+``vectors.e<E>.f32`` holds float32 rows of ``dim`` values; ``entries.e<E>.i64`` holds one int64
+per row, ``(version << 32) | vid``. ``E`` is the epoch: compaction writes a new pair of files.
+A posting list is a contiguous run of rows ``[start, start + rows)`` inside a region of ``cap``
+rows whose start is page-aligned in the vector file, so reading a list is one contiguous read.
 
 The files are log-structured: rows referenced by a committed directory are never overwritten.
 Appends go to a list's free tail (rows the committed directory does not count) or to a new
@@ -24,10 +24,8 @@ import numpy.typing as npt
 from engramdb.errors import IndexFormatError
 from engramdb.types import Matrix
 
-__all__ = ["ENTRIES", "VECTORS", "PostingFile", "pack", "unpack_vid", "unpack_version"]
+__all__ = ["PostingFile", "pack", "posting_names", "unpack_vid", "unpack_version"]
 
-VECTORS = "vectors.f32"
-ENTRIES = "entries.i64"
 _PAGE = 4096
 _GROW = 64 << 20
 _VID_MASK = np.int64(0xFFFFFFFF)
@@ -50,6 +48,11 @@ def unpack_version(entries: _Ints) -> _Ints:
     return entries >> 32
 
 
+def posting_names(epoch: int) -> tuple[str, str]:
+    """The vector and entry file names of ``epoch``."""
+    return f"vectors.e{epoch}.f32", f"entries.e{epoch}.i64"
+
+
 class PostingFile:
     """The pair of row files of one index folder.
 
@@ -57,19 +60,20 @@ class PostingFile:
         folder: the index folder.
         dim: vector dimension.
         end: the first row past every committed region (rows from here on are free).
+        epoch: which pair of files.
         create: create empty files (else open existing ones and check their size).
 
     Raises:
         IndexFormatError: the files are missing or shorter than ``end`` rows (torn).
     """
 
-    def __init__(self, folder: Path, dim: int, end: int, *, create: bool = False):
-        self.dim = dim
+    def __init__(self, folder: Path, dim: int, end: int, *, epoch: int = 0, create: bool = False):
+        self.dim, self.epoch = dim, epoch
         self.row_bytes = 4 * dim
         self.align = _PAGE // math.gcd(_PAGE, self.row_bytes)
         self.end = end
         flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
-        paths = (folder / VECTORS, folder / ENTRIES)
+        paths = tuple(folder / name for name in posting_names(epoch))
         try:
             self._fds = [os.open(p, flags, 0o644) for p in paths]
         except OSError as exc:
@@ -117,6 +121,11 @@ class PostingFile:
         ents = np.ascontiguousarray(entries, dtype=np.int64)
         os.pwrite(self._fds[0], vecs.tobytes(), start * self.row_bytes)
         os.pwrite(self._fds[1], ents.tobytes(), start * 8)
+
+    def trim(self) -> None:
+        """Cut both files back to ``end`` rows (the mapping stays; it is never read past it)."""
+        os.ftruncate(self._fds[0], self.end * self.row_bytes)
+        os.ftruncate(self._fds[1], self.end * 8)
 
     def sync(self) -> None:
         """Flush both files to stable storage."""

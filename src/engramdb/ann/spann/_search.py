@@ -15,9 +15,12 @@ import numpy.typing as npt
 from engramdb.ann.spann._postings import unpack_version, unpack_vid
 from engramdb.types import IdMatrix, Matrix
 
-__all__ = ["Lists", "prune", "search_batch"]
+__all__ = ["Lists", "Scan", "prune"]
 
 _Ints = npt.NDArray[np.int64]
+_Mask = npt.NDArray[np.bool_]
+_BATCH = 256
+"""Queries scanned together (bounds the candidate buffers to a few tens of MB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,7 @@ class Lists:
     ext: _Ints
 
 
-def prune(idx: _Ints, d2: Matrix, eps: float | None) -> npt.NDArray[np.bool_]:
+def prune(idx: _Ints, d2: Matrix, eps: float | None) -> _Mask:
     """Which of the nearest heads to probe: ``d²(q, c_i) <= (1 + eps) · d²(q, c_1)``.
 
     ``idx``/``d2`` are ascending per row; ``-1`` entries are never probed.
@@ -44,124 +47,106 @@ def prune(idx: _Ints, d2: Matrix, eps: float | None) -> npt.NDArray[np.bool_]:
     return keep
 
 
-def _rank(
-    scores: Matrix,
-    entries: _Ints,
-    lists: Lists,
-    k: int,
-    allow: npt.NDArray[np.bool_] | None,
-    spare: int,
-) -> tuple[_Ints, Matrix]:
-    """Top ``k`` valid, distinct vids of one query's candidates; returns ``(ext ids, scores)``."""
-    m = scores.shape[0]
-    take = min(m, k + spare)
-    while True:
-        top = np.argpartition(-scores, take - 1)[:take] if take < m else np.arange(m)
-        ents = entries[top]
-        vids = unpack_vid(ents)
-        ok = lists.version[vids] == unpack_version(ents)
-        if allow is not None:
-            ok &= allow[vids]
-        sel_s, sel_v = scores[top][ok], vids[ok]
-        order = np.lexsort((sel_v, -sel_s))
-        sel_s, sel_v = sel_s[order], sel_v[order]
-        _, first = np.unique(sel_v, return_index=True)
-        if first.size >= k or take >= m:
-            keep = np.sort(first)[:k]
-            return lists.ext[sel_v[keep]], sel_s[keep]
-        take = m
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One search call: the lists, ``k``, an optional vid filter and the candidate margin.
 
-
-def _scan_one(q: Matrix, probe: _Ints, lists: Lists) -> tuple[Matrix, _Ints]:
-    starts, rows = lists.start[probe].tolist(), lists.rows[probe].tolist()
-    vecs, ents = lists.vectors, lists.entries
-    score_parts = [vecs[s : s + r] @ q for s, r in zip(starts, rows, strict=True) if r]
-    if not score_parts:
-        return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
-    ent_parts = [ents[s : s + r] for s, r in zip(starts, rows, strict=True) if r]
-    return np.concatenate(score_parts), np.concatenate(ent_parts)
-
-
-def _scan_grouped(
-    queries: Matrix, probes: _Ints, keep: npt.NDArray[np.bool_], lists: Lists
-) -> tuple[Matrix, _Ints, _Ints]:
-    """Scan the probed lists of a batch, each list once; returns flat buffers and offsets.
-
-    Query ``i``'s candidates are ``scores[off[i]:off[i + 1]]`` / ``entries[...]``.
-    """
-    qi, kj = np.nonzero(keep)
-    pl = probes[qi, kj]
-    lengths = lists.rows[pl]
-    pair_off = np.concatenate([[0], np.cumsum(lengths)])
-    q_off = np.searchsorted(qi, np.arange(queries.shape[0] + 1), side="left")
-    off = pair_off[q_off]
-    scores = np.empty(int(pair_off[-1]), dtype=np.float32)
-    entries = np.empty(int(pair_off[-1]), dtype=np.int64)
-    order = np.argsort(pl, kind="stable")
-    bounds = np.flatnonzero(np.diff(pl[order])) + 1
-    for group in np.split(order, bounds):
-        if group.size == 0:
-            continue
-        head = int(pl[group[0]])
-        s, r = int(lists.start[head]), int(lists.rows[head])
-        if r == 0:
-            continue
-        block = lists.vectors[s : s + r]
-        pos = pair_off[group][:, None] + np.arange(r)[None, :]
-        scores[pos] = queries[qi[group]] @ block.T
-        entries[pos] = lists.entries[s : s + r][None, :]
-    return scores, entries, off
-
-
-def search_batch(
-    queries: Matrix,
-    probes: _Ints,
-    keep: npt.NDArray[np.bool_],
-    lists: Lists,
-    k: int,
-    *,
-    allow: npt.NDArray[np.bool_] | None = None,
-    spare: int = 32,
-) -> tuple[IdMatrix, Matrix]:
-    """Scan the kept probes of every query and rank; ``(ids, scores)`` of shape ``(n, k)``.
-
-    Args:
-        queries: ``(n, d)`` float32.
-        probes: ``(n, K)`` head ids per query, nearest first.
-        keep: ``(n, K)`` which probes to scan.
+    Attributes:
         lists: the mapped lists and version map.
         k: results per query.
-        allow: optional boolean mask over vids; others are never returned.
-        spare: extra candidates taken before validation (replicas, stale entries).
+        allow: boolean mask over vids; others are never returned.
+        spare: extra candidates ranked before validation (replicas, stale entries); more are
+            taken only when too few of them are valid.
     """
-    n = queries.shape[0]
-    out_ids = np.full((n, k), -1, dtype=np.int64)
-    out_scores = np.full((n, k), -np.inf, dtype=np.float32)
-    if n <= 2:
-        for i in range(n):
-            s, e = _scan_one(queries[i], probes[i][keep[i]], lists)
-            _fill(out_ids, out_scores, i, s, e, lists, k, allow, spare)
+
+    lists: Lists
+    k: int
+    allow: _Mask | None = None
+    spare: int = 32
+
+    def run(self, queries: Matrix, probes: _Ints, keep: _Mask) -> tuple[IdMatrix, Matrix]:
+        """Scan the kept probes of every query; ``(ids, scores)`` of shape ``(n, k)``.
+
+        ``probes`` holds ``(n, K)`` head ids per query and ``keep`` which ones to scan.
+        """
+        n = queries.shape[0]
+        out_ids = np.full((n, self.k), -1, dtype=np.int64)
+        out_scores = np.full((n, self.k), -np.inf, dtype=np.float32)
+        if n <= 2:
+            for i in range(n):
+                scores, entries = self._scan_one(queries[i], probes[i][keep[i]])
+                self._fill(out_ids[i], out_scores[i], scores, entries)
+            return out_ids, out_scores
+        for c in range(0, n, _BATCH):
+            sl = slice(c, c + _BATCH)
+            scores, entries, off = self._scan_grouped(queries[sl], probes[sl], keep[sl])
+            for i in range(off.size - 1):
+                a, b = int(off[i]), int(off[i + 1])
+                self._fill(out_ids[c + i], out_scores[c + i], scores[a:b], entries[a:b])
         return out_ids, out_scores
-    scores, entries, off = _scan_grouped(queries, probes, keep, lists)
-    for i in range(n):
-        a, b = int(off[i]), int(off[i + 1])
-        _fill(out_ids, out_scores, i, scores[a:b], entries[a:b], lists, k, allow, spare)
-    return out_ids, out_scores
 
+    def _fill(self, ids_row: _Ints, scores_row: Matrix, scores: Matrix, entries: _Ints) -> None:
+        if scores.size == 0:
+            return
+        ids, sc = self._rank(scores, entries)
+        ids_row[: ids.size] = ids
+        scores_row[: sc.size] = sc
 
-def _fill(
-    out_ids: IdMatrix,
-    out_scores: Matrix,
-    i: int,
-    scores: Matrix,
-    entries: _Ints,
-    lists: Lists,
-    k: int,
-    allow: npt.NDArray[np.bool_] | None,
-    spare: int,
-) -> None:
-    if scores.size == 0:
-        return
-    ids, sc = _rank(scores, entries, lists, k, allow, spare)
-    out_ids[i, : ids.size] = ids
-    out_scores[i, : sc.size] = sc
+    def _rank(self, scores: Matrix, entries: _Ints) -> tuple[_Ints, Matrix]:
+        """Top ``k`` valid, distinct vids of one query's candidates as ``(ext ids, scores)``."""
+        m = scores.shape[0]
+        take = min(m, self.k + self.spare)
+        lists = self.lists
+        while True:
+            top = np.argpartition(-scores, take - 1)[:take] if take < m else np.arange(m)
+            ents = entries[top]
+            vids = unpack_vid(ents)
+            ok = lists.version[vids] == unpack_version(ents)
+            if self.allow is not None:
+                ok &= self.allow[vids]
+            sel_s, sel_v = scores[top][ok], vids[ok]
+            order = np.lexsort((lists.ext[sel_v], -sel_s))
+            sel_s, sel_v = sel_s[order], sel_v[order]
+            _, first = np.unique(sel_v, return_index=True)
+            if first.size >= self.k or take >= m:
+                keep = np.sort(first)[: self.k]
+                return lists.ext[sel_v[keep]], sel_s[keep]
+            take = m
+
+    def _scan_one(self, q: Matrix, probe: _Ints) -> tuple[Matrix, _Ints]:
+        lists = self.lists
+        probe = np.sort(probe)  # lists lie in head order: read the file forwards
+        spans = [
+            (s, s + r)
+            for s, r in zip(lists.start[probe].tolist(), lists.rows[probe].tolist(), strict=True)
+            if r
+        ]
+        if not spans:
+            return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
+        vecs, ents = lists.vectors, lists.entries
+        scores = np.concatenate([vecs[a:b] @ q for a, b in spans])
+        return scores, np.concatenate([ents[a:b] for a, b in spans])
+
+    def _scan_grouped(
+        self, queries: Matrix, probes: _Ints, keep: _Mask
+    ) -> tuple[Matrix, _Ints, _Ints]:
+        """Scan a batch's probed lists, each once; query ``i``'s candidates are
+        ``scores[off[i]:off[i + 1]]`` (and the same slice of the entries)."""
+        lists = self.lists
+        qi, kj = np.nonzero(keep)
+        pl = probes[qi, kj]
+        pair_off = np.concatenate([[0], np.cumsum(lists.rows[pl])])
+        off = pair_off[np.searchsorted(qi, np.arange(queries.shape[0] + 1), side="left")]
+        scores = np.empty(int(pair_off[-1]), dtype=np.float32)
+        entries = np.empty(int(pair_off[-1]), dtype=np.int64)
+        order = np.argsort(pl, kind="stable")
+        bounds = np.flatnonzero(np.diff(pl[order])) + 1
+        for group in np.split(order, bounds) if order.size else []:
+            head = int(pl[group[0]])
+            s, r = int(lists.start[head]), int(lists.rows[head])
+            if r == 0:
+                continue
+            pos = pair_off[group][:, None] + np.arange(r)[None, :]
+            scores[pos] = queries[qi[group]] @ lists.vectors[s : s + r].T
+            entries[pos] = lists.entries[s : s + r][None, :]
+        return scores, entries, off

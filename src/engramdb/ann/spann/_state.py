@@ -43,6 +43,7 @@ class State:
         ext: external id per vid.
         version: version per vid (``DELETED`` for dead vids).
         loc: a posting row per vid.
+            (``ext``, ``version`` and ``loc`` are taken over, not copied.)
         slack: spare capacity fraction given to a list when it is (re)written.
     """
 
@@ -55,12 +56,11 @@ class State:
         slack: float,
     ):
         self.post, self.heads, self.slack = post, heads, slack
-        self.start = directory[:, 0].copy()
-        self.rows = directory[:, 1].copy()
-        self.cap = directory[:, 2].copy()
-        ext, version, loc = vids
-        self.n_vids = int(ext.shape[0])
-        self.ext, self.version, self.loc = ext.copy(), version.copy(), loc.copy()
+        self.start = np.ascontiguousarray(directory[:, 0])
+        self.rows = np.ascontiguousarray(directory[:, 1])
+        self.cap = np.ascontiguousarray(directory[:, 2])
+        self.ext, self.version, self.loc = vids
+        self.n_vids = int(self.ext.shape[0])
         live = self.version != DELETED
         self.n_live = int(live.sum())
         self.ids = IdMap(self.ext, live)
@@ -82,9 +82,23 @@ class State:
         s, r = int(self.start[h]), int(self.rows[h])
         return self.post.vectors[s : s + r], self.post.entries[s : s + r]
 
+    def lists_of(self, vids: _Ints) -> _Ints:
+        """The live list holding each vid's latest copy (``loc``), ``-1`` if none does."""
+        n = self.heads.n
+        live = np.flatnonzero(self.heads.alive & (self.rows[:n] > 0))
+        if live.size == 0 or vids.size == 0:
+            return np.full(vids.shape, -1, dtype=np.int64)
+        order = live[np.argsort(self.start[live], kind="stable")]
+        row = self.loc[vids]
+        pos = np.searchsorted(self.start[order], row, side="right") - 1
+        head = order[np.maximum(pos, 0)]
+        inside = (pos >= 0) & (row < self.start[head] + self.rows[head])
+        return np.where(inside, head, -1)
+
     def valid(self, entries: _Ints) -> npt.NDArray[np.bool_]:
         """Which entries are current."""
-        return self.version[unpack_vid(entries)] == unpack_version(entries)
+        ok: npt.NDArray[np.bool_] = self.version[unpack_vid(entries)] == unpack_version(entries)
+        return ok
 
     # ----- vids
     def new_vids(self, ext_ids: _Ints) -> _Ints:

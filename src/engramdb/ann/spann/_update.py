@@ -94,24 +94,25 @@ def _split(state: State, cfg: SpannConfig, h: int) -> list[int]:
 
 def _d2(x: Matrix, c: Matrix) -> Matrix:
     diff = x - c
-    return np.einsum("ij,ij->i", diff, diff)
+    out: Matrix = np.einsum("ij,ij->i", diff, diff)
+    return out
 
 
 def _movers(state: State, old: Matrix, new: list[int], lists: _Ints) -> tuple[_Ints, _Ints]:
     """Vids (and the list each sits in) that a new head may serve better."""
     centres = state.heads.vectors
     vid_parts, home_parts = [], []
-    for l in lists.tolist():
-        vecs, ents = _current(state, l)
+    for h in lists.tolist():
+        vecs, ents = _current(state, h)
         if vecs.shape[0] == 0:
             continue
         d_new = np.minimum(_d2(vecs, centres[new[0]]), _d2(vecs, centres[new[1]]))
-        if l in new:
-            move = _d2(vecs, old) < _d2(vecs, centres[l])
+        if h in new:
+            move = _d2(vecs, old) < _d2(vecs, centres[h])
         else:
-            move = (d_new < _d2(vecs, old)) & (d_new < _d2(vecs, centres[l]))
+            move = (d_new < _d2(vecs, old)) & (d_new < _d2(vecs, centres[h]))
         vid_parts.append(unpack_vid(ents[move]))
-        home_parts.append(np.full(int(move.sum()), l, dtype=np.int64))
+        home_parts.append(np.full(int(move.sum()), h, dtype=np.int64))
     if not vid_parts:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     vids, homes = np.concatenate(vid_parts), np.concatenate(home_parts)
@@ -137,10 +138,14 @@ def _reassign(state: State, cfg: SpannConfig, old: Matrix, new: list[int]) -> No
     state.append_pairs(cand[r, c], vids[r], vectors[r])
 
 
-def live_counts(state: State) -> _Ints:
-    """Valid entries per head slot (dead heads count 0)."""
+def live_counts(state: State, heads: _Ints | None = None) -> _Ints:
+    """Valid entries per head slot (dead heads count 0); only ``heads`` when given."""
     n = state.heads.n
     rows = np.where(state.heads.alive, state.rows[:n], 0)
+    if heads is not None:
+        only = np.zeros(n, dtype=bool)
+        only[heads] = True
+        rows = np.where(only, rows, 0)
     total = int(rows.sum())
     if total == 0:
         return np.zeros(n, dtype=np.int64)
@@ -150,11 +155,15 @@ def live_counts(state: State) -> _Ints:
     return np.bincount(np.repeat(np.arange(n), rows), weights=ok, minlength=n).astype(np.int64)
 
 
-def merge_small(state: State, cfg: SpannConfig) -> int:
-    """Merge away lists under ``merge_threshold`` live vectors; returns how many."""
-    counts = live_counts(state)
-    alive = state.heads.alive
-    small = np.flatnonzero(alive & (counts < cfg.merge_threshold))
+def merge_small(state: State, cfg: SpannConfig, heads: _Ints | None = None) -> int:
+    """Merge away lists (all, or those in ``heads``) under ``merge_threshold`` live vectors;
+    returns how many."""
+    counts = live_counts(state, heads)
+    check = state.heads.alive.copy()
+    if heads is not None:
+        check[:] = False
+        check[heads] = state.heads.alive[heads]
+    small = np.flatnonzero(check & (counts < cfg.merge_threshold))
     merged = 0
     for h in small.tolist():
         if state.heads.live_count <= 1:

@@ -22,16 +22,16 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.ann.spann import _persist
 from engramdb.ann.flat import top_k
+from engramdb.ann.spann import _persist
 from engramdb.ann.spann._build import build_state, calibrate
 from engramdb.ann.spann._config import SpannConfig
-from engramdb.ann.spann._search import prune, search_batch
+from engramdb.ann.spann._search import Scan, prune
 from engramdb.ann.spann._state import State
 from engramdb.ann.spann._update import live_counts, merge_small, place, split_oversize
 from engramdb.errors import DimensionMismatchError, InvalidInputError
@@ -64,7 +64,6 @@ class SpannIndex:
         self.calibration: dict[str, Any] = meta.get("calibration", {})
         self._generation = int(meta.get("generation", 0))
         self._temp = bool(meta.get("temp", False))
-        self._since_merge = 0
         self._built = float(meta.get("built", time.time()))
 
     # ------------------------------------------------------------------ lifecycle
@@ -136,6 +135,8 @@ class SpannIndex:
             self.store_version = store_version
         if path is None or Path(path).resolve() == self._folder.resolve():
             merge_small(self._state, self.config)
+            if _persist.needs_compaction(self._state):
+                self.compact()
             self._commit()
             return
         self._rewrite(Path(path))
@@ -181,15 +182,19 @@ class SpannIndex:
         split_oversize(st, self.config)
 
     def delete(self, ids: npt.ArrayLike) -> int:
-        """Tombstone ``ids``; missing ones are ignored. Returns how many were deleted."""
+        """Tombstone ``ids``; missing ones are ignored. Returns how many were deleted.
+
+        Lists that held the deleted vectors and fall under ``merge_threshold`` live vectors
+        are merged away.
+        """
         st = self._state
         vids = st.ids.lookup(np.asarray(ids, dtype=np.int64).reshape(-1))
         vids = np.unique(vids[vids >= 0])
+        lists = st.lists_of(vids)
         st.kill_vids(vids)
-        self._since_merge += int(vids.size)
-        if self._since_merge > max(256, len(self) // 100):
-            merge_small(st, self.config)
-            self._since_merge = 0
+        lists = np.unique(lists[lists >= 0])
+        if lists.size:
+            merge_small(st, self.config, lists)
         return int(vids.size)
 
     def search(
@@ -199,7 +204,7 @@ class SpannIndex:
         *,
         allow: npt.ArrayLike | None = None,
         max_probes: int | None = None,
-        prune_eps: float | None | str = "calibrated",
+        prune_eps: float | None | Literal["default"] = "default",
     ) -> tuple[IdMatrix, Matrix]:
         """The ``k`` best ids per query by inner product, best first, ``-1``/``-inf`` padded.
 
@@ -208,7 +213,8 @@ class SpannIndex:
             k: results per query.
             allow: only these ids may be returned (small sets are searched exactly).
             max_probes: lists scanned per query at most (default ``config.max_probes``).
-            prune_eps: ε2 override; ``None`` disables pruning; default: the calibrated value.
+            prune_eps: ε2 override; ``None`` disables pruning; ``"default"``: the index's
+                value (calibrated at build unless the config fixed it).
 
         Raises:
             DimensionMismatchError: wrong query shape.
@@ -226,11 +232,11 @@ class SpannIndex:
                 return _exact(q, st, vids, k)
             mask = np.zeros(st.n_vids, dtype=bool)
             mask[vids] = True
-        eps = self.calibration.get("prune_eps") if prune_eps == "calibrated" else prune_eps
+        eps = self.calibration.get("prune_eps") if prune_eps == "default" else prune_eps
         probes, d2 = st.heads.search(q, max_probes or self.config.max_probes)
         keep = prune(probes, d2, None if eps is None else float(eps))
         spare = 2 * k * self.config.replicas + 16
-        return search_batch(q, probes, keep, st.lists(), k, allow=mask, spare=spare)
+        return Scan(st.lists(), k, mask, spare).run(q, probes, keep)
 
     # ------------------------------------------------------------------ extras
     def vectors(self) -> tuple[_Ints, Matrix]:
@@ -251,6 +257,16 @@ class SpannIndex:
     def stats(self) -> dict[str, Any]:
         """Counts and sizes: live vectors, heads, rows, replication, bytes on disk and in RAM."""
         return _persist.stats(self._state, self._folder, self.calibration, live_counts)
+
+    def compact(self) -> None:
+        """Copy the live lists into new posting files (dropping moved and stale rows); the old
+        files are removed by the next commit. :meth:`save` does this when over half of the
+        files is garbage."""
+        old = self._state
+        self._state = _persist.compacted(
+            old, self.config, self._folder, reuse_heads=True, epoch=old.post.epoch + 1
+        )
+        old.post.close()
 
     # ------------------------------------------------------------------ internals
     def _meta(self, build_s: float | None) -> dict[str, Any]:
@@ -303,4 +319,3 @@ def _check_rows(
 def _exact(q: Matrix, st: State, vids: _Ints, k: int) -> tuple[IdMatrix, Matrix]:
     vecs = st.vectors_of(vids)
     return top_k(q @ vecs.T, st.ext[vids], k)
-

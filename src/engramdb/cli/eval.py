@@ -1,0 +1,188 @@
+"""``engram eval``: offline evaluation runs and report comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engramdb.cli import cli
+
+__all__: list[str] = []
+
+KIND_CHOICES = ("beir", "multihop", "locomo", "needle", "sort", "recognition", "retention")
+"""The same names as ``engramdb.eval.KINDS`` (kept literal so ``engram --help`` stays light)."""
+
+
+class _EvalGroup(click.Group):
+    """``engram eval PATH ...`` runs an evaluation; ``engram eval compare A B`` compares."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] != "--help":
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr fed by ``(stage, done, total)`` callbacks."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _ints(value: str | None) -> tuple[int, ...]:
+    if not value:
+        return ()
+    try:
+        return tuple(int(v.replace("_", "")) for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from exc
+
+
+@cli.group("eval", cls=_EvalGroup)
+def eval_group() -> None:
+    """Measure recall quality and speed offline, with every channel side by side.
+
+    \b
+    engram eval PATH [OPTIONS]        run an evaluation (same as `engram eval run`)
+    engram eval compare A.json B.json show metric deltas between two reports
+
+    \b
+    Example:
+        engram eval ../shared/data/scifact --db /tmp/scifact.db --out scifact.json
+        engram eval ../shared/data/gutenberg --kind needle --sizes 100,1000 --out needle.json
+        engram eval compare before.json after.json
+    """
+
+
+@eval_group.command("run")
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option(
+    "--kind",
+    type=click.Choice(KIND_CHOICES),
+    help="Data set family or probe [default: from the folder].",
+)
+@click.option(
+    "--channels", default="lexical,dense,hybrid", show_default=True, help="Channels to compare."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Queries (or probe items) to run.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@click.option(
+    "--sizes",
+    help="Needle haystack sizes, SORT excerpt words or retention distractors, e.g. 100,1000.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the JSON report here.")
+@click.option(
+    "--markdown", type=click.Path(dir_okay=False), help="Also write the Markdown summary here."
+)
+@click.option(
+    "--plots",
+    type=click.Path(file_okay=False),
+    help="Write PNG plots into this folder (plots extra).",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    help="Store file to reuse (caches embeddings) [default: a temporary one].",
+)
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), help="Engine TOML config.")
+@click.option(
+    "--embedder",
+    type=click.Choice(["minilm-int8", "hash"]),
+    help="Embedder [default: from the config].",
+)
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+def run(path: str, **opts: Any) -> None:
+    """Evaluate a data set folder and print a Markdown summary.
+
+    Kinds: beir (nDCG@10, recall@10/100, MRR@10), multihop (recall@2/5, all-recall@5),
+    locomo (turn and session evidence recall@5/10/20 per category), and probes built from
+    a book folder: needle, sort, recognition, retention.
+
+    \b
+    Example:
+        engram eval ../shared/data/musique --kind multihop --out musique.json --plots plots/
+    """
+    from engramdb.eval import EvalOptions, evaluate, to_markdown
+
+    if opts["plots"]:
+        from engramdb.eval.plots import require_matplotlib
+
+        require_matplotlib()
+    embedder = opts["embedder"]
+    options = EvalOptions(
+        kind=opts["kind"],
+        channels=tuple(opts["channels"].split(",")),
+        limit=opts["limit"],
+        seed=opts["seed"],
+        sizes=_ints(opts["sizes"]),
+        db=opts["db"],
+        config=opts["config"],
+        embed={"model": embedder} if embedder else None,
+    )
+    with _progress(opts["progress"]) as bar:
+        report = evaluate(path, options, progress=bar)
+    _write(report, summary=to_markdown(report), opts=opts)
+
+
+def _write(report: Any, *, summary: str, opts: dict[str, Any]) -> None:
+    """Print the summary and write the requested files."""
+    click.echo(summary)
+    if opts["out"]:
+        click.echo(f"wrote {report.save(opts['out'])}", err=True)
+    if opts["markdown"]:
+        target = Path(opts["markdown"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(summary + "\n", encoding="utf-8")
+        click.echo(f"wrote {target}", err=True)
+    if opts["plots"]:
+        from engramdb.eval.plots import write_plots
+
+        for written in write_plots(report, opts["plots"]):
+            click.echo(f"wrote {written}", err=True)
+
+
+@eval_group.command("compare")
+@click.argument("a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("b", type=click.Path(exists=True, dir_okay=False))
+def compare(a: str, b: str) -> None:
+    """Show every metric of two reports side by side with its delta (B - A).
+
+    \b
+    Example:
+        engram eval compare baseline.json candidate.json
+    """
+    from engramdb.eval import compare_reports, comparison_markdown, load_report
+
+    result = compare_reports(
+        load_report(a), load_report(b), a_name=Path(a).stem, b_name=Path(b).stem
+    )
+    click.echo(comparison_markdown(result), nl=False)

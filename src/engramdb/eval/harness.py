@@ -1,0 +1,205 @@
+"""``evaluate``: load a data set, ingest it into a fresh store, recall, score, report.
+
+Example:
+    >>> from pathlib import Path
+    >>> from engramdb.eval import EvalOptions, evaluate
+    >>> options = EvalOptions(channels=("lexical",), embed={"model": "hash", "dim": 64})
+    >>> report = evaluate(Path("tests/data/eval/tiny_beir"), options)  # doctest: +SKIP
+    >>> report.metrics["lexical"]["ndcg@10"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engramdb import EngineConfig, InvalidInputError, Memory
+from engramdb.eval.books import load_books, load_sentences
+from engramdb.eval.conversations import load_locomo
+from engramdb.eval.datasets import KINDS, checksum, detect_kind, load_beir, load_multihop
+from engramdb.eval.needle import evaluate_needle
+from engramdb.eval.order import evaluate_sort
+from engramdb.eval.recognition import evaluate_recognition
+from engramdb.eval.report import Report, versions
+from engramdb.eval.retention import evaluate_retention
+from engramdb.eval.retrieval import MULTIHOP_METRICS, evaluate_locomo, evaluate_retrieval
+from engramdb.eval.runner import CHANNELS, Progress, RunContext, TaskResult, check_channels
+
+__all__ = ["EvalOptions", "evaluate"]
+
+ConfigLike = EngineConfig | Mapping[str, Any] | str | Path | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalOptions:
+    """How to run an evaluation.
+
+    Attributes:
+        kind: one of :data:`~engramdb.eval.datasets.KINDS`; inferred from the folder when
+            ``None`` (the book probes must be named).
+        channels: channels compared side by side.
+        limit: cap on queries or probe items (see each kind); ``None`` for all.
+        seed: seed of every random choice.
+        sizes: needle haystack sizes, SORT excerpt lengths or retention distractor counts.
+        db: store file to use (and keep, so embeddings are cached across runs); a fresh
+            temporary store when ``None``.
+        config: engine configuration (an EngineConfig, a mapping or a TOML path).
+        embed: ``[embed]`` overrides, e.g. ``{"model": "hash", "dim": 64}`` for tests.
+
+    Raises:
+        InvalidInputError: an unknown kind or channel, or a limit or size below 1.
+    """
+
+    kind: str | None = None
+    channels: tuple[str, ...] = CHANNELS
+    limit: int | None = None
+    seed: int = 0
+    sizes: tuple[int, ...] = ()
+    db: str | Path | None = None
+    config: ConfigLike = None
+    embed: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is not None and self.kind not in KINDS:
+            raise InvalidInputError(f"unknown kind {self.kind!r}; valid: {', '.join(KINDS)}")
+        object.__setattr__(self, "channels", check_channels(self.channels))
+        if self.limit is not None and self.limit < 1:
+            raise InvalidInputError(f"limit must be >= 1, got {self.limit}")
+        if any(s < 1 for s in self.sizes):
+            raise InvalidInputError(f"sizes must be >= 1, got {list(self.sizes)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Loaded:
+    files: tuple[Path, ...]
+    run: Callable[[RunContext], TaskResult]
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def _load(kind: str, path: Path) -> _Loaded:
+    """Read the data set (all checks happen here, before the store is touched)."""
+    if kind in ("beir", "multihop"):
+        data = load_beir(path) if kind == "beir" else load_multihop(path)
+        if kind == "beir":
+            return _Loaded(files=data.files, run=lambda ctx: evaluate_retrieval(ctx, data))
+        return _Loaded(
+            files=data.files, run=lambda ctx: evaluate_retrieval(ctx, data, MULTIHOP_METRICS)
+        )
+    if kind == "locomo":
+        convs = load_locomo(path)
+        return _Loaded(files=convs.files, run=lambda ctx: evaluate_locomo(ctx, convs))
+    if kind == "recognition":
+        sentences, source = load_sentences(path)
+        return _Loaded(
+            files=(source,), run=lambda ctx: evaluate_recognition(ctx, sentences, source)
+        )
+    corpus = load_books(path)
+    task = {"needle": evaluate_needle, "sort": evaluate_sort, "retention": evaluate_retention}[kind]
+    return _Loaded(files=corpus.files, run=lambda ctx: task(ctx, corpus))
+
+
+def _open_memory(path: str | Path, options: EvalOptions) -> Memory:
+    if options.embed:
+        return Memory.open(path, options.config, embed=dict(options.embed))
+    return Memory.open(path, options.config)
+
+
+@contextmanager
+def _open(options: EvalOptions) -> Iterator[Memory]:
+    if options.db is not None:
+        with _open_memory(options.db, options) as mem:
+            yield mem
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="engram-eval-") as tmp,
+        _open_memory(Path(tmp) / "eval.db", options) as mem,
+    ):
+        yield mem
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _config(
+    kind: str, options: EvalOptions, memory: Memory, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "channels": list(options.channels),
+        "limit": options.limit,
+        "seed": options.seed,
+        "sizes": list(options.sizes),
+        "db": str(options.db) if options.db else None,
+        "embedder": memory.stats().embedder,
+        "engine": _plain(dataclasses.asdict(memory.config)),
+        "params": dict(params),
+    }
+
+
+def evaluate(
+    path: str | Path, options: EvalOptions | None = None, *, progress: Progress | None = None
+) -> Report:
+    """Run one evaluation and return its report.
+
+    The data set is read and checked first; then a store is opened (``options.db`` or a
+    temporary one), the data ingested through :meth:`Memory.add_many`, and every query
+    recalled once per channel.
+
+    Args:
+        path: the data set folder.
+        options: what to run; defaults to every channel, all queries, seed 0.
+        progress: optional ``(stage, done, total)`` callback.
+
+    Raises:
+        EvalDataError: the data set is missing, malformed or inconsistent (the message
+            names the file and line).
+        InvalidInputError: bad options, or a reused ``db`` filled by a different run.
+        ConfigError: a bad engine configuration.
+    """
+    options = options or EvalOptions()
+    folder = Path(path)
+    kind = options.kind or detect_kind(folder)
+    loaded = _load(kind, folder)
+    digest, per_file = checksum(loaded.files, folder)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    with _open(options) as mem:
+        ctx = RunContext(
+            memory=mem,
+            channels=options.channels,
+            seed=options.seed,
+            limit=options.limit,
+            sizes=options.sizes,
+            progress=progress,
+        )
+        result = loaded.run(ctx)
+        config = _config(kind, options, mem, result.params)
+    dataset = {
+        "name": folder.resolve().name,
+        "path": str(folder),
+        "sha256": digest,
+        "files": per_file,
+        "counts": result.info,
+    }
+    return Report(
+        kind=kind,
+        dataset=dataset,
+        config=config,
+        versions=versions(),
+        metrics=result.metrics,
+        latency_ms=result.latency_ms,
+        ingest=result.ingest,
+        series=result.series,
+        per_query=result.per_query,
+        created=started,
+    )

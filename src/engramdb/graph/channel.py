@@ -1,0 +1,236 @@
+"""GraphChannel: the memory graph as the engine sees it — prepare, write, recall, inspect.
+
+The engine owns the transaction; this class splits the graph's work around it:
+
+1. :meth:`GraphChannel.prepare` (before the transaction, slow): extract phrases and embed
+   the ones the graph has not seen;
+2. :meth:`GraphChannel.write` (inside the transaction): insert nodes, links and edges;
+3. the in-memory PPR matrix is rebuilt on the next recall after any write (see
+   :meth:`GraphChannel.index`).
+
+Forgetting needs no call: the graph's rows cascade from the memories table (see
+:mod:`engramdb.graph.sqlite`).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from engramdb.config import GraphConfig
+from engramdb.graph.extract import Extraction, Extractor, SpacyExtractor
+from engramdb.graph.recall import GraphIndex, GraphRecall
+from engramdb.graph.sqlite import SQLiteGraph
+
+__all__ = ["GraphChannel", "PhraseEncoder", "Prepared", "create_extractor"]
+
+Run = Sequence[tuple[int, float]]
+
+
+class PhraseEncoder(Protocol):
+    """What the graph needs from an embedder (any ``engramdb`` Embedder fits)."""
+
+    model_id: str
+
+    def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """``(len(texts), d)`` unit-length float32 vectors."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """Extraction results and new-phrase vectors for a batch of passages."""
+
+    extractions: tuple[Extraction, ...]
+    vectors: dict[str, npt.NDArray[np.float32]]
+
+
+def create_extractor(config: GraphConfig) -> Extractor:
+    """The extractor ``config.extractor`` names (no model is loaded yet).
+
+    Raises:
+        MissingDependencyError: ``"llm"`` without httpx installed.
+        ConfigError: ``"llm"`` without url or model.
+    """
+    offline = SpacyExtractor(config.spacy_model, batch_size=config.batch_size)
+    if config.extractor == "spacy":
+        return offline
+    from engramdb.graph.openie import OpenIEExtractor
+
+    return OpenIEExtractor(
+        config.llm_url or "",
+        model=config.llm_model or "",
+        fallback=offline,
+        api_key=os.environ.get(config.llm_api_key_env) or None,
+        timeout=config.llm_timeout,
+    )
+
+
+class GraphChannel:
+    """The graph channel of one Memory.
+
+    Args:
+        conn: the store's connection (autocommit mode, foreign keys on).
+        config: graph settings.
+        encoder: embeds phrases (the Memory's embedder).
+        extractor: overrides the configured extractor (tests, custom pipelines).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        config: GraphConfig,
+        encoder: PhraseEncoder,
+        *,
+        extractor: Extractor | None = None,
+    ) -> None:
+        self.conn = conn
+        self.config = config
+        self.encoder = encoder
+        self.extractor = extractor if extractor is not None else create_extractor(config)
+        self.store = SQLiteGraph(
+            conn,
+            synonym_threshold=config.synonym_threshold,
+            min_synonym_chars=config.min_synonym_chars,
+        )
+        self._index: GraphIndex | None = None
+        self._seen_version: tuple[int, int] | None = None
+
+    def ensure(self) -> bool:
+        """Create the graph tables (or rebuild them after a settings change).
+
+        Returns:
+            True when the graph is new or was emptied, so memories need adding.
+
+        Raises:
+            StoreError: SQLite failed.
+        """
+        fingerprint = {
+            "extractor": self.extractor.name,
+            "encoder": self.encoder.model_id,
+            "synonym_threshold": repr(self.config.synonym_threshold),
+            "min_synonym_chars": str(self.config.min_synonym_chars),
+        }
+        rebuilt = self.store.ensure(fingerprint)
+        self.invalidate()
+        return rebuilt
+
+    # -- writing -----------------------------------------------------------------------
+
+    def prepare(self, texts: Sequence[str]) -> Prepared:
+        """Extract phrases and embed the new ones; run before the transaction.
+
+        Raises:
+            MissingDependencyError: spaCy or its model is not installed.
+        """
+        extractions = tuple(self.extractor.extract(list(texts))) if texts else ()
+        new = self.store.missing_phrases(p for ex in extractions for p in ex.phrases)
+        return Prepared(extractions=extractions, vectors=self._embed(new))
+
+    def write(self, memory_ids: Sequence[int], prepared: Prepared) -> None:
+        """Add prepared passages under their memory ids; run inside the transaction."""
+        phrases = (p for ex in prepared.extractions for p in ex.phrases)
+        late = [p for p in self.store.missing_phrases(phrases) if p not in prepared.vectors]
+        vectors = {**prepared.vectors, **self._embed(late)} if late else prepared.vectors
+        self.store.add(memory_ids, prepared.extractions, vectors)
+        self.invalidate()
+
+    def backfill(
+        self,
+        atomic: Callable[[], AbstractContextManager[Any]],
+        *,
+        batch: int = 256,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> int:
+        """Add every memory that is not in the graph yet, ``batch`` per transaction.
+
+        Returns:
+            The number of memories added.
+
+        Raises:
+            MissingDependencyError: spaCy or its model is not installed.
+        """
+        todo = self.store.unindexed()
+        for start in range(0, len(todo), batch):
+            part = todo[start : start + batch]
+            prepared = self.prepare([text for _, text in part])
+            with atomic():
+                self.write([memory_id for memory_id, _ in part], prepared)
+            if progress is not None:
+                progress("graph", min(start + batch, len(todo)), len(todo))
+        return len(todo)
+
+    def _embed(self, phrases: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        if not phrases:
+            return {}
+        vectors = self.encoder.embed_documents(list(phrases))
+        return dict(zip(phrases, vectors, strict=True))
+
+    def invalidate(self) -> None:
+        """Drop the in-memory matrix; the next recall reloads it."""
+        self._index = None
+
+    # -- reading -----------------------------------------------------------------------
+
+    def index(self) -> GraphIndex:
+        """The current graph as a PPR-ready matrix, rebuilt after any write to the database.
+
+        Writes on this connection show in ``total_changes`` (a forget's cascades included,
+        since the ``DELETE`` itself counts); commits by other connections in SQLite's
+        ``PRAGMA data_version``.
+        """
+        version = (
+            int(self.conn.execute("PRAGMA data_version").fetchone()[0]),
+            self.conn.total_changes,
+        )
+        if self._index is None or version != self._seen_version:
+            self._index = GraphIndex(self.store.snapshot(), max_synonyms=self.config.max_synonyms)
+            self._seen_version = version
+        return self._index
+
+    def recall_many(
+        self,
+        queries: Sequence[str],
+        dense: Sequence[Run],
+        *,
+        depth: int,
+        allow: npt.NDArray[np.int64] | None = None,
+    ) -> list[GraphRecall]:
+        """Graph recall for each query, seeded by its phrases and its dense run.
+
+        Raises:
+            MissingDependencyError: spaCy or its model is not installed.
+        """
+        index = self.index()
+        cfg = self.config
+        phrases = [list(ex.phrases) for ex in self.extractor.extract(list(queries))]
+        vectors = self._embed(list(dict.fromkeys(p for ps in phrases for p in ps)))
+        seeds = [
+            index.link(
+                ps,
+                np.stack([vectors[p] for p in ps]) if ps else None,
+                top_k=cfg.link_top_k,
+                threshold=cfg.link_threshold,
+                common_weight=cfg.common_phrase_weight,
+            )
+            for ps in phrases
+        ]
+        return index.recall_many(
+            seeds,
+            dense,
+            depth=depth,
+            damping=cfg.damping,
+            passage_weight=cfg.passage_weight,
+            allow=allow,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of the stored graph plus the extractor in use."""
+        return {"kind": "phrase-graph", "extractor": self.extractor.name, **self.store.counts()}

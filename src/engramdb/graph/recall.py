@@ -1,0 +1,399 @@
+"""Associative recall: Personalized PageRank over the phrase/passage graph (HippoRAG 2 style).
+
+The graph has one node per phrase and one per passage (memory). Edges are undirected and
+weighted: phrase–phrase co-occurrence (summed counts), phrase–phrase synonyms (cosine, at
+most ``max_synonyms`` per node, keeping an edge that is in either end's top list), and
+passage–phrase "contains" edges (weight: the phrase's occurrences in the passage).
+
+A query is linked to phrase nodes (its own phrases, by exact string and by embedding
+similarity), each seed weighted by its link score × node specificity (1 / passages that
+contain the phrase), × ``common_weight`` for phrases never seen as a named entity or proper
+noun, the top ``link_top_k`` kept. Every passage is also seeded with ``passage_weight`` ×
+its min-max normalised dense score. PPR (power iteration on ``scipy.sparse``; damping =
+probability of following an edge) spreads the mass; passages rank by the mass they hold.
+With no linked phrase the channel falls back to the dense run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from engramdb._optional import require
+from engramdb.errors import InvalidInputError
+from engramdb.graph.sqlite import GraphSnapshot
+
+__all__ = ["GraphIndex", "GraphRecall", "RandomWalk", "personalized_pagerank"]
+
+FloatArray = npt.NDArray[np.float64]
+_VIA = 3
+"""Phrases shown per hit in an explanation."""
+
+
+class RandomWalk:
+    """The random-walk operator of a weighted graph, prepared once for many PPR runs.
+
+    Args:
+        adjacency: ``(n, n)`` scipy sparse matrix; ``W[i, j]`` is the weight of ``i → j``
+            (symmetric for an undirected graph); weights must be ``>= 0``.
+
+    Raises:
+        InvalidInputError: a non-square matrix or a negative weight.
+        MissingDependencyError: scipy is not installed.
+    """
+
+    def __init__(self, adjacency: object) -> None:
+        sparse = require("scipy.sparse", extra="graph")
+        w = sparse.csr_matrix(adjacency, dtype=np.float64)
+        n = w.shape[0]
+        if w.shape != (n, n):
+            raise InvalidInputError(f"adjacency must be square, got {w.shape}")
+        if (w.data < 0).any():
+            raise InvalidInputError("adjacency weights must be non-negative")
+        strength = np.asarray(w.sum(axis=1)).ravel()
+        self.n = n
+        self.dangling = strength == 0
+        inv = np.divide(1.0, strength, out=np.zeros_like(strength), where=~self.dangling)
+        self.transposed = sparse.csr_matrix(w.T.multiply(inv[np.newaxis, :]))
+
+    def ppr(
+        self, reset: npt.ArrayLike, *, damping: float = 0.5, tol: float = 1e-10, max_iter: int = 200
+    ) -> FloatArray:
+        """Personalized PageRank by power iteration.
+
+        ``p = damping · Tᵀ p + (damping · dangling mass + 1 − damping) · r``, where
+        ``T = D⁻¹ W`` and ``r`` is the reset vector scaled to sum 1. Mass on nodes without
+        out-edges jumps back to ``r`` (networkx's convention).
+
+        Args:
+            reset: ``(n,)`` or ``(n, q)`` non-negative reset weights (one column per query).
+            damping: probability of following an edge at each step.
+            tol: stop when the L1 change of every column is below this.
+            max_iter: iteration cap.
+
+        Returns:
+            ``(n,)`` or ``(n, q)`` float64 scores; each column sums to 1.
+
+        Raises:
+            InvalidInputError: a shape mismatch, a negative weight or an all-zero column.
+        """
+        r = np.asarray(reset, dtype=np.float64)
+        single = r.ndim == 1
+        r = r.reshape(len(r), -1)
+        if r.shape[0] != self.n:
+            raise InvalidInputError(f"reset has {r.shape[0]} rows, the graph {self.n} nodes")
+        if (r < 0).any():
+            raise InvalidInputError("reset weights must be non-negative")
+        total = r.sum(axis=0)
+        if (total <= 0).any():
+            raise InvalidInputError("every reset column needs a positive weight")
+        r = r / total
+        p: FloatArray = r.copy()
+        for _ in range(max_iter):
+            lost = p[self.dangling].sum(axis=0)
+            walked: FloatArray = np.asarray(self.transposed @ p, dtype=np.float64)
+            nxt: FloatArray = damping * walked + (damping * lost + (1.0 - damping)) * r
+            done = np.abs(nxt - p).sum(axis=0).max() < tol
+            p = nxt
+            if done:
+                break
+        return p[:, 0] if single else p
+
+
+def personalized_pagerank(
+    adjacency: object,
+    reset: npt.ArrayLike,
+    *,
+    damping: float = 0.5,
+    tol: float = 1e-10,
+    max_iter: int = 200,
+) -> FloatArray:
+    """Personalized PageRank of one graph: ``RandomWalk(adjacency).ppr(reset, ...)``.
+
+    Raises:
+        InvalidInputError: see :class:`RandomWalk`.
+        MissingDependencyError: scipy is not installed.
+    """
+    return RandomWalk(adjacency).ppr(reset, damping=damping, tol=tol, max_iter=max_iter)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphRecall:
+    """One query's graph recall.
+
+    Attributes:
+        run: ``(memory id, score)`` best first; scores are PPR mass (dense scores when
+            ``fallback``).
+        seeds: the linked phrases and their reset weights, heaviest first.
+        via: per memory in ``run``, its phrases that carried the most mass (seeds first).
+        fallback: no phrase linked, so ``run`` is the dense run.
+    """
+
+    run: tuple[tuple[int, float], ...]
+    seeds: tuple[tuple[str, float], ...] = ()
+    via: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    fallback: bool = False
+
+
+def _minmax(values: FloatArray) -> FloatArray:
+    if values.size == 0:
+        return values
+    lo, hi = float(values.min()), float(values.max())
+    return np.ones_like(values) if hi == lo else (values - lo) / (hi - lo)
+
+
+class GraphIndex:
+    """The graph of a :class:`GraphSnapshot` as a sparse matrix, ready for PPR.
+
+    Node indices: phrases ``0 .. P-1``, then passages ``P .. P+M-1``. A "contains" edge
+    weighs the phrase's occurrences in the passage (HippoRAG's passage matrix counts).
+
+    Args:
+        snapshot: the graph's arrays.
+        max_synonyms: synonym edges kept per node (an edge stays when it is in the top
+            list of either end).
+    """
+
+    def __init__(self, snapshot: GraphSnapshot, *, max_synonyms: int = 100) -> None:
+        sparse = require("scipy.sparse", extra="graph")
+        self.snapshot = snapshot
+        self.phrases = snapshot.phrases
+        self.n_phrases = len(snapshot.phrases)
+        self.n_passages = len(snapshot.memory_ids)
+        self.memory_ids = snapshot.memory_ids
+        self._phrase_index = {p: i for i, p in enumerate(snapshot.phrases)}
+        self._passage_index = {int(m): i for i, m in enumerate(snapshot.memory_ids.tolist())}
+        n_p = self.n_phrases
+        mentions = snapshot.mentions
+        self.passages_per_phrase = np.bincount(mentions[:, 0], minlength=n_p).astype(np.float64)
+        self.named = np.bincount(mentions[:, 0], weights=mentions[:, 3], minlength=n_p) > 0
+        syn, syn_w = _cap_synonyms(snapshot.synonyms, snapshot.synonym_scores, max_synonyms)
+        rows = np.concatenate([snapshot.pairs[:, 0], syn[:, 0], mentions[:, 0]])
+        cols = np.concatenate([snapshot.pairs[:, 1], syn[:, 1], mentions[:, 1] + n_p])
+        weights = np.concatenate(
+            [snapshot.pair_weights, syn_w, mentions[:, 2].astype(np.float32)]
+        ).astype(np.float64)
+        n = n_p + self.n_passages
+        upper = sparse.coo_matrix((weights, (rows, cols)), shape=(n, n))
+        self.adjacency = sparse.csr_matrix(upper + upper.T)
+        self.walk = RandomWalk(self.adjacency)
+        self.synonym_edges = len(syn)
+        self._has_vector = bool(snapshot.vectors.size) and bool(snapshot.vectors.any())
+
+    def __len__(self) -> int:
+        return self.n_phrases + self.n_passages
+
+    def phrase_index(self, phrase: str) -> int | None:
+        """The node index of a (normalised) phrase, if it is in the graph."""
+        return self._phrase_index.get(phrase)
+
+    def link(
+        self,
+        phrases: Sequence[str],
+        vectors: npt.NDArray[np.float32] | None = None,
+        *,
+        top_k: int = 5,
+        threshold: float = 0.8,
+        common_weight: float = 1.0,
+    ) -> dict[int, float]:
+        """Seed weights for a query's phrases, the ``top_k`` heaviest.
+
+        A phrase links to the node with the same text (score 1) and, with ``vectors``, to
+        its nearest node by cosine when that is at least ``threshold``. A seed weighs
+        link score × specificity (1 / passages containing the phrase), times
+        ``common_weight`` for a phrase never seen as a named entity or proper noun.
+
+        Args:
+            phrases: the query's normalised phrases.
+            vectors: ``(len(phrases), d)`` unit embeddings of them, or None.
+            top_k: seeds kept.
+            threshold: minimum cosine for an embedding link.
+            common_weight: factor for common (not named) phrases.
+
+        Returns:
+            ``{phrase node index: weight}``.
+        """
+        scores: dict[int, float] = {}
+        for phrase in phrases:
+            node = self._phrase_index.get(phrase)
+            if node is not None:
+                scores[node] = 1.0
+        if vectors is not None and len(phrases) and self._has_vector:
+            sims = np.asarray(vectors, dtype=np.float32) @ self.snapshot.vectors.T
+            best = sims.argmax(axis=1)
+            for row, node in enumerate(best.tolist()):
+                score = float(sims[row, node])
+                if score >= threshold and score > scores.get(node, 0.0):
+                    scores[node] = score
+        weighted = {
+            node: score
+            / max(self.passages_per_phrase[node], 1.0)
+            * (1.0 if self.named[node] else common_weight)
+            for node, score in scores.items()
+        }
+        top = sorted(weighted.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
+        return dict(top)
+
+    def recall(
+        self,
+        seeds: Mapping[int, float],
+        dense: Sequence[tuple[int, float]] = (),
+        *,
+        depth: int = 100,
+        damping: float = 0.5,
+        passage_weight: float = 0.05,
+        allow: npt.NDArray[np.int64] | None = None,
+    ) -> GraphRecall:
+        """One query: see :meth:`recall_many`."""
+        return self.recall_many(
+            [seeds],
+            [dense],
+            depth=depth,
+            damping=damping,
+            passage_weight=passage_weight,
+            allow=allow,
+        )[0]
+
+    def recall_many(
+        self,
+        seeds: Sequence[Mapping[int, float]],
+        dense: Sequence[Sequence[tuple[int, float]]],
+        *,
+        depth: int = 100,
+        damping: float = 0.5,
+        passage_weight: float = 0.05,
+        allow: npt.NDArray[np.int64] | None = None,
+    ) -> list[GraphRecall]:
+        """Rank passages by PPR mass from phrase seeds and dense passage seeds.
+
+        All queries with seeds run in one batched power iteration.
+
+        Args:
+            seeds: per query, ``{phrase node index: weight}`` (see :meth:`link`).
+            dense: per query, the dense channel's ``(memory id, score)`` run; each passage
+                in it is seeded with ``passage_weight`` × its min-max normalised score.
+            depth: how many passages to return.
+            damping: PPR damping.
+            passage_weight: the dense seed factor (HippoRAG 2: 0.05).
+            allow: memory ids that may be returned (a namespace or filter), or None.
+
+        Returns:
+            One ranked run per query; the dense run (``fallback=True``) for a query with
+            no seed.
+        """
+        allowed = None if allow is None else set(allow.tolist())
+        live = [q for q, s in enumerate(seeds) if s and self.n_passages]
+        out = [
+            GraphRecall(
+                run=tuple([(d, s) for d, s in run if allowed is None or d in allowed][:depth]),
+                fallback=True,
+            )
+            for run in dense
+        ]
+        if not live:
+            return out
+        reset = np.zeros((len(self), len(live)), dtype=np.float64)
+        for col, q in enumerate(live):
+            for node, weight in seeds[q].items():
+                reset[node, col] += weight
+            self._seed_passages(reset[:, col], dense[q], passage_weight)
+        mass = self.walk.ppr(reset, damping=damping, tol=1e-8)
+        for col, q in enumerate(live):
+            out[q] = self._ranked(mass[:, col], seeds[q], depth, allowed)
+        return out
+
+    def _ranked(
+        self, mass: FloatArray, seeds: Mapping[int, float], depth: int, allowed: set[int] | None
+    ) -> GraphRecall:
+        passage_mass = mass[self.n_phrases :]
+        order = np.argsort(-passage_mass, kind="stable")
+        run: list[tuple[int, float]] = []
+        for i in order.tolist():
+            memory_id = int(self.memory_ids[i])
+            if allowed is None or memory_id in allowed:
+                run.append((memory_id, float(passage_mass[i])))
+                if len(run) == depth:
+                    break
+        seed_list = tuple(
+            (self.phrases[n], float(w)) for n, w in sorted(seeds.items(), key=lambda kv: -kv[1])
+        )
+        via = {m: self._via(m, mass, seeds) for m, _ in run}
+        return GraphRecall(run=tuple(run), seeds=seed_list, via=via)
+
+    def _seed_passages(
+        self, reset: FloatArray, dense: Sequence[tuple[int, float]], weight: float
+    ) -> None:
+        found = [(self._passage_index.get(d), s) for d, s in dense]
+        known = [(i, s) for i, s in found if i is not None]
+        if not known or weight <= 0:
+            return
+        scores = _minmax(np.asarray([s for _, s in known], dtype=np.float64))
+        idx = np.asarray([i for i, _ in known], dtype=np.int64) + self.n_phrases
+        np.add.at(reset, idx, weight * scores)
+
+    def _phrases_of(self, memory_id: int) -> list[int]:
+        node = self.n_phrases + self._passage_index[memory_id]
+        a = self.adjacency
+        cols = a.indices[a.indptr[node] : a.indptr[node + 1]]
+        return [int(j) for j in cols if j < self.n_phrases]
+
+    def _via(self, memory_id: int, mass: FloatArray, seeds: Mapping[int, float]) -> tuple[str, ...]:
+        phrases = self._phrases_of(memory_id)
+        phrases.sort(key=lambda j: (j not in seeds, -mass[j], j))
+        return tuple(self.phrases[j] for j in phrases[:_VIA])
+
+    def phrases_of(self, memory_id: int) -> list[str]:
+        """The phrases a memory contains (empty for a memory not in the graph)."""
+        if memory_id not in self._passage_index:
+            return []
+        return [self.phrases[j] for j in self._phrases_of(memory_id)]
+
+    def path(self, a: str, b: str) -> list[str]:
+        """A shortest path (fewest edges) between two phrases, through phrases and passages.
+
+        Passage nodes appear as ``"#<memory id>"``.
+
+        Returns:
+            The nodes from ``a`` to ``b``; empty when either phrase is unknown or they are
+            not connected.
+        """
+        csgraph = require("scipy.sparse.csgraph", extra="graph")
+        start, goal = self._phrase_index.get(a), self._phrase_index.get(b)
+        if start is None or goal is None:
+            return []
+        _, pred = csgraph.breadth_first_order(
+            self.adjacency, start, directed=False, return_predecessors=True
+        )
+        if start != goal and pred[goal] < 0:
+            return []
+        nodes = [goal]
+        while nodes[-1] != start:
+            nodes.append(int(pred[nodes[-1]]))
+        return [self._label(n) for n in reversed(nodes)]
+
+    def _label(self, node: int) -> str:
+        if node < self.n_phrases:
+            return self.phrases[node]
+        return f"#{int(self.memory_ids[node - self.n_phrases])}"
+
+
+def _cap_synonyms(
+    pairs: npt.NDArray[np.int64], scores: npt.NDArray[np.float32], cap: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Keep an edge when it is among the ``cap`` best of either endpoint (ties by index)."""
+    if len(pairs) == 0:
+        return pairs.reshape(-1, 2), scores
+    ends = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    edge = np.concatenate([np.arange(len(pairs)), np.arange(len(pairs))])
+    other = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    s = np.concatenate([scores, scores])
+    order = np.lexsort((other, -s, ends))
+    ends_sorted = ends[order]
+    starts = np.searchsorted(ends_sorted, ends_sorted, side="left")
+    rank = np.arange(len(order)) - starts
+    keep = np.zeros(len(pairs), dtype=bool)
+    keep[edge[order][rank < cap]] = True
+    return pairs[keep], scores[keep]
