@@ -52,6 +52,11 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield update
 
 
+def _oneline(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "-"
@@ -117,7 +122,7 @@ def _print_hit(rank: int, hit: Hit) -> None:
         click.style(f"{rank}. [{hit.score:.4f}] ", bold=True)
         + f"{where}  {_when(hit.event_time)}  id={hit.id}"
     )
-    click.echo(f"   {hit.text[:300]}")
+    click.echo(f"   {_oneline(hit.text, 300)}")
     click.echo(click.style(f"   why: {why or '-'}", dim=True))
 
 
@@ -178,7 +183,9 @@ def recognize(
     click.echo(f"{result.kind} (score {result.score:.3f})")
     if result.match is not None:
         m = result.match
-        click.echo(f"  id={m.id} seen {m.count}x, first in {m.source or '-'}: {m.text[:200]}")
+        click.echo(
+            f"  id={m.id} seen {m.count}x, first in {m.source or '-'}: {_oneline(m.text, 200)}"
+        )
 
 
 @cli.command()
