@@ -26,9 +26,9 @@ DATA = (
 )
 
 
-def load_texts(n: int) -> list[tuple[str, str]]:
+def load_texts(n: int, data: Path = DATA) -> list[tuple[str, str]]:
     out = []
-    with gzip.open(DATA, "rt", encoding="utf-8") as fh:
+    with gzip.open(data, "rt", encoding="utf-8") as fh:
         for line in fh:
             doc = json.loads(line)
             out.append((doc["_id"], f"{doc['title']} {doc['text']}".strip()))
@@ -63,10 +63,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--data", type=Path, default=DATA, help="SciFact corpus.jsonl.gz")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all)")
     args = parser.parse_args()
-    docs = load_texts(args.n)
+    docs = load_texts(args.n, args.data)
     texts = [t for _, t in docs]
-    embedder = MiniLMEmbedder()
+    embedder = MiniLMEmbedder(threads=args.threads)
     embedder.embed_documents(texts[:16])  # warm up the session
     emb, ing = [], []
     for r in range(args.rounds):
@@ -87,6 +89,7 @@ def main() -> None:
         "ingest_per_s": len(texts) / i,
         "ratio": e / i,
         "rounds": args.rounds,
+        "threads": args.threads,
     }
     print(json.dumps(report, indent=2))
     if args.out:
