@@ -280,9 +280,12 @@ def updates(base: Any, queries: Any, work: Path, args: argparse.Namespace) -> li
     stats_upd = index.stats()
     fresh = SpannIndex.build(live, base[live], cfg, path=work / "spann-fresh")
     rows = []
-    for probes in args.update_probes:
+    for probes in [*args.update_probes, 0]:  # 0: the index's defaults (calibrated ε2)
         for name, idx in (("updated", index), ("fresh", fresh)):
-            got = idx.search(queries, K, max_probes=probes, prune_eps=None)[0]
+            if probes:
+                got = idx.search(queries, K, max_probes=probes, prune_eps=None)[0]
+            else:
+                got = idx.search(queries, K)[0]
             stale = int(np.isin(got, gone).sum())
             rows.append(
                 {
@@ -306,6 +309,35 @@ def updates(base: Any, queries: Any, work: Path, args: argparse.Namespace) -> li
     index.close()
     fresh.close()
     return rows
+
+
+# --------------------------------------------------------------------------- report
+def table(path: Path) -> str:
+    """A Markdown table of a results file (one row per method and setting, then updates)."""
+    res = json.loads(path.read_text())
+    raw = res["raw_bytes"]
+    lines = [
+        f"{res['data']}: n={res['n']}, d={res['dim']}, {res['queries']} queries, "
+        f"raw {raw / 2**20:.0f} MiB",
+        "",
+        "| method | setting | recall@10 | qps (1 thread, 1 query) | qps (1 thread, batch) "
+        "| build s | disk MiB | RssAnon MiB (% raw) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res["rows"]:
+        setting = ", ".join(f"{k}={v}" for k, v in r["setting"].items())
+        lines.append(
+            f"| {r['method']} | {setting} | {r['recall@10']:.4f} | {r['qps']:.0f} "
+            f"| {r['qps_batch']:.0f} | {r['build_s']:.0f} | {r['disk_bytes'] / 2**20:.0f} "
+            f"| {r['rss_anon_bytes'] / 2**20:.1f} ({100 * r['rss_anon_bytes'] / raw:.1f}%) |"
+        )
+    upd = [r for r in res.get("updates", []) if "recall@10" in r]
+    if upd:
+        lines += ["", "| index | max_probes | recall@10 | stale ids |", "|---|---|---|---|"]
+        for r in upd:
+            probes = r["setting"]["max_probes"] or "default (calibrated ε2)"
+            lines.append(f"| {r['method']} | {probes} | {r['recall@10']:.4f} | {r['stale_ids']} |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main
@@ -351,6 +383,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse built baseline indexes")
     parser.add_argument("--out", default="results.json")
     parser.add_argument("--work", default=str(HERE / "cache" / "work"))
+    parser.add_argument("--table", help="print a results file as a Markdown table")
     parser.add_argument("--child")
     parser.add_argument("--index")
     parser.add_argument("--data")
@@ -358,6 +391,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.table:
+        print(table(Path(args.table)))
         return
     run(args)
 

@@ -200,14 +200,29 @@ def auroc(pos: Sequence[float], neg: Sequence[float]) -> float:
     return round(total / (len(pos) * len(neg)), 4)
 
 
+def oracle(scores: Sequence[float], truth: Sequence[bool]) -> dict[str, float]:
+    """Abstention quality at the best threshold for this very data (an upper bound)."""
+    t = best_threshold(scores, truth)
+    return prf([s < t for s in scores], truth)
+
+
 def best_threshold(scores: Sequence[float], truth: Sequence[bool]) -> float:
     """The abstention threshold (abstain when score < t) maximising F1 on this data."""
-    best, best_f1 = 0.5, -1.0
-    for t in sorted(set(np.round(scores, 4).tolist())) + [1.01]:
-        f1 = prf([s < t for s in scores], truth)["f1"]
-        if f1 > best_f1:
-            best, best_f1 = t, f1
-    return float(best)
+    order = np.argsort(np.asarray(scores, dtype=float), kind="stable")
+    s = np.asarray(scores, dtype=float)[order]
+    y = np.asarray(truth, dtype=bool)[order]
+    positives = int(y.sum())
+    tp = np.concatenate([[0], np.cumsum(y)])  # abstaining on the i lowest scores
+    fp = np.concatenate([[0], np.cumsum(~y)])
+    f1 = 2 * tp / np.maximum(tp + fp + positives, 1)
+    best, best_f1 = 0.0, -1.0
+    for i in range(len(s) + 1):
+        if i < len(s) and i > 0 and s[i] == s[i - 1]:
+            continue  # a threshold cannot split tied scores
+        if f1[i] > best_f1:
+            best_f1 = float(f1[i])
+            best = float(s[i]) if i < len(s) else float(s[-1]) + 1e-9
+    return best
 
 
 # -- candidates --------------------------------------------------------------------------------
@@ -373,11 +388,12 @@ def stage_abstain(ctx: dict[str, Any], ship: bool) -> dict[str, Any]:
         "unanswerable": int(sum(truth)),
         "threshold_from_train": t,
         **prf([s < t for s in scores], truth),
-        "auroc": auroc(
-            [s for s, u in zip(scores, truth, strict=True) if u],
+        "auroc": auroc(  # P(an answerable query's top relevance > an unanswerable one's)
             [s for s, u in zip(scores, truth, strict=True) if not u],
+            [s for s, u in zip(scores, truth, strict=True) if u],
         ),
-        "oracle_f1": prf([s < best_threshold(scores, truth) for s in scores], truth)["f1"],
+        "always_abstain_f1": prf([True] * len(truth), truth)["f1"],
+        "oracle_f1": oracle(scores, truth)["f1"],
     }
     report["locomo"] = locomo_abstention(ctx, t)
     return report
@@ -401,10 +417,11 @@ def locomo_abstention(ctx: dict[str, Any], scifact_t: float) -> dict[str, Any]:
     out: dict[str, Any] = {
         "answerable": int(len(truth) - sum(truth)),
         "unanswerable": int(sum(truth)),
-        "auroc": auroc(
-            [s for s, u in zip(scores, truth, strict=True) if u],
+        "auroc": auroc(  # P(an answerable query's top relevance > an unanswerable one's)
             [s for s, u in zip(scores, truth, strict=True) if not u],
+            [s for s, u in zip(scores, truth, strict=True) if u],
         ),
+        "always_abstain_f1": prf([True] * len(truth), truth)["f1"],
         "scifact_threshold": {
             "threshold": scifact_t,
             **prf([s < scifact_t for s in scores], truth),
@@ -418,8 +435,7 @@ def locomo_abstention(ctx: dict[str, Any], scifact_t: float) -> dict[str, Any]:
             if x == h:
                 flags[i] = scores[i] < t
     out["cross_conversation_threshold"] = prf(flags, truth)
-    out["oracle_f1"] = prf([s < best_threshold(scores, truth) for s in scores], truth)["f1"]
-    out["always_abstain_f1"] = prf([True] * len(truth), truth)["f1"]
+    out["oracle_f1"] = oracle(scores, truth)["f1"]
     return out
 
 
@@ -527,7 +543,7 @@ def stage_latency(ctx: dict[str, Any], ship: bool) -> dict[str, Any]:
         timings.setdefault(name, []).append((time.perf_counter() - t0) * 1000)
 
     model = mem.relevance_model
-    rr = LambdaRankReranker(ctx["lambdarank"]) if "lambdarank" in ctx else None
+    rr = LambdaRankReranker(ctx.get("lambdarank"))  # the bundled model unless trained now
     both = ("lexical", "dense")
     reader = mem._reader  # noqa: SLF001 - the fused list without the precision stage
     for q, pool in zip(qs, pools, strict=True):
@@ -539,9 +555,8 @@ def stage_latency(ctx: dict[str, Any], ship: bool) -> dict[str, Any]:
             mem.recall(q, k=10)
         with clock("relevance calibration of 100 candidates"):
             model.relevance(q, list(pool))
-        if rr is not None:
-            with clock("lambdarank rerank of 100 candidates"):
-                rr.rerank(Candidates(query=q, hits=list(pool)), k=10)
+        with clock("lambdarank rerank of 100 candidates"):
+            rr.rerank(Candidates(query=q, hits=list(pool)), k=10)
         with clock("recall k=10 + mmr"):
             mem.recall(q, k=10, rerank="mmr")
         hits = mem.recall(q, k=20)
@@ -589,6 +604,8 @@ def main() -> None:
     if {"abstain", "coverage"} & set(stages):
         ctx["locomo"] = open_locomo(args.locomo_db)
     results: dict[str, Any] = {"memories": len(ctx["doc"])}
+    if args.out and args.out.exists():  # stages run separately add up in one report
+        results = {**json.loads(args.out.read_text()), **results}
     for name in stages:
         log("stage", name)
         t0 = time.perf_counter()

@@ -114,4 +114,4 @@ class SpannMachine(RuleBasedStateMachine):
 
 
 TestSpannStateMachine = SpannMachine.TestCase
-TestSpannStateMachine.settings = settings(max_examples=25, stateful_step_count=30, deadline=None)
+TestSpannStateMachine.settings = settings(max_examples=20, stateful_step_count=25, deadline=None)

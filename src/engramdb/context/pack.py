@@ -307,6 +307,18 @@ def _cost(segments: Sequence[_Segment], count: TokenCounter) -> int:
     return sum(count(_render_one(pad, s)) for s in segments) + sep * (len(segments) - 1)
 
 
+def _memo(count: TokenCounter) -> TokenCounter:
+    """``count`` remembering its answers for one packing (blocks are re-counted often)."""
+    seen: dict[str, int] = {}
+
+    def counted(text: str) -> int:
+        if text not in seen:
+            seen[text] = count(text)
+        return seen[text]
+
+    return counted
+
+
 def order_edges(items: Sequence[Any]) -> list[Any]:
     """Best items at both ends: ranks 1, 3, 5, … then …, 6, 4, 2 (input is best first).
 
@@ -423,7 +435,7 @@ def pack(
     _check(budget_tokens, order)
     if query is None:
         query = getattr(hits, "query", None)
-    segments, dropped = _select(list(hits), budget_tokens, count_tokens)
+    segments, dropped = _select(list(hits), budget_tokens, _memo(count_tokens))
     ordered = _ordered(segments, order)
     text = _SEPARATOR.join(_render_one(n, s) for n, s in enumerate(ordered, start=1))
     while ordered and count_tokens(text) > budget_tokens:  # exact check of the whole text

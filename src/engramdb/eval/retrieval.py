@@ -51,6 +51,8 @@ MULTIHOP_METRICS: tuple[MetricSpec, ...] = (
 CURVE_CUTOFFS = (1, 2, 3, 5, 10, 20, 50, 100)
 """Cutoffs of the recall@k curves in ``series``."""
 LOCOMO_CUTOFFS = (5, 10, 20)
+ABSTAIN_BELOW = 0.5
+"""A question counts as abstained when its top hit's calibrated relevance is below this."""
 TOP_SHOWN = 10
 """How many ranked ids each per-query row keeps."""
 
@@ -172,7 +174,29 @@ def _locomo_row(question: Question, run: QueryRun, session_of: Mapping[str, int]
         row[f"recall@{k}"] = recall_at_k(run.ranked, gold, k)
         row[f"session-recall@{k}"] = group_recall_at_k(run.ranked, session_of, sessions, k)
     row["top"] = list(dict.fromkeys(run.ranked))[:TOP_SHOWN]
+    row["relevance"] = run.top.relevance if run.top is not None else None
     return row
+
+
+def _abstention(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """Abstention on category 5 (unanswerable) against the rest: precision, recall, F1.
+
+    Recall abstains on a question when its top hit's relevance is below ``ABSTAIN_BELOW``
+    (or nothing was recalled).
+    """
+    flags = [r.get("relevance") is None or r["relevance"] < ABSTAIN_BELOW for r in rows]
+    truth = [r["category"] == 5 for r in rows]
+    tp = sum(f and t for f, t in zip(flags, truth, strict=True))
+    precision = tp / sum(flags) if any(flags) else None
+    recall = tp / sum(truth) if any(truth) else None
+    f1 = None
+    if precision is not None and recall is not None:
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "abstention/precision": _rounded(precision),
+        "abstention/recall": _rounded(recall),
+        "abstention/f1": _rounded(f1),
+    }
 
 
 def _locomo_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
@@ -185,6 +209,7 @@ def _locomo_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None
         part = [r for r in rows if r["category"] == category]
         for name in names:
             out[f"cat{category}/{name}"] = _rounded(mean_over_queries(r[name] for r in part))
+    out.update(_abstention(rows))
     return out
 
 
@@ -194,7 +219,8 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
     Turn-level recall@k is the share of evidence turns among the top ``k`` hits;
     session-level recall@k is the share of evidence sessions that the top ``k`` hits touch.
     The headline metrics cover categories 1-4; category 5 (adversarial) is reported only
-    under its own ``cat5/`` names.
+    under its own ``cat5/`` names. ``abstention/{precision,recall,f1}`` score abstaining
+    (top hit's calibrated relevance below ``ABSTAIN_BELOW``) on category 5 against the rest.
 
     Raises:
         InvalidInputError: a channel the engine does not know, or a reused store that holds

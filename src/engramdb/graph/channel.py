@@ -211,11 +211,16 @@ class GraphChannel:
         index = self.index()
         cfg = self.config
         phrases = [list(ex.phrases) for ex in self.extractor.extract(list(queries))]
-        vectors = self._embed(list(dict.fromkeys(p for ps in phrases for p in ps)))
+        unknown = [
+            p
+            for p in dict.fromkeys(p for ps in phrases for p in ps)
+            if index.phrase_index(p) is None
+        ]
+        vectors = self._embed(unknown)
         seeds = [
             index.link(
                 ps,
-                np.stack([vectors[p] for p in ps]) if ps else None,
+                vectors,
                 top_k=cfg.link_top_k,
                 threshold=cfg.link_threshold,
                 common_weight=cfg.common_phrase_weight,

@@ -193,7 +193,7 @@ class GraphIndex:
     def link(
         self,
         phrases: Sequence[str],
-        vectors: npt.NDArray[np.float32] | None = None,
+        vectors: Mapping[str, npt.NDArray[np.float32]] | None = None,
         *,
         top_k: int = 5,
         threshold: float = 0.8,
@@ -201,14 +201,15 @@ class GraphIndex:
     ) -> dict[int, float]:
         """Seed weights for a query's phrases, the ``top_k`` heaviest.
 
-        A phrase links to the node with the same text (score 1) and, with ``vectors``, to
-        its nearest node by cosine when that is at least ``threshold``. A seed weighs
-        link score × specificity (1 / passages containing the phrase), times
-        ``common_weight`` for a phrase never seen as a named entity or proper noun.
+        A phrase links to the node with the same text (score 1); a phrase with no such
+        node links, when ``vectors`` has its embedding, to its nearest node by cosine if
+        that is at least ``threshold``. A seed weighs link score × specificity
+        (1 / passages containing the phrase), times ``common_weight`` for a phrase never
+        seen as a named entity or proper noun.
 
         Args:
             phrases: the query's normalised phrases.
-            vectors: ``(len(phrases), d)`` unit embeddings of them, or None.
+            vectors: unit embeddings of (at least) the phrases without a node.
             top_k: seeds kept.
             threshold: minimum cosine for an embedding link.
             common_weight: factor for common (not named) phrases.
@@ -217,12 +218,15 @@ class GraphIndex:
             ``{phrase node index: weight}``.
         """
         scores: dict[int, float] = {}
+        fuzzy: list[npt.NDArray[np.float32]] = []
         for phrase in phrases:
             node = self._phrase_index.get(phrase)
             if node is not None:
                 scores[node] = 1.0
-        if vectors is not None and len(phrases) and self._has_vector:
-            sims = np.asarray(vectors, dtype=np.float32) @ self.snapshot.vectors.T
+            elif vectors is not None and phrase in vectors:
+                fuzzy.append(vectors[phrase])
+        if fuzzy and self._has_vector:
+            sims = np.stack(fuzzy).astype(np.float32) @ self.snapshot.vectors.T
             best = sims.argmax(axis=1)
             for row, node in enumerate(best.tolist()):
                 score = float(sims[row, node])
@@ -300,7 +304,7 @@ class GraphIndex:
             for node, weight in seeds[q].items():
                 reset[node, col] += weight
             self._seed_passages(reset[:, col], dense[q], passage_weight)
-        mass = self.walk.ppr(reset, damping=damping, tol=1e-8)
+        mass = self.walk.ppr(reset, damping=damping, tol=1e-7)
         for col, q in enumerate(live):
             out[q] = self._ranked(mass[:, col], seeds[q], depth, allowed)
         return out

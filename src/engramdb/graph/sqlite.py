@@ -5,7 +5,7 @@ derived data: a change of extractor, encoder or layout drops and rebuilds it fro
 memories, which a numbered migration could not do):
 
 * ``graph_nodes(id, phrase UNIQUE, vector)``: one row per normalised phrase, with its
-  unit-length float32 embedding (used for synonym edges and query linking);
+  unit-length embedding as float16 (used for synonym edges and query linking);
 * ``graph_passages(memory_id)``: the memories already in the graph (even with no phrase);
 * ``graph_mentions(memory_id, node_id, count, named)``: "contains" edges, passage → phrase,
   weighted by the phrase's occurrences; ``named`` when the passage used it as a named
@@ -36,7 +36,7 @@ from engramdb.graph.extract import Extraction
 
 __all__ = ["FORMAT_VERSION", "GraphSnapshot", "SQLiteGraph", "synonym_pairs"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped when the table layout changes; a mismatch drops and rebuilds the graph."""
 
 _TABLES = ("graph_synonyms", "graph_pairs", "graph_mentions", "graph_passages", "graph_nodes")
@@ -126,8 +126,13 @@ def synonym_pairs(
     return out
 
 
+_VECTOR = "<f2"
+"""Phrase vectors are stored as float16: half the size (a 384-d row fits five to a page),
+cosines within ~1e-3 of float32."""
+
+
 def _blob(vector: npt.NDArray[np.float32]) -> bytes:
-    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+    return np.ascontiguousarray(vector, dtype=_VECTOR).tobytes()
 
 
 class SQLiteGraph:
@@ -297,7 +302,7 @@ class SQLiteGraph:
                 blobs.append(blob)
         if not blobs:
             return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+        matrix = np.frombuffer(b"".join(blobs), dtype=_VECTOR).reshape(len(blobs), -1)
         return np.asarray(ids, dtype=np.int64), matrix.astype(np.float32)
 
     def _node_ids(self, phrases: Sequence[str]) -> dict[str, int]:
@@ -335,11 +340,12 @@ class SQLiteGraph:
             "SELECT id, phrase, vector FROM graph_nodes ORDER BY id"
         ).fetchall()
         node_index = {int(r[0]): i for i, r in enumerate(node_rows)}
-        dim = next((len(r[2]) // 4 for r in node_rows if r[2] is not None), 0)
+        width = np.dtype(_VECTOR).itemsize
+        dim = next((len(r[2]) // width for r in node_rows if r[2] is not None), 0)
         vectors = np.zeros((len(node_rows), dim), dtype=np.float32)
         for i, r in enumerate(node_rows):
             if r[2] is not None:
-                vectors[i] = np.frombuffer(r[2], dtype="<f4")
+                vectors[i] = np.frombuffer(r[2], dtype=_VECTOR)
         memory_ids = np.fromiter(
             (r[0] for r in conn.execute("SELECT memory_id FROM graph_passages ORDER BY memory_id")),
             dtype=np.int64,

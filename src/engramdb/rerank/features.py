@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -44,6 +44,14 @@ FEATURES: tuple[str, ...] = (
 def terms(text: str) -> set[str]:
     """Lower-cased content words of ``text`` (stop words dropped)."""
     return {w for w in _WORD_RE.findall(text.lower()) if w not in _STOP}
+
+
+def _finder(qterms: set[str]) -> Callable[[str], list[str]]:
+    """A function listing the query terms that occur as whole words in a lower-cased text."""
+    if not qterms:
+        return lambda text: []
+    alternatives = "|".join(re.escape(t) for t in sorted(qterms, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])").findall
 
 
 def _channel(hits: Sequence[Hit], channel: str) -> np.ndarray:
@@ -93,6 +101,7 @@ def candidate_features(query: str, hits: Sequence[Hit]) -> Matrix:
     if n == 0:
         return np.zeros((0, len(FEATURES)), dtype=np.float32)
     qterms = terms(query)
+    found = _finder(qterms)
     fused = np.asarray([h.score for h in hits], dtype=np.float64)
     cols = [fused[:, None], np.log1p(np.arange(1, n + 1, dtype=np.float64))[:, None]]
     cols += [_channel(hits, c) for c in CHANNELS]
@@ -101,7 +110,7 @@ def candidate_features(query: str, hits: Sequence[Hit]) -> Matrix:
         [
             (
                 math.log1p(len(h.text.split())),
-                len(qterms & terms(h.text)) / len(qterms) if qterms else 0.0,
+                len(set(found(h.text.lower()))) / len(qterms) if qterms else 0.0,
             )
             for h in hits
         ],

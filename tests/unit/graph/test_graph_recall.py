@@ -39,9 +39,10 @@ def test_link_weights_by_specificity_and_namedness() -> None:
 
 def test_link_by_embedding_needs_the_threshold() -> None:
     index = GraphIndex(_snapshot())
-    near_poland = np.array([[0, 0, 0.9, 0, np.sqrt(1 - 0.81)]], dtype=np.float32)
+    near_poland = {"polska": np.array([0, 0, 0.9, 0, np.sqrt(1 - 0.81)], dtype=np.float32)}
     assert index.link(["polska"], near_poland, threshold=0.8) == {2: pytest.approx(0.9)}
     assert index.link(["polska"], near_poland, threshold=0.95) == {}
+    assert index.link(["polska"]) == {}
 
 
 def test_recall_matches_networkx_pagerank_on_the_same_graph() -> None:

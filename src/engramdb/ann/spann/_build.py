@@ -57,7 +57,7 @@ def _pairs(vectors: Matrix, heads: HeadIndex, cfg: SpannConfig) -> tuple[_Ints, 
     head_parts, vid_parts = [], []
     for start in range(0, vectors.shape[0], _CHUNK):
         block = vectors[start : start + _CHUNK]
-        cand, d2 = heads.search(block, cfg.candidates)
+        cand, d2 = heads.search(block, cfg.candidates, threads=-1)
         keep = select_replicas(
             np.maximum(cand, 0),
             d2,

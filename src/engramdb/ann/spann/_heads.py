@@ -116,8 +116,11 @@ class HeadIndex:
         if self._graph is not None:
             self._graph.mark_deleted(slot)
 
-    def search(self, queries: Matrix, m: int) -> tuple[_Ints, Matrix]:
-        """The ``m`` nearest live heads per query, ascending; missing ones are ``-1``/``inf``."""
+    def search(self, queries: Matrix, m: int, *, threads: int = 1) -> tuple[_Ints, Matrix]:
+        """The ``m`` nearest live heads per query, ascending; missing ones are ``-1``/``inf``.
+
+        ``threads`` is for the graph (``-1``: all cores); queries are served on one thread.
+        """
         n = queries.shape[0]
         live = self.live_count
         take = min(m, live)
@@ -127,10 +130,14 @@ class HeadIndex:
             return idx, d2
         if self._graph is not None:
             self._graph.set_ef(max(self._ef, take))
-            labels, dist = self._graph.knn_query(queries, k=take, num_threads=1)
-            idx[:, :take] = labels.astype(np.int64)
-            d2[:, :take] = dist
-            return idx, d2
+            try:
+                labels, dist = self._graph.knn_query(queries, k=take, num_threads=threads)
+            except RuntimeError:  # too few reachable live heads for k: fall back to a scan
+                pass
+            else:
+                idx[:, :take] = labels.astype(np.int64)
+                d2[:, :take] = dist
+                return idx, d2
         vecs, sq = self._vecs[: self.n], self._sq[: self.n]
         qsq = np.einsum("ij,ij->i", queries, queries)
         if n == 1:  # the common single-query case, with as few numpy calls as possible

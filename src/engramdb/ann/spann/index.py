@@ -32,7 +32,7 @@ from engramdb.ann.spann import _persist
 from engramdb.ann.spann._build import build_state, calibrate
 from engramdb.ann.spann._config import SpannConfig
 from engramdb.ann.spann._search import Scan, prune
-from engramdb.ann.spann._state import State
+from engramdb.ann.spann._state import DELETED, State
 from engramdb.ann.spann._update import live_counts, merge_small, place, split_oversize
 from engramdb.errors import DimensionMismatchError, InvalidInputError
 from engramdb.types import IdMatrix, Matrix
@@ -242,7 +242,7 @@ class SpannIndex:
     def vectors(self) -> tuple[_Ints, Matrix]:
         """Every live ``(ids, vectors)`` (a copy), e.g. to rebuild."""
         st = self._state
-        live = np.flatnonzero(st.version[: st.n_vids] != 255)
+        live = np.flatnonzero(st.version[: st.n_vids] != DELETED)
         return st.ext[live].copy(), st.vectors_of(live)
 
     def rebuild(self, config: SpannConfig | None = None) -> SpannIndex:
@@ -255,8 +255,11 @@ class SpannIndex:
         )
 
     def stats(self) -> dict[str, Any]:
-        """Counts and sizes: live vectors, heads, rows, replication, bytes on disk and in RAM."""
-        return _persist.stats(self._state, self._folder, self.calibration, live_counts)
+        """Counts and sizes: live vectors, heads, rows, replication, bytes on disk and in RAM,
+        the store version and the calibration."""
+        out = _persist.stats(self._state, self._folder, self.calibration, live_counts)
+        out.update(store_version=self.store_version, generation=self._generation)
+        return out
 
     def compact(self) -> None:
         """Copy the live lists into new posting files (dropping moved and stale rows); the old
