@@ -6,6 +6,8 @@ configuration keeps lists small so that a query scans only a fraction of the dat
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -46,7 +48,7 @@ def data() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     return x[:6000], x[6000:]
 
 
-def test_recall_at_10_reaches_095_with_calibrated_pruning(data: tuple) -> None:
+def test_recall_at_10_reaches_095_with_calibrated_pruning(data: tuple[Any, Any]) -> None:
     base, queries = data
     ids = np.arange(base.shape[0], dtype=np.int64)
     with SpannIndex.build(ids, base, CFG) as index:
@@ -56,13 +58,43 @@ def test_recall_at_10_reaches_095_with_calibrated_pruning(data: tuple) -> None:
         assert cal["calibrated"] and cal["prune_eps"] is not None
         # It is not an exhaustive scan: pruning keeps a minority of the lists.
         st = index._state
-        probes, d2 = st.heads.search(queries, CFG.max_probes)
+        probes, d2 = st.heads.search(queries, cal["max_probes"])
         keep = prune(probes, d2, cal["prune_eps"])
         scanned = (st.rows[np.where(keep, probes, 0)] * keep).sum(axis=1).mean()
         assert scanned < 0.5 * base.shape[0]
 
 
-def test_updates_keep_recall_within_a_point_of_a_fresh_build(data: tuple) -> None:
+def test_calibration_record_matches_a_real_search(data: tuple[Any, Any]) -> None:
+    base, _ = data
+    ids = np.arange(base.shape[0], dtype=np.int64)
+    cfg = SpannConfig(
+        posting_size=24,
+        merge_threshold=4,
+        head_index="exact",
+        seed=1,
+        max_probes=4,
+        target_recall=0.97,
+        calibration_queries=100,
+    )
+    with SpannIndex.build(ids, base, cfg) as index:
+        cal = index.calibration
+        assert cal["max_probes"] in (4, 8, 16)
+        assert cal["recall"] >= 0.98 or cal["max_probes"] == 16
+        # Re-derive the calibration queries and check the recorded recall by searching.
+        pick = np.random.default_rng(cfg.seed + 1).choice(ids.size, size=100, replace=False)
+        q = base[pick]
+        scores = q @ base.T
+        scores[np.arange(100), pick] = -np.inf
+        truth = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+        got = index.search(q, 11)[0]
+        hits = [
+            len(set(g[g != p].tolist()[:10]) & set(t.tolist()))
+            for g, t, p in zip(got, truth, pick, strict=True)
+        ]
+        assert float(np.mean(hits)) / 10 == pytest.approx(cal["recall"], abs=0.005)
+
+
+def test_updates_keep_recall_within_a_point_of_a_fresh_build(data: tuple[Any, Any]) -> None:
     base, queries = data
     n = base.shape[0]
     rng = np.random.default_rng(2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,12 +15,11 @@ from engramdb.ann.spann._config import SpannConfig
 from engramdb.ann.spann._heads import HeadIndex
 from engramdb.ann.spann._persist import compacted
 from engramdb.ann.spann._postings import PostingFile, pack
-from engramdb.ann.spann._search import Scan, prune
 from engramdb.ann.spann._state import State
 from engramdb.ann.spann._update import merge_small, split_oversize
 from engramdb.types import Matrix
 
-__all__ = ["build_state", "calibrate", "graph_params"]
+__all__ = ["build_state", "graph_params"]
 
 _Ints = npt.NDArray[np.int64]
 _CHUNK = 65_536
@@ -117,61 +115,3 @@ def build_state(folder: Path, ids: _Ints, vectors: Matrix, cfg: SpannConfig) -> 
     final = compacted(state, cfg, folder, reuse_heads=True, epoch=1)
     post.close()
     return final
-
-
-def calibrate(state: State, vectors: Matrix, cfg: SpannConfig) -> dict[str, Any]:
-    """Choose ε2 on held-out rows so that recall@10 reaches ``target_recall``.
-
-    The calibration queries are ``calibration_queries`` random stored vectors; their own id is
-    excluded from both the exact and the approximate top-10. The smallest ε2 on a grid whose
-    recall meets the target is kept; if none does, pruning is off (``prune_eps = None``).
-    """
-    n = vectors.shape[0]
-    k = 10
-    if cfg.prune_eps != "auto" or n <= 2 * k:
-        eps = None if cfg.prune_eps == "auto" else cfg.prune_eps
-        return {"prune_eps": eps, "calibrated": False}
-    rng = np.random.default_rng(cfg.seed + 1)
-    pick = rng.choice(n, size=min(cfg.calibration_queries, n), replace=False)
-    queries = np.ascontiguousarray(vectors[pick])
-    exact = _exact_top(queries, vectors, pick, k)
-    probes, d2 = state.heads.search(queries, cfg.max_probes)
-    lists = state.lists()
-    results: list[dict[str, float]] = []
-    for eps in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, None):
-        keep = prune(probes, d2, eps)
-        got, _ = Scan(lists, k + 1).run(queries, probes, keep)
-        hits = [
-            len(set(g[g != state.ext[p]][:k].tolist()) & set(e.tolist()))
-            for g, e, p in zip(got, state.ext[exact], pick, strict=True)
-        ]
-        recall = float(np.mean(hits)) / k
-        results.append(
-            {
-                "eps": -1.0 if eps is None else eps,
-                "recall": recall,
-                "mean_probes": float(keep.sum(axis=1).mean()),
-            }
-        )
-        if recall >= cfg.target_recall:
-            return {"prune_eps": eps, "calibrated": True, "recall": recall, "grid": results}
-    return {"prune_eps": None, "calibrated": True, "recall": results[-1]["recall"], "grid": results}
-
-
-def _exact_top(queries: Matrix, vectors: Matrix, self_rows: _Ints, k: int) -> _Ints:
-    """Rows of the exact top-``k`` inner products, each query's own row excluded."""
-    best_s = np.full((queries.shape[0], 0), -np.inf, dtype=np.float32)
-    best_i = np.empty((queries.shape[0], 0), dtype=np.int64)
-    for start in range(0, vectors.shape[0], _CHUNK):
-        s = queries @ vectors[start : start + _CHUNK].T
-        inside = (self_rows >= start) & (self_rows < start + s.shape[1])
-        s[np.flatnonzero(inside), self_rows[inside] - start] = -np.inf
-        cols = np.argpartition(-s, k - 1, axis=1)[:, :k] if s.shape[1] > k else None
-        if cols is None:
-            cols = np.broadcast_to(np.arange(s.shape[1]), s.shape)
-        cand_s = np.concatenate([best_s, np.take_along_axis(s, cols, axis=1)], axis=1)
-        cand_i = np.concatenate([best_i, cols + start], axis=1)
-        top = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
-        best_s = np.take_along_axis(cand_s, top, axis=1)
-        best_i = np.take_along_axis(cand_i, top, axis=1)
-    return best_i

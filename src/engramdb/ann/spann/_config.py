@@ -39,7 +39,10 @@ class SpannConfig:
             ``d²(q, c_i) <= (1 + ε2) · d²(q, c_1)``; ``"auto"`` calibrates it at build time on
             held-out vectors to reach ``target_recall`` (stored in the manifest); ``None``
             turns pruning off (always ``max_probes`` lists).
-        target_recall: recall@10 the calibration aims for.
+        target_recall: recall@10 the calibration aims for; if ``max_probes`` lists cannot
+            reach it, the calibration raises the cap to 2× or 4× ``max_probes``.
+        calibration_margin: added to ``target_recall`` during calibration (its queries come
+            from the data, so they are a little easier than fresh ones).
         calibration_queries: held-out vectors used for the calibration.
         head_index: ``"exact"`` (numpy scan of all heads), ``"hnsw"`` (hnswlib graph, the
             ``ann`` extra) or ``"auto"`` (hnsw above ``hnsw_min_heads`` heads if hnswlib is
@@ -67,6 +70,7 @@ class SpannConfig:
     max_probes: int = 64
     prune_eps: float | None | Literal["auto"] = "auto"
     target_recall: float = 0.95
+    calibration_margin: float = 0.01
     calibration_queries: int = 256
     head_index: HeadIndexKind = "auto"
     hnsw_min_heads: int = 4096

@@ -29,7 +29,8 @@ import numpy.typing as npt
 
 from engramdb.ann.flat import top_k
 from engramdb.ann.spann import _persist
-from engramdb.ann.spann._build import build_state, calibrate
+from engramdb.ann.spann._build import build_state
+from engramdb.ann.spann._calibrate import calibrate
 from engramdb.ann.spann._config import SpannConfig
 from engramdb.ann.spann._search import Scan, prune
 from engramdb.ann.spann._state import DELETED, State
@@ -212,7 +213,8 @@ class SpannIndex:
             queries: ``(n, d)`` float32.
             k: results per query.
             allow: only these ids may be returned (small sets are searched exactly).
-            max_probes: lists scanned per query at most (default ``config.max_probes``).
+            max_probes: lists scanned per query at most (default: the calibrated cap, else
+                ``config.max_probes``).
             prune_eps: ε2 override; ``None`` disables pruning; ``"default"``: the index's
                 value (calibrated at build unless the config fixed it).
 
@@ -233,7 +235,8 @@ class SpannIndex:
             mask = np.zeros(st.n_vids, dtype=bool)
             mask[vids] = True
         eps = self.calibration.get("prune_eps") if prune_eps == "default" else prune_eps
-        probes, d2 = st.heads.search(q, max_probes or self.config.max_probes)
+        cap = max_probes or int(self.calibration.get("max_probes") or self.config.max_probes)
+        probes, d2 = st.heads.search(q, cap)
         keep = prune(probes, d2, None if eps is None else float(eps))
         spare = 2 * k * self.config.replicas + 16
         return Scan(st.lists(), k, mask, spare).run(q, probes, keep)
