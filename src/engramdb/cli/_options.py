@@ -13,8 +13,18 @@ from typing import Any, TypeVar
 import click
 
 from engramdb import Memory
+from engramdb.errors import InvalidFilterError
 
-__all__ = ["db_option", "default_db_path", "emit_json", "json_option", "k_option", "open_memory"]
+__all__ = [
+    "db_option",
+    "default_db_path",
+    "emit_json",
+    "json_option",
+    "k_option",
+    "open_memory",
+    "parse_where",
+    "progress_bar",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,3 +94,52 @@ def _plain(value: Any) -> Any:
 def emit_json(value: Any) -> None:
     """Print a dataclass (or plain data) as JSON."""
     click.echo(json.dumps(_plain(value), ensure_ascii=False, indent=2, default=str))
+
+
+def parse_where(value: str | None) -> object:
+    """Parse a ``--where`` JSON filter.
+
+    Raises:
+        InvalidFilterError: the value is not valid JSON.
+    """
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidFilterError(f"--where must be a JSON object: {exc}") from exc
+
+
+@contextmanager
+def progress_bar(
+    enabled: bool, labels: dict[str, str] | None = None
+) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on stderr, fed by ``(stage, done, total)`` callbacks."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task((labels or {}).get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update

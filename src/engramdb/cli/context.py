@@ -8,20 +8,10 @@ from typing import cast
 import click
 
 from engramdb.cli import cli
-from engramdb.cli._options import db_option, json_option, open_memory
+from engramdb.cli._options import db_option, json_option, open_memory, parse_where
 from engramdb.context import Order
-from engramdb.errors import InvalidFilterError
 
 __all__: list[str] = []
-
-
-def _where(value: str | None) -> object:
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise InvalidFilterError(f"--where must be a JSON object: {exc}") from exc
 
 
 @cli.command()
@@ -80,7 +70,7 @@ def context(
             query,
             k=k,
             namespace=namespace,
-            where=_where(where),
+            where=parse_where(where),
             min_relevance=min_relevance,
             coverage=coverage,
             rerank=rerank,

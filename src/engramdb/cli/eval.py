@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from engramdb.cli import cli
+from engramdb.cli._options import progress_bar
 
 __all__: list[str] = []
 
@@ -24,38 +23,6 @@ class _EvalGroup(click.Group):
         if args and args[0] not in self.commands and args[0] != "--help":
             args = ["run", *args]
         return super().parse_args(ctx, args)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A rich progress bar on stderr fed by ``(stage, done, total)`` callbacks."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
 
 
 def _ints(value: str | None) -> tuple[int, ...]:
@@ -148,7 +115,7 @@ def run(path: str, **opts: Any) -> None:
         config=opts["config"],
         embed={"model": embedder} if embedder else None,
     )
-    with _progress(opts["progress"]) as bar:
+    with progress_bar(opts["progress"]) as bar:
         report = evaluate(path, options, progress=bar)
     _write(report, summary=to_markdown(report), opts=opts)
 

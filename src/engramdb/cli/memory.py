@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
 
 from engramdb.cli import cli
-from engramdb.cli._options import db_option, emit_json, json_option, k_option, open_memory
-from engramdb.errors import InvalidFilterError
+from engramdb.cli._options import (
+    db_option,
+    emit_json,
+    json_option,
+    k_option,
+    open_memory,
+    parse_where,
+    progress_bar,
+)
 from engramdb.types import Hit
 
 __all__: list[str] = []
 
 _STAGES = {"load": "Loading", "embed": "Embedding"}
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A rich progress bar fed by Memory's ``(stage, done, total)`` callback."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskID,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(_STAGES.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
 
 
 def _oneline(text: str, width: int) -> str:
@@ -61,15 +33,6 @@ def _when(epoch: float | None) -> str:
     if epoch is None:
         return "-"
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _where(value: str | None) -> object:
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise InvalidFilterError(f"--where must be a JSON object: {exc}") from exc
 
 
 @cli.command()
@@ -101,7 +64,7 @@ def add(
         engram add notes/ chats.json --namespace work --exclude "*.tmp"
     """
     started = time.perf_counter()
-    with open_memory(db, config) as mem, _progress(progress) as bar:
+    with open_memory(db, config) as mem, progress_bar(progress, _STAGES) as bar:
         result = mem.ingest(
             paths, namespace=namespace, include=include, exclude=exclude, progress=bar
         )
@@ -151,7 +114,9 @@ def recall(
         engram recall "when did we move the deploy freeze?" -k 5 --namespace work
     """
     with open_memory(db, config) as mem:
-        hits = mem.recall(query, k=k, namespace=namespace, where=_where(where), channels=channels)
+        hits = mem.recall(
+            query, k=k, namespace=namespace, where=parse_where(where), channels=channels
+        )
     if as_json:
         emit_json(hits)
         return
@@ -212,7 +177,7 @@ def forget(
     """
     with open_memory(db, config) as mem:
         n = mem.forget(
-            list(ids) if ids else None, source=source, namespace=namespace, where=_where(where)
+            list(ids) if ids else None, source=source, namespace=namespace, where=parse_where(where)
         )
     click.echo(f"forgot {n} memories")
 
