@@ -201,7 +201,9 @@ class GraphConfig:
         common_phrase_weight: seed factor for phrases never seen as a named entity or
             proper noun (common noun phrases such as "the first president").
         fusion_weight: the graph channel's weight in fusion when ``recall.weights`` has no
-            ``"graph"`` entry.
+            ``"graph"`` entry. With RRF and lexical = dense = 1, weight 3 gave MuSiQue R@5
+            0.676 (weight 1: 0.643; the graph alone 0.736) and SciFact nDCG@10 0.717
+            (weight 1: 0.726; hybrid without graph 0.714; best single channel 0.687).
         batch_size: passages per extraction batch.
     """
 
@@ -221,7 +223,7 @@ class GraphConfig:
     link_top_k: int = 5
     link_threshold: float = 0.8
     common_phrase_weight: float = 0.2
-    fusion_weight: float = 1.0
+    fusion_weight: float = 3.0
     batch_size: int = 64
 
     def __post_init__(self) -> None:

@@ -137,6 +137,9 @@ def test_locomo_namespaces_categories_and_adversarial_apart() -> None:
     assert counts["conversations"] == 2 and counts["turns"] == 14
     assert counts["unresolved_evidence"] == ["conv-a#3:D9:9"]
     assert counts["without_evidence"] == 1
+    curve = report.series["recall@k"]["lexical"]
+    assert list(curve) == ["1", "2", "3", "5", "10", "20"]
+    assert curve["5"] == pytest.approx(metrics["recall@5"])
     # Every hit of a conversation's question comes from that conversation.
     conv_b = {"D1:1", "D1:2", "D1:3", "D2:1", "D2:2", "D2:3"}
     assert all(set(r["top"]) <= conv_b for r in rows if r["id"].startswith("conv-b"))

@@ -300,6 +300,20 @@ def _warnings(a: Report, b: Report) -> list[str]:
     for key in ("embedder", "seed", "limit", "sizes"):
         if a.config.get(key) != b.config.get(key):
             out.append(f"different {key}: {a.config.get(key)!r} vs {b.config.get(key)!r}")
+    ea, eb = _flat(a.config.get("engine", {})), _flat(b.config.get("engine", {}))
+    for key in sorted(set(ea) | set(eb)):
+        if ea.get(key) != eb.get(key):
+            out.append(f"different engine setting {key}: {ea.get(key)!r} vs {eb.get(key)!r}")
+    return out
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"recall": {"fusion": "rrf"}}`` -> ``{"recall.fusion": "rrf"}``."""
+    if not isinstance(value, Mapping):
+        return {prefix: value} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, inner in value.items():
+        out.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
     return out
 
 
@@ -307,7 +321,8 @@ def compare_reports(a: Report, b: Report, *, a_name: str = "A", b_name: str = "B
     """Every metric and latency percentile of both reports, channel by channel.
 
     Rows follow ``a``'s order; metrics only in ``b`` come last. Differences in data set
-    checksum, kind, embedder, seed, limit or sizes are returned as warnings.
+    checksum, kind, embedder, seed, limit, sizes or any engine setting are returned as
+    warnings.
     """
     rows: list[Delta] = []
     channels = list(dict.fromkeys([*a.metrics, *b.metrics]))

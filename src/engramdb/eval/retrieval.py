@@ -51,6 +51,8 @@ MULTIHOP_METRICS: tuple[MetricSpec, ...] = (
 CURVE_CUTOFFS = (1, 2, 3, 5, 10, 20, 50, 100)
 """Cutoffs of the recall@k curves in ``series``."""
 LOCOMO_CUTOFFS = (5, 10, 20)
+LOCOMO_CURVE = (1, 2, 3, 5, 10, 20)
+"""Cutoffs of the turn-level recall@k curve (categories 1-4) in ``series``."""
 ABSTAIN_BELOW = 0.5
 """A question counts as abstained when its top hit's calibrated relevance is below this."""
 TOP_SHOWN = 10
@@ -61,12 +63,16 @@ def _rounded(value: float | None) -> float | None:
     return round(value, 6) if value is not None else None
 
 
-def _curve(runs: Sequence[QueryRun], gold: Sequence[Mapping[str, int]]) -> dict[str, float | None]:
+def _curve(
+    runs: Sequence[QueryRun],
+    gold: Sequence[Mapping[str, int]],
+    cutoffs: Sequence[int] = CURVE_CUTOFFS,
+) -> dict[str, float | None]:
     return {
         str(k): _rounded(
             mean_over_queries(recall_at_k(r.ranked, g, k) for r, g in zip(runs, gold, strict=True))
         )
-        for k in CURVE_CUTOFFS
+        for k in cutoffs
     }
 
 
@@ -229,9 +235,11 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
     questions = list(data.questions[: ctx.limit] if ctx.limit else data.questions)
     labels, ingested = _ingest_conversations(ctx, data, {q.conv for q in questions})
     result = TaskResult(metrics={}, latency_ms={}, ingest=ingested, per_query={})
+    curves: dict[str, dict[str, float | None]] = {}
     for channel in ctx.channels:
         rows: list[dict[str, Any]] = []
         ms: list[float] = []
+        scored: list[tuple[QueryRun, dict[str, int]]] = []
         for conv in sorted(labels):
             mine = [q for q in questions if q.conv == conv]
             runs = run_queries(
@@ -245,9 +253,16 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
             conv_sessions = {t.dia_id: t.session for t in data.turns if t.conv == conv}
             rows += [_locomo_row(q, r, conv_sessions) for q, r in zip(mine, runs, strict=True)]
             ms += [r.ms for r in runs]
+            scored += [
+                (r, dict.fromkeys(q.evidence, 1))
+                for q, r in zip(mine, runs, strict=True)
+                if q.category != 5
+            ]
+        curves[channel] = _curve([r for r, _ in scored], [g for _, g in scored], LOCOMO_CURVE)
         result.metrics[channel] = _locomo_metrics(rows)
         result.latency_ms[channel] = latency_summary(ms)
         result.per_query[channel] = rows
+    result.series["recall@k"] = curves
     result.info.update(
         conversations=len(labels),
         turns=sum(1 for t in data.turns if t.conv in labels),

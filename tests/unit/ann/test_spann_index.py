@@ -11,11 +11,18 @@ import pytest
 
 import engramdb.ann.spann.index as spann_index
 from engramdb.ann.spann import SpannConfig, SpannIndex, read_manifest
-from engramdb.errors import InvalidInputError, MissingDependencyError
+from engramdb.errors import IndexFormatError, InvalidInputError, MissingDependencyError
 
 DIM = 16
-CFG = SpannConfig(posting_size=8, posting_limit=24, merge_threshold=2, max_probes=1000,
-                  prune_eps=None, head_index="exact", calibration_queries=0)
+CFG = SpannConfig(
+    posting_size=8,
+    posting_limit=24,
+    merge_threshold=2,
+    max_probes=1000,
+    prune_eps=None,
+    head_index="exact",
+    calibration_queries=0,
+)
 
 
 def unit(seed: int, n: int) -> npt.NDArray[np.float32]:
@@ -23,8 +30,9 @@ def unit(seed: int, n: int) -> npt.NDArray[np.float32]:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def brute(ids: npt.NDArray[np.int64], vecs: npt.NDArray[np.float32],
-          q: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
+def brute(
+    ids: npt.NDArray[np.int64], vecs: npt.NDArray[np.float32], q: npt.NDArray[np.float32], k: int
+) -> npt.NDArray[np.int64]:
     return ids[np.argsort(-(q @ vecs.T), axis=1, kind="stable")[:, :k]]
 
 
@@ -33,6 +41,14 @@ def test_build_rejects_empty_and_repeated_ids() -> None:
         SpannIndex.build(np.empty(0, dtype=np.int64), np.empty((0, DIM), dtype=np.float32))
     with pytest.raises(InvalidInputError):
         SpannIndex.build(np.array([1, 1]), unit(0, 2))
+
+
+def test_build_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(IndexFormatError, match="refusing"):
+        SpannIndex.build(np.arange(10), unit(0, 10), CFG, path=tmp_path / "notes")
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 
 
 def test_stats_and_manifest(tmp_path: Path) -> None:
@@ -88,14 +104,16 @@ def test_heavy_churn_is_compacted_on_save(tmp_path: Path) -> None:
 
 
 def test_rebuild_keeps_live_vectors(tmp_path: Path) -> None:
-    idx = SpannIndex.build(np.arange(300), unit(6, 300), CFG, path=tmp_path / "idx",
-                           store_version=2)
+    idx = SpannIndex.build(
+        np.arange(300), unit(6, 300), CFG, path=tmp_path / "idx", store_version=2
+    )
     idx.delete(np.arange(100))
     fresh = idx.rebuild()
     assert len(fresh) == 200 and fresh.store_version == 2
     q = unit(7, 5)
-    np.testing.assert_array_equal(fresh.search(q, 5)[0],
-                                  brute(np.arange(100, 300), unit(6, 300)[100:], q, 5))
+    np.testing.assert_array_equal(
+        fresh.search(q, 5)[0], brute(np.arange(100, 300), unit(6, 300)[100:], q, 5)
+    )
     fresh.close()
 
 

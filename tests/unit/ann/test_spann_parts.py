@@ -91,8 +91,10 @@ def test_id_map_against_a_dict() -> None:
     ids = IdMap(np.empty(0, dtype=np.int64), np.empty(0, dtype=bool))
     next_vid = 0
     for _ in range(60):
-        new = np.setdiff1d(rng.integers(0, 20_000, size=int(rng.integers(1, 600))),
-                           np.array(list(model), dtype=np.int64))
+        new = np.setdiff1d(
+            rng.integers(0, 20_000, size=int(rng.integers(1, 600))),
+            np.array(list(model), dtype=np.int64),
+        )
         vids = np.arange(next_vid, next_vid + new.size)
         next_vid += new.size
         ids.insert(new, vids)
@@ -146,8 +148,12 @@ def test_head_index_graph_agrees_with_exact() -> None:
     vecs = unit(rng, 500)
     exact, graph = HeadIndex(vecs), HeadIndex(vecs, hnsw=(16, 100, 64))
     q = unit(rng, 30)
-    hits = [len(set(a) & set(b)) for a, b in
-            zip(exact.search(q, 10)[0].tolist(), graph.search(q, 10)[0].tolist(), strict=True)]
+    hits = [
+        len(set(a) & set(b))
+        for a, b in zip(
+            exact.search(q, 10)[0].tolist(), graph.search(q, 10)[0].tolist(), strict=True
+        )
+    ]
     assert np.mean(hits) >= 9.5
     graph.kill(int(graph.search(q[:1], 1)[0][0, 0]))
     assert graph.live_count == 499

@@ -130,3 +130,13 @@ def test_compare_warns_when_runs_are_not_comparable() -> None:
     assert any("different seed: 0 vs 1" in w for w in warnings)
     assert any("different limit" in w for w in warnings)
     assert comparison_markdown(compare_reports(_report(), b)).startswith("> warning:")
+
+
+def test_compare_names_changed_engine_settings() -> None:
+    engine_a = {"recall": {"fusion": "rrf", "rrf_k": 60}, "embed": {"model": "hash"}}
+    engine_b = {"recall": {"fusion": "weighted", "rrf_k": 60}, "embed": {"model": "hash"}}
+    a = _report(config={**_report().config, "engine": engine_a})
+    b = _report(config={**_report().config, "engine": engine_b})
+    assert compare_reports(a, b).warnings == (
+        "different engine setting recall.fusion: 'rrf' vs 'weighted'",
+    )

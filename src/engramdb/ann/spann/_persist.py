@@ -44,9 +44,21 @@ _Ints = npt.NDArray[np.int64]
 
 
 def work_folder(target: Path | None) -> Path:
-    """A fresh folder to build in: next to ``target`` (same file system) or a temp folder."""
+    """A fresh folder to build in: next to ``target`` (same file system) or a temp folder.
+
+    Raises:
+        IndexFormatError: ``target`` exists and is neither empty nor a SPANN index (it would
+            be replaced).
+    """
     if target is None:
         return Path(tempfile.mkdtemp(prefix="engramdb-spann-"))
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        try:
+            read_manifest(target)
+        except IndexFormatError as exc:
+            raise IndexFormatError(
+                f"{target} exists and is not a SPANN index; refusing to replace it"
+            ) from exc
     target.parent.mkdir(parents=True, exist_ok=True)
     work = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
     work.mkdir()
