@@ -16,6 +16,7 @@ from typing import Any, Literal
 from engramdb.errors import ConfigError
 
 __all__ = [
+    "AnnConfig",
     "ChunkConfig",
     "EmbedConfig",
     "EngineConfig",
@@ -250,6 +251,56 @@ class GraphConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AnnConfig:
+    """The dense (vector) index: exact flat search for small stores, SPANN for large ones.
+
+    The flat index keeps every vector in RAM and scans them all: exact, nothing to build,
+    and cheap while the store is small. At 50,000 memories of 384 dimensions it holds
+    77 MB and answers a 100-candidate query in about 15-20 ms on a shared 2-core machine
+    (200,000: 307 MB and about 57 ms). SPANN answers at 0.95+ recall@10 in 2-3 ms with its
+    heads in RAM and its posting lists on disk, but has to be built: 98 s at 200,000
+    (``bench/results/syn200k-v1.json``), so roughly 25 s at 50,000. Below
+    ``spann_threshold`` the exact index is fast enough and the build is not worth it.
+
+    A SPANN index lives in ``<store file>.spann/<embedder model>/``, records the store
+    version it reflects, and is rebuilt from the store's cached vectors when it is missing,
+    torn, stale, built for another embedder or built with other ``spann`` settings. In-memory
+    stores (``":memory:"``) always use the flat index.
+
+    Attributes:
+        kind: ``"auto"`` (flat up to ``spann_threshold`` memories, SPANN above it or once a
+            SPANN index exists for the store, e.g. after ``engram index build``),
+            ``"flat"`` (always exact) or ``"spann"`` (always SPANN for a store file).
+        spann_threshold: memory count above which ``"auto"`` uses SPANN. A store that grows
+            past it switches at the end of the write that crossed it (the index is built
+            then, from the vectors in RAM).
+        spann: settings passed to :class:`engramdb.ann.spann.SpannConfig` (e.g.
+            ``posting_size``, ``max_probes``, ``replicas``, ``prune_eps``); unknown keys and
+            bad values raise :class:`ConfigError` when the Memory opens.
+    """
+
+    kind: Literal["auto", "flat", "spann"] = "auto"
+    spann_threshold: int = 50_000
+    spann: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(
+            self.kind in ("auto", "flat", "spann"),
+            f"ann.kind must be 'auto', 'flat' or 'spann', got {self.kind!r}",
+        )
+        _check(
+            isinstance(self.spann_threshold, int)
+            and not isinstance(self.spann_threshold, bool)
+            and self.spann_threshold >= 0,
+            f"ann.spann_threshold must be an integer >= 0, got {self.spann_threshold!r}",
+        )
+        _check(
+            isinstance(self.spann, Mapping) and all(isinstance(k, str) for k in self.spann),
+            f"ann.spann must be a table of SpannConfig settings, got {self.spann!r}",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EngineConfig:
     """Everything a :class:`~engramdb.Memory` is configured with."""
 
@@ -259,6 +310,7 @@ class EngineConfig:
     recognize: RecognizeConfig = field(default_factory=RecognizeConfig)
     recall: RecallConfig = field(default_factory=RecallConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
+    ann: AnnConfig = field(default_factory=AnnConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -268,6 +320,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "recognize": RecognizeConfig,
     "recall": RecallConfig,
     "graph": GraphConfig,
+    "ann": AnnConfig,
 }
 
 

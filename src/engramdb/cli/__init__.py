@@ -55,3 +55,4 @@ _ = _memory
 from engramdb.cli import context as _context  # noqa: E402, F401  (registers commands)
 from engramdb.cli import eval as _eval  # noqa: E402, F401  (registers commands)
 from engramdb.cli import graph as _graph  # noqa: E402, F401  (registers commands)
+from engramdb.cli import index as _index  # noqa: E402, F401  (registers commands)

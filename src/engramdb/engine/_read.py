@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from engramdb.ann.flat import FlatIndex
 from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
+from engramdb.engine._dense import DenseIndex
 from engramdb.errors import InvalidInputError, NotFoundError
 from engramdb.filter import compile_filter, parse_filter
 from engramdb.graph.channel import GraphChannel
@@ -68,7 +68,7 @@ class Reader:
         store: SQLiteStore,
         lexical: FTS5Index,
         embedder: Embedder,
-        dense: FlatIndex,
+        dense: DenseIndex,
         config: EngineConfig,
         graph: GraphChannel | None = None,
     ):

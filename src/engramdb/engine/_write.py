@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engramdb.ann.flat import FlatIndex
 from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
+from engramdb.engine._dense import DenseIndex
 from engramdb.errors import InvalidInputError
 from engramdb.graph.channel import GraphChannel, Prepared
 from engramdb.ingest import chunk_text, content_hash, normalize_for_hash, normalize_text
@@ -102,7 +102,7 @@ class Writer:
         self,
         store: SQLiteStore,
         embedder: Embedder,
-        dense: FlatIndex,
+        dense: DenseIndex,
         hasher: MinHasher,
         config: EngineConfig,
         graph: GraphChannel | None = None,

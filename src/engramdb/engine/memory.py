@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from engramdb.ann.flat import FlatIndex
 from engramdb.calibrate import (
     ConformalCalibration,
     RelevanceModel,
@@ -25,6 +24,7 @@ from engramdb.config import EngineConfig, load_config
 from engramdb.context import Context, Order, TokenCounter, pack, select_counter
 from engramdb.embed.base import Embedder
 from engramdb.embed.registry import create_embedder
+from engramdb.engine._dense import DenseIndex
 from engramdb.engine._precision import (
     Precision,
     RerankLike,
@@ -83,12 +83,13 @@ class Memory:
         self._lexical.ensure()
         rc = config.recognize
         self._hasher = MinHasher(num_perm=rc.num_perm, bands=rc.bands, shingle=rc.shingle)
-        self._dense = FlatIndex(embedder.dim)
-        self._load_dense()
+        self._dense = DenseIndex(store, embedder, config.ann, lock=self._lock)
+        self._dense.load()
         self._graph = (
             GraphChannel(store.conn, config.graph, embedder) if config.graph.enabled else None
         )
         self._load_graph()
+        self._dense.sync()
         self._writer = Writer(store, embedder, self._dense, self._hasher, config, graph=self._graph)
         self._reader = Reader(
             store, self._lexical, embedder, self._dense, config, graph=self._graph
@@ -180,17 +181,15 @@ class Memory:
             if added:
                 logger.info("added %d memories to the graph", added)
 
-    def _load_dense(self) -> None:
-        store = self.store
-        ids, vectors, missing = store.memory_vectors(self.embedder.model_id)
-        if vectors is not None:
-            self._dense.add(ids, vectors)
-        if missing:
-            logger.info("embedding %d memories with %s", len(missing), self.embedder.model_id)
-            fresh = self.embedder.embed_documents([text for _, _, text in missing])
-            with store.atomic():
-                store.put_embeddings(self.embedder.model_id, [h for _, h, _ in missing], fresh)
-            self._dense.add(np.asarray([i for i, _, _ in missing], dtype=np.int64), fresh)
+    @property
+    def dense_index(self) -> DenseIndex:
+        """The dense index (flat or SPANN): its stats, and ``build``/``rebuild`` by hand.
+
+        Raises:
+            StoreClosedError: the memory was closed.
+        """
+        self.store  # noqa: B018 - raises when closed
+        return self._dense
 
     # -- writing -------------------------------------------------------------------------
 
@@ -232,7 +231,8 @@ class Memory:
         """
         with self._lock:
             self.store  # noqa: B018 - raises when closed
-            return self._writer.add_many(records, namespace=namespace, progress=progress)
+            with self._dense.writing():
+                return self._writer.add_many(records, namespace=namespace, progress=progress)
 
     def ingest(
         self,
@@ -285,18 +285,19 @@ class Memory:
             raise InvalidInputError("forget needs exactly one of: ids, source, or namespace/where")
         with self._lock:
             store = self.store
-            with store.atomic():
-                if ids is not None:
-                    gone = store.delete_memories([int(i) for i in ids])
-                elif source is not None:
-                    gone = []
-                    for name in _source_names(source):
-                        gone += store.forget_source(name)[0]
-                else:
-                    sql, params = self._reader.where(namespace, where)
-                    gone = store.delete_memories(store.select_ids(sql or "1", params).tolist())
-                store.drop_orphan_embeddings()
-            self._dense.delete(np.asarray(gone, dtype=np.int64))
+            with self._dense.writing():
+                with store.atomic():
+                    if ids is not None:
+                        gone = store.delete_memories([int(i) for i in ids])
+                    elif source is not None:
+                        gone = []
+                        for name in _source_names(source):
+                            gone += store.forget_source(name)[0]
+                    else:
+                        sql, params = self._reader.where(namespace, where)
+                        gone = store.delete_memories(store.select_ids(sql or "1", params).tolist())
+                    store.drop_orphan_embeddings()
+                self._dense.delete(np.asarray(gone, dtype=np.int64))
             return len(gone)
 
     # -- reading -------------------------------------------------------------------------
@@ -556,7 +557,6 @@ class Memory:
         with self._lock:
             store = self.store
             counts = store.counts()
-            with_vectors = len(self._dense)
             return Stats(
                 path=store.path,
                 namespaces=store.namespaces(),
@@ -569,11 +569,7 @@ class Memory:
                 embedder=self.embedder.model_id,
                 indexes={
                     "lexical": self._lexical.stats(),
-                    "dense": {
-                        "kind": "flat",
-                        "vectors": with_vectors,
-                        "fresh": with_vectors == counts["memories"],
-                    },
+                    "dense": self._dense.summary(counts["memories"]),
                     **({"graph": self._graph.stats()} if self._graph is not None else {}),
                 },
             )
