@@ -30,8 +30,8 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "src"), str(HERE)]
 
 K = 10
-SPANN_PROBES = (4, 8, 12, 16, 24, 32, 48, 64, 96)
-HNSW_EF = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+SPANN_PROBES = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+HNSW_EF = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768)
 IVF_NPROBE = (4, 8, 16, 24, 32, 48, 64, 96, 128)
 
 
@@ -380,7 +380,9 @@ def main() -> None:
     parser.add_argument("--no-updates", action="store_true")
     parser.add_argument("--update-probes", default="16,32,64")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reuse", action="store_true", help="reuse built baseline indexes")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse indexes built by an earlier run"
+    )
     parser.add_argument("--out", default="results.json")
     parser.add_argument("--work", default=str(HERE / "cache" / "work"))
     parser.add_argument("--table", help="print a results file as a Markdown table")
@@ -428,7 +430,7 @@ def run(args: argparse.Namespace) -> None:
         kind = "faiss-ivf" if method == "faiss-ivf-mmap" else method
         path = work / kind
         stamp = work / f"{kind}.build.json"
-        if args.reuse and kind != "spann" and stamp.exists():
+        if args.reuse and stamp.exists() and path.exists():
             build_s = json.loads(stamp.read_text())["build_s"]
         else:
             build_s = build_method(kind, base, path, args)

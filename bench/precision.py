@@ -53,6 +53,7 @@ import numpy as np
 from engramdb import Memory, Record
 from engramdb.calibrate import RelevanceModel, fit_relevance, sample_cues
 from engramdb.context import pack
+from engramdb.eval.precision import abstention_scores
 from engramdb.rerank import Candidates, LambdaRankReranker, candidate_features, train_lambdarank
 from engramdb.types import Hit, Hits
 
@@ -177,16 +178,8 @@ def recall10(ranked: Sequence[str], rel: dict[str, int]) -> float:
 
 
 def prf(flags: Sequence[bool], truth: Sequence[bool]) -> dict[str, float]:
-    tp = sum(f and t for f, t in zip(flags, truth, strict=True))
-    fp = sum(f and not t for f, t in zip(flags, truth, strict=True))
-    fn = sum(t and not f for f, t in zip(flags, truth, strict=True))
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    return {
-        "precision": round(p, 4),
-        "recall": round(r, 4),
-        "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
-    }
+    """Abstention precision/recall/F1 as the eval harness scores it (0 where undefined)."""
+    return {k: round(v or 0.0, 4) for k, v in abstention_scores(flags, truth).items()}
 
 
 def auroc(pos: Sequence[float], neg: Sequence[float]) -> float:

@@ -14,6 +14,8 @@ __all__: list[str] = []
 
 KIND_CHOICES = ("beir", "multihop", "locomo", "needle", "sort", "recognition", "retention")
 """The same names as ``engramdb.eval.KINDS`` (kept literal so ``engram --help`` stays light)."""
+RERANK_CHOICES = ("lambdarank", "mmr")
+"""The same names as ``engramdb.eval.runner.RERANK_SUFFIXES``."""
 
 
 class _EvalGroup(click.Group):
@@ -32,6 +34,25 @@ def _ints(value: str | None) -> tuple[int, ...]:
         return tuple(int(v.replace("_", "")) for v in value.split(",") if v.strip())
     except ValueError as exc:
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from exc
+
+
+def _floats(value: str | None) -> tuple[float, ...]:
+    if not value:
+        return ()
+    try:
+        return tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from exc
+
+
+def _rerankers(value: str | None) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in (value or "").split(",") if v.strip())
+    unknown = [n for n in names if n not in RERANK_CHOICES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown reranker(s) {', '.join(unknown)}; valid: {', '.join(RERANK_CHOICES)}"
+        )
+    return names
 
 
 @cli.group("eval", cls=_EvalGroup)
@@ -58,7 +79,28 @@ def eval_group() -> None:
     help="Data set family or probe [default: from the folder].",
 )
 @click.option(
-    "--channels", default="lexical,dense,hybrid", show_default=True, help="Channels to compare."
+    "--channels",
+    default="lexical,dense,hybrid",
+    show_default=True,
+    help="Channels to compare; <channel>+rerank or <channel>+mmr is one reranked.",
+)
+@click.option(
+    "--rerank",
+    help="Rerankers to add as channels: lambdarank (<channel>+rerank, rerank extra) and/or "
+    "mmr (<channel>+mmr), e.g. lambdarank,mmr.",
+)
+@click.option(
+    "--alpha",
+    "alphas",
+    help="Conformal error rates, e.g. 0.05,0.1,0.2: recall again with coverage=1-α and "
+    "report coverage and set size per α (beir, multihop, locomo).",
+)
+@click.option(
+    "--unanswerable-holdout",
+    "unanswerable",
+    type=click.IntRange(min=1),
+    help="Make N judged queries unanswerable (their relevant documents are left out, in a "
+    "namespace of their own) and report abstention (beir, multihop).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Queries (or probe items) to run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
@@ -91,12 +133,14 @@ def run(path: str, **opts: Any) -> None:
     """Evaluate a data set folder and print a Markdown summary.
 
     Kinds: beir (nDCG@10, recall@10/100, MRR@10), multihop (recall@2/5, all-recall@5),
-    locomo (turn and session evidence recall@5/10/20 per category), and probes built from
-    a book folder: needle, sort, recognition, retention.
+    locomo (turn and session evidence recall@5/10/20 per category, abstention on
+    category 5), and probes built from a book folder: needle, sort, recognition, retention.
 
     \b
     Example:
         engram eval ../shared/data/musique --kind multihop --out musique.json --plots plots/
+        engram eval ../shared/data/scifact --channels hybrid --rerank lambdarank,mmr \\
+            --alpha 0.05,0.1,0.2 --unanswerable-holdout 150 --out scifact-precision.json
     """
     from engramdb.eval import EvalOptions, evaluate, to_markdown
 
@@ -108,6 +152,9 @@ def run(path: str, **opts: Any) -> None:
     options = EvalOptions(
         kind=opts["kind"],
         channels=tuple(opts["channels"].split(",")),
+        rerank=_rerankers(opts["rerank"]),
+        alphas=_floats(opts["alphas"]),
+        unanswerable=opts["unanswerable"] or 0,
         limit=opts["limit"],
         seed=opts["seed"],
         sizes=_ints(opts["sizes"]),

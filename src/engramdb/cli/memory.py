@@ -81,9 +81,10 @@ def _print_hit(rank: int, hit: Hit) -> None:
     if pos.ordinal is not None:
         where += f" #{pos.ordinal}"
     why = ", ".join(f"{c} #{s.rank} ({s.score:.3f})" for c, s in hit.why.items())
+    relevance = f"  relevance={hit.relevance:.3f}" if hit.relevance is not None else ""
     click.echo(
         click.style(f"{rank}. [{hit.score:.4f}] ", bold=True)
-        + f"{where}  {_when(hit.event_time)}  id={hit.id}"
+        + f"{where}  {_when(hit.event_time)}  id={hit.id}{relevance}"
     )
     click.echo(f"   {_oneline(hit.text, 300)}")
     click.echo(click.style(f"   why: {why or '-'}", dim=True))
@@ -95,6 +96,24 @@ def _print_hit(rank: int, hit: Hit) -> None:
 @click.option("--namespace", "-n", default=None, help="Search one namespace [default: all].")
 @click.option("--where", default=None, help='JSON filter, e.g. \'{"speaker": "Alice"}\'.')
 @click.option("--channels", default=None, help="lexical, dense or hybrid [default: hybrid].")
+@click.option(
+    "--min-relevance",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Keep hits whose calibrated relevance is at least this probability.",
+)
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="Conformal coverage, e.g. 0.9: keep hits above the store's threshold (calibrates).",
+)
+@click.option(
+    "--rerank",
+    type=click.Choice(["mmr", "lambdarank"]),
+    default=None,
+    help="Rerank the candidates: mmr (diversity) or lambdarank (rerank extra).",
+)
 @json_option
 @db_option
 def recall(
@@ -103,24 +122,41 @@ def recall(
     namespace: str | None,
     where: str | None,
     channels: str | None,
+    min_relevance: float | None,
+    coverage: float | None,
+    rerank: str | None,
     as_json: bool,
     db: str | None,
     config: str | None,
 ) -> None:
     """Recall the memories most relevant to QUERY.
 
+    Each hit shows its fused score and calibrated relevance. With --min-relevance or
+    --coverage only hits that pass are kept; when none does, recall abstains and says why
+    (exit status 0; "abstain" and "reason" in --json).
+
     \b
     Example:
         engram recall "when did we move the deploy freeze?" -k 5 --namespace work
+        engram recall "who won the 1998 cup?" --min-relevance 0.5 --rerank lambdarank
     """
     with open_memory(db, config) as mem:
         hits = mem.recall(
-            query, k=k, namespace=namespace, where=parse_where(where), channels=channels
+            query,
+            k=k,
+            namespace=namespace,
+            where=parse_where(where),
+            channels=channels,
+            min_relevance=min_relevance,
+            coverage=coverage,
+            rerank=rerank,
         )
     if as_json:
         emit_json(hits)
         return
-    if not hits:
+    if hits.abstain:
+        click.echo(f"abstained: {hits.reason}")
+    elif not hits:
         click.echo("no memories matched")
     for rank, hit in enumerate(hits, start=1):
         _print_hit(rank, hit)

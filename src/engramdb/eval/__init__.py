@@ -28,6 +28,7 @@ from engramdb.eval.report import (
     Report,
     compare_reports,
     comparison_markdown,
+    flat_metrics,
     load_report,
     to_markdown,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "comparison_markdown",
     "detect_kind",
     "evaluate",
+    "flat_metrics",
     "group_recall_at_k",
     "load_report",
     "mean_over_queries",

@@ -20,20 +20,34 @@ from pathlib import Path
 from typing import Any
 
 from engramdb import EngineConfig, InvalidInputError, Memory
+from engramdb._optional import require
 from engramdb.eval.books import load_books, load_sentences
 from engramdb.eval.conversations import load_locomo
 from engramdb.eval.datasets import KINDS, checksum, detect_kind, load_beir, load_multihop
 from engramdb.eval.needle import evaluate_needle
 from engramdb.eval.order import evaluate_sort
+from engramdb.eval.precision import check_alphas
 from engramdb.eval.recognition import evaluate_recognition
 from engramdb.eval.report import Report, versions
 from engramdb.eval.retention import evaluate_retention
 from engramdb.eval.retrieval import MULTIHOP_METRICS, evaluate_locomo, evaluate_retrieval
-from engramdb.eval.runner import CHANNELS, Progress, RunContext, TaskResult, check_channels
+from engramdb.eval.runner import (
+    CHANNELS,
+    Progress,
+    RunContext,
+    TaskResult,
+    check_channels,
+    rerank_channels,
+    split_channel,
+)
 
 __all__ = ["EvalOptions", "evaluate"]
 
 ConfigLike = EngineConfig | Mapping[str, Any] | str | Path | None
+CONFORMAL_KINDS = ("beir", "multihop", "locomo")
+"""Kinds that support ``alphas`` (conformal passes)."""
+HOLDOUT_KINDS = ("beir", "multihop")
+"""Kinds that support ``unanswerable`` (LoCoMo has category 5 instead)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +57,16 @@ class EvalOptions:
     Attributes:
         kind: one of :data:`~engramdb.eval.datasets.KINDS`; inferred from the folder when
             ``None`` (the book probes must be named).
-        channels: channels compared side by side.
+        channels: channels compared side by side; ``<channel>+rerank`` (LambdaRank,
+            ``rerank`` extra) and ``<channel>+mmr`` are the channel reranked.
+        rerank: rerankers (``"lambdarank"``, ``"mmr"``) to add as channels: each plain
+            channel reranked by each of them (see :func:`~engramdb.eval.runner.rerank_channels`).
+        alphas: conformal error rates; each adds a recall pass per channel with
+            ``coverage=1-α`` and ``metrics[channel]["conformal"][str(α)]`` (beir,
+            multihop, locomo).
+        unanswerable: how many judged queries to make unanswerable by leaving their
+            relevant documents out of the store, for ``metrics[channel]["abstention"]``
+            (beir, multihop); 0 for none.
         limit: cap on queries or probe items (see each kind); ``None`` for all.
         seed: seed of every random choice.
         sizes: needle haystack sizes, SORT excerpt lengths or retention distractor counts.
@@ -53,11 +76,16 @@ class EvalOptions:
         embed: ``[embed]`` overrides, e.g. ``{"model": "hash", "dim": 64}`` for tests.
 
     Raises:
-        InvalidInputError: an unknown kind or channel, or a limit or size below 1.
+        InvalidInputError: an unknown kind, channel or reranker, a limit or size below 1,
+            an α outside (0, 1) or a negative ``unanswerable``.
+        MissingDependencyError: a LambdaRank channel without lightgbm (``rerank`` extra).
     """
 
     kind: str | None = None
     channels: tuple[str, ...] = CHANNELS
+    rerank: tuple[str, ...] = ()
+    alphas: tuple[float, ...] = ()
+    unanswerable: int = 0
     limit: int | None = None
     seed: int = 0
     sizes: tuple[int, ...] = ()
@@ -68,7 +96,14 @@ class EvalOptions:
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
             raise InvalidInputError(f"unknown kind {self.kind!r}; valid: {', '.join(KINDS)}")
-        object.__setattr__(self, "channels", check_channels(self.channels))
+        channels = rerank_channels(check_channels(self.channels), self.rerank)
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "rerank", tuple(self.rerank))
+        object.__setattr__(self, "alphas", check_alphas(self.alphas))
+        if any(split_channel(c)[1] == "lambdarank" for c in channels):
+            require("lightgbm", extra="rerank")
+        if self.unanswerable < 0:
+            raise InvalidInputError(f"unanswerable must be >= 0, got {self.unanswerable}")
         if self.limit is not None and self.limit < 1:
             raise InvalidInputError(f"limit must be >= 1, got {self.limit}")
         if any(s < 1 for s in self.sizes):
@@ -140,11 +175,26 @@ def _config(
         "limit": options.limit,
         "seed": options.seed,
         "sizes": list(options.sizes),
+        "alphas": list(options.alphas),
+        "unanswerable": options.unanswerable,
         "db": str(options.db) if options.db else None,
         "embedder": memory.stats().embedder,
         "engine": _plain(dataclasses.asdict(memory.config)),
         "params": dict(params),
     }
+
+
+def _check_kind(kind: str, options: EvalOptions) -> None:
+    if options.alphas and kind not in CONFORMAL_KINDS:
+        raise InvalidInputError(
+            f"alphas (conformal runs) need a kind among {', '.join(CONFORMAL_KINDS)}, not {kind}"
+        )
+    if options.unanswerable and kind not in HOLDOUT_KINDS:
+        hint = " (LoCoMo's category 5 is unanswerable already)" if kind == "locomo" else ""
+        raise InvalidInputError(
+            f"an unanswerable holdout needs a kind among {', '.join(HOLDOUT_KINDS)}, "
+            f"not {kind}{hint}"
+        )
 
 
 def evaluate(
@@ -164,12 +214,14 @@ def evaluate(
     Raises:
         EvalDataError: the data set is missing, malformed or inconsistent (the message
             names the file and line).
-        InvalidInputError: bad options, or a reused ``db`` filled by a different run.
+        InvalidInputError: bad options (``alphas`` or ``unanswerable`` for a kind without
+            them), or a reused ``db`` filled by a different run.
         ConfigError: a bad engine configuration.
     """
     options = options or EvalOptions()
     folder = Path(path)
     kind = options.kind or detect_kind(folder)
+    _check_kind(kind, options)
     loaded = _load(kind, folder)
     digest, per_file = checksum(loaded.files, folder)
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -180,6 +232,8 @@ def evaluate(
             seed=options.seed,
             limit=options.limit,
             sizes=options.sizes,
+            alphas=options.alphas,
+            unanswerable=options.unanswerable,
             progress=progress,
         )
         result = loaded.run(ctx)

@@ -7,6 +7,8 @@ A report holds, at least::
      "config": {...}}
 
 plus the data set checksum, versions, ingest throughput, plot series and per-query rows.
+A metric may be a group of numbers, e.g. ``"abstention": {"precision": ..., "recall": ...,
+"f1": ...}``; tables and comparisons show it flattened (``abstention/precision``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "Report",
     "compare_reports",
     "comparison_markdown",
+    "flat_metrics",
     "load_report",
     "to_markdown",
     "versions",
@@ -50,7 +53,9 @@ class Report:
         dataset: name, path, ``sha256`` over the files read, per-file digests and counts.
         config: the run's options, the engine configuration and the embedder.
         versions: engramdb, Python, numpy and the model runtime.
-        metrics: ``{channel: {metric: value}}``; ``None`` where a metric is undefined.
+        metrics: ``{channel: {metric: value}}``; ``None`` where a metric is undefined; a
+            value may be a nested mapping (``abstention``, ``conformal``), see
+            :func:`flat_metrics`.
         latency_ms: ``{channel: {"p50", "p99", "mean", "max", "n"}}`` per query.
         ingest: records, memories and seconds of ingest, and records per second.
         series: data for plots (recall@k curves, needle grid, retention curve).
@@ -62,7 +67,7 @@ class Report:
     dataset: Mapping[str, Any]
     config: Mapping[str, Any]
     versions: Mapping[str, Any]
-    metrics: Mapping[str, Mapping[str, float | None]]
+    metrics: Mapping[str, Mapping[str, Any]]
     latency_ms: Mapping[str, Mapping[str, float | None]]
     ingest: Mapping[str, Any] = field(default_factory=dict)
     series: Mapping[str, Any] = field(default_factory=dict)
@@ -78,7 +83,7 @@ class Report:
             "dataset": dict(self.dataset),
             "config": dict(self.config),
             "versions": dict(self.versions),
-            "metrics": {c: dict(m) for c, m in self.metrics.items()},
+            "metrics": {c: _plain(m) for c, m in self.metrics.items()},
             "latency_ms": {c: dict(m) for c, m in self.latency_ms.items()},
             "ingest": dict(self.ingest),
             "series": dict(self.series),
@@ -120,6 +125,21 @@ class Report:
             per_query=data.get("per_query", {}),
             created=str(data.get("created", "")),
         )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """One channel's metrics with nested groups flattened, for display and comparison.
+
+    ``{"ndcg@10": 0.5, "abstention": {"precision": 0.8}}`` →
+    ``{"ndcg@10": 0.5, "abstention/precision": 0.8}``.
+    """
+    return _flat(metrics, sep="/")
 
 
 def load_report(path: str | Path) -> Report:
@@ -176,14 +196,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _metric_rows(report: Report, channels: Sequence[str]) -> list[list[str]]:
-    names: list[str] = []
-    for channel in channels:
-        for name in report.metrics.get(channel, {}):
-            if name not in names:
-                names.append(name)
-    rows = [
-        [name] + [_fmt(report.metrics.get(c, {}).get(name)) for c in channels] for name in names
-    ]
+    flat = {c: flat_metrics(report.metrics.get(c, {})) for c in channels}
+    names = list(dict.fromkeys(name for c in channels for name in flat[c]))
+    rows = [[name] + [_fmt(flat[c].get(name)) for c in channels] for name in names]
     for stat in ("p50", "p99"):
         if any(stat in report.latency_ms.get(c, {}) for c in channels):
             rows.append(
@@ -291,15 +306,26 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+_COMPARED: dict[str, Any] = {
+    "embedder": None,
+    "seed": None,
+    "limit": None,
+    "sizes": None,
+    "unanswerable": 0,
+}
+"""Run options whose difference makes two reports incomparable (value when absent)."""
+
+
 def _warnings(a: Report, b: Report) -> list[str]:
     out = []
     if a.kind != b.kind:
         out.append(f"different kinds: {a.kind} vs {b.kind}")
     if a.dataset.get("sha256") != b.dataset.get("sha256"):
         out.append("different data set checksums: the runs read different data")
-    for key in ("embedder", "seed", "limit", "sizes"):
-        if a.config.get(key) != b.config.get(key):
-            out.append(f"different {key}: {a.config.get(key)!r} vs {b.config.get(key)!r}")
+    for key, default in _COMPARED.items():
+        va, vb = a.config.get(key, default), b.config.get(key, default)
+        if va != vb:
+            out.append(f"different {key}: {va!r} vs {vb!r}")
     ea, eb = _flat(a.config.get("engine", {})), _flat(b.config.get("engine", {}))
     for key in sorted(set(ea) | set(eb)):
         if ea.get(key) != eb.get(key):
@@ -307,27 +333,28 @@ def _warnings(a: Report, b: Report) -> list[str]:
     return out
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+def _flat(value: Any, prefix: str = "", *, sep: str = ".") -> dict[str, Any]:
     """``{"recall": {"fusion": "rrf"}}`` -> ``{"recall.fusion": "rrf"}``."""
     if not isinstance(value, Mapping):
         return {prefix: value} if prefix else {}
     out: dict[str, Any] = {}
     for key, inner in value.items():
-        out.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+        out.update(_flat(inner, f"{prefix}{sep}{key}" if prefix else str(key), sep=sep))
     return out
 
 
 def compare_reports(a: Report, b: Report, *, a_name: str = "A", b_name: str = "B") -> Comparison:
     """Every metric and latency percentile of both reports, channel by channel.
 
-    Rows follow ``a``'s order; metrics only in ``b`` come last. Differences in data set
-    checksum, kind, embedder, seed, limit, sizes or any engine setting are returned as
-    warnings.
+    Nested metric groups are compared number by number under their flattened names
+    (:func:`flat_metrics`). Rows follow ``a``'s order; metrics only in ``b`` come last.
+    Differences in data set checksum, kind, embedder, seed, limit, sizes, unanswerable
+    holdout or any engine setting are returned as warnings.
     """
     rows: list[Delta] = []
     channels = list(dict.fromkeys([*a.metrics, *b.metrics]))
     for channel in channels:
-        ma, mb = a.metrics.get(channel, {}), b.metrics.get(channel, {})
+        ma, mb = flat_metrics(a.metrics.get(channel, {})), flat_metrics(b.metrics.get(channel, {}))
         for name in dict.fromkeys([*ma, *mb]):
             rows.append(
                 Delta(

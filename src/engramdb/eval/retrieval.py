@@ -6,13 +6,14 @@ document or turn), recalls every query alone on each channel, and scores the ran
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engramdb import Record
 from engramdb.eval.conversations import ConversationSet, Question, Turn
-from engramdb.eval.datasets import Query, RetrievalSet
+from engramdb.eval.datasets import Document, Query, RetrievalSet
 from engramdb.eval.metrics import (
     all_recall_at_k,
     group_recall_at_k,
@@ -20,6 +21,14 @@ from engramdb.eval.metrics import (
     mrr_at_k,
     ndcg_at_k,
     recall_at_k,
+)
+from engramdb.eval.precision import (
+    ABSTAIN_BELOW,
+    CONFORMAL_K,
+    Holdout,
+    abstention,
+    conformal,
+    holdout,
 )
 from engramdb.eval.runner import (
     QueryRun,
@@ -53,8 +62,6 @@ CURVE_CUTOFFS = (1, 2, 3, 5, 10, 20, 50, 100)
 LOCOMO_CUTOFFS = (5, 10, 20)
 LOCOMO_CURVE = (1, 2, 3, 5, 10, 20)
 """Cutoffs of the turn-level recall@k curve (categories 1-4) in ``series``."""
-ABSTAIN_BELOW = 0.5
-"""A question counts as abstained when its top hit's calibrated relevance is below this."""
 TOP_SHOWN = 10
 """How many ranked ids each per-query row keeps."""
 
@@ -76,42 +83,95 @@ def _curve(
     }
 
 
+def _precision_params(ctx: RunContext) -> dict[str, Any]:
+    out: dict[str, Any] = {"abstain_below": ABSTAIN_BELOW}
+    if ctx.alphas:
+        out.update(alphas=list(ctx.alphas), conformal_k=CONFORMAL_K)
+    return out
+
+
+def _split(
+    ctx: RunContext, data: RetrievalSet, namespace: str
+) -> tuple[list[Query], list[Document], Holdout | None]:
+    """The queries to run and documents to store, without a holdout's."""
+    queries = list(data.queries[: ctx.limit] if ctx.limit else data.queries)
+    if not ctx.unanswerable:
+        return queries, list(data.documents), None
+    held = holdout(queries, ctx.unanswerable, seed=ctx.seed, namespace=namespace)
+    kept = [
+        dataclasses.replace(q, qrels={}) if q.id in held.gone else q
+        for q in queries
+        if q.id not in held.dropped
+    ]
+    return kept, [d for d in data.documents if d.id not in held.removed], held
+
+
+def _unanswerable(queries: Sequence[Query], held: Holdout | None) -> list[bool | None]:
+    """``True`` for a held-out query, ``False`` for an answerable one, else ``None``."""
+    if held is None:
+        return [None] * len(queries)
+    return [
+        True if q.id in held.gone else (False if any(g > 0 for g in q.qrels.values()) else None)
+        for q in queries
+    ]
+
+
 def evaluate_retrieval(
     ctx: RunContext, data: RetrievalSet, metrics: Sequence[MetricSpec] = BEIR_METRICS
 ) -> TaskResult:
     """Ingest a corpus, recall its queries on each channel and score them.
 
     Queries without a relevant judgment get ``None`` for every metric and are left out
-    of the means.
+    of the means. With ``ctx.unanswerable`` (a holdout), that many judged queries lose
+    their relevant documents (stored in a namespace of their own) and
+    ``metrics[channel]["abstention"]`` scores abstaining on them; with ``ctx.alphas``,
+    ``metrics[channel]["conformal"]`` holds each α's coverage and set size.
 
     Raises:
-        InvalidInputError: a channel the engine does not know, or a reused store that holds
-            other memories in this data set's namespace.
+        InvalidInputError: a channel the engine does not know, a holdout that leaves no
+            answerable query, or a reused store that holds other memories in this data
+            set's namespace.
     """
     namespace = "eval." + re.sub(r"[^\w.\-]", "_", data.name)[:100]
+    queries, documents, held = _split(ctx, data, namespace)
+    if held is not None:
+        namespace = held.namespace
     items = [
         (doc.id, Record(text=doc.text, document=doc.id, source=f"eval:{data.name}", chunk=False))
-        for doc in data.documents
+        for doc in documents
         if doc.text.strip()
     ]
     labels, stats = ingest(ctx.memory, items, namespace=namespace, progress=ctx.progress)
-    queries = list(data.queries[: ctx.limit] if ctx.limit else data.queries)
     depth = max(max(k for _, _, k in metrics), max(CURVE_CUTOFFS))
-    result = TaskResult(metrics={}, latency_ms={}, ingest=stats.as_dict(), per_query={})
+    result = TaskResult(
+        metrics={},
+        latency_ms={},
+        ingest=stats.as_dict(),
+        per_query={},
+        params=_precision_params(ctx),
+    )
+    truth = _unanswerable(queries, held)
+    texts = [q.text for q in queries]
     curves: dict[str, dict[str, float | None]] = {}
     for channel in ctx.channels:
-        runs = run_queries(
-            ctx,
-            [q.text for q in queries],
-            channel=channel,
-            k=depth,
-            namespace=namespace,
-            labels=labels,
-        )
+        runs = run_queries(ctx, texts, channel=channel, k=depth, namespace=namespace, labels=labels)
         rows = [_score_row(q, r, metrics) for q, r in zip(queries, runs, strict=True)]
-        result.metrics[channel] = {
+        scores: dict[str, Any] = {
             name: _rounded(mean_over_queries(row[name] for row in rows)) for name, _, _ in metrics
         }
+        if held is not None:
+            scores["abstention"] = abstention(runs, truth)
+            for row, unanswerable in zip(rows, truth, strict=True):
+                row["unanswerable"] = bool(unanswerable)
+        if ctx.alphas:
+            scores["conformal"] = conformal(
+                ctx,
+                [(namespace, texts, labels)],
+                channel=channel,
+                gold=[q.qrels for q in queries],
+                truth=truth,
+            )
+        result.metrics[channel] = scores
         result.latency_ms[channel] = latency_summary([r.ms for r in runs])
         result.per_query[channel] = rows
         curves[channel] = _curve(runs, [q.qrels for q in queries])
@@ -121,6 +181,12 @@ def evaluate_retrieval(
         queries=len(queries),
         judged=sum(1 for q in queries if any(g > 0 for g in q.qrels.values())),
     )
+    if held is not None:
+        result.info.update(
+            unanswerable=len(held.gone),
+            dropped=len(held.dropped),
+            removed_documents=len(held.removed),
+        )
     return result
 
 
@@ -129,6 +195,7 @@ def _score_row(query: Query, run: QueryRun, metrics: Sequence[MetricSpec]) -> di
     for name, fn, k in metrics:
         row[name] = fn(run.ranked, query.qrels, k)
     row["top"] = list(dict.fromkeys(run.ranked))[:TOP_SHOWN]
+    row["relevance"] = run.best
     return row
 
 
@@ -180,34 +247,13 @@ def _locomo_row(question: Question, run: QueryRun, session_of: Mapping[str, int]
         row[f"recall@{k}"] = recall_at_k(run.ranked, gold, k)
         row[f"session-recall@{k}"] = group_recall_at_k(run.ranked, session_of, sessions, k)
     row["top"] = list(dict.fromkeys(run.ranked))[:TOP_SHOWN]
-    row["relevance"] = run.top.relevance if run.top is not None else None
+    row["relevance"] = run.best
     return row
 
 
-def _abstention(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
-    """Abstention on category 5 (unanswerable) against the rest: precision, recall, F1.
-
-    Recall abstains on a question when its top hit's relevance is below ``ABSTAIN_BELOW``
-    (or nothing was recalled).
-    """
-    flags = [r.get("relevance") is None or r["relevance"] < ABSTAIN_BELOW for r in rows]
-    truth = [r["category"] == 5 for r in rows]
-    tp = sum(f and t for f, t in zip(flags, truth, strict=True))
-    precision = tp / sum(flags) if any(flags) else None
-    recall = tp / sum(truth) if any(truth) else None
-    f1 = None
-    if precision is not None and recall is not None:
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "abstention/precision": _rounded(precision),
-        "abstention/recall": _rounded(recall),
-        "abstention/f1": _rounded(f1),
-    }
-
-
-def _locomo_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+def _locomo_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     names = [f"{p}@{k}" for p in ("recall", "session-recall") for k in LOCOMO_CUTOFFS]
-    out: dict[str, float | None] = {}
+    out: dict[str, Any] = {}
     main = [r for r in rows if r["category"] != 5]
     for name in names:
         out[name] = _rounded(mean_over_queries(r[name] for r in main))
@@ -215,8 +261,34 @@ def _locomo_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None
         part = [r for r in rows if r["category"] == category]
         for name in names:
             out[f"cat{category}/{name}"] = _rounded(mean_over_queries(r[name] for r in part))
-    out.update(_abstention(rows))
     return out
+
+
+def _locomo_channel(
+    ctx: RunContext,
+    data: ConversationSet,
+    mine: Mapping[str, Sequence[Question]],
+    labels: Mapping[str, Mapping[int, Sequence[str]]],
+    channel: str,
+) -> tuple[list[dict[str, Any]], list[QueryRun]]:
+    """Per-question rows and runs of one channel, conversation by conversation."""
+    rows: list[dict[str, Any]] = []
+    runs: list[QueryRun] = []
+    for conv, questions in mine.items():
+        conv_runs = run_queries(
+            ctx,
+            [q.text for q in questions],
+            channel=channel,
+            k=max(LOCOMO_CUTOFFS),
+            namespace=f"locomo.{conv}",
+            labels=labels[conv],
+        )
+        conv_sessions = {t.dia_id: t.session for t in data.turns if t.conv == conv}
+        rows += [
+            _locomo_row(q, r, conv_sessions) for q, r in zip(questions, conv_runs, strict=True)
+        ]
+        runs += conv_runs
+    return rows, runs
 
 
 def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
@@ -225,8 +297,10 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
     Turn-level recall@k is the share of evidence turns among the top ``k`` hits;
     session-level recall@k is the share of evidence sessions that the top ``k`` hits touch.
     The headline metrics cover categories 1-4; category 5 (adversarial) is reported only
-    under its own ``cat5/`` names. ``abstention/{precision,recall,f1}`` score abstaining
-    (top hit's calibrated relevance below ``ABSTAIN_BELOW``) on category 5 against the rest.
+    under its own ``cat5/`` names. ``metrics[channel]["abstention"]`` scores abstaining
+    (best hit's calibrated relevance below ``ABSTAIN_BELOW``) on category 5 against the
+    rest; with ``ctx.alphas``, ``metrics[channel]["conformal"]`` holds each α's coverage
+    of the evidence turns (categories 1-4) and set size.
 
     Raises:
         InvalidInputError: a channel the engine does not know, or a reused store that holds
@@ -234,33 +308,25 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
     """
     questions = list(data.questions[: ctx.limit] if ctx.limit else data.questions)
     labels, ingested = _ingest_conversations(ctx, data, {q.conv for q in questions})
-    result = TaskResult(metrics={}, latency_ms={}, ingest=ingested, per_query={})
+    mine = {conv: [q for q in questions if q.conv == conv] for conv in sorted(labels)}
+    ordered = [q for qs in mine.values() for q in qs]
+    truth: list[bool | None] = [q.category == 5 for q in ordered]
+    gold = [None if q.category == 5 else dict.fromkeys(q.evidence, 1) for q in ordered]
+    groups = [(f"locomo.{conv}", [q.text for q in qs], labels[conv]) for conv, qs in mine.items()]
+    result = TaskResult(
+        metrics={}, latency_ms={}, ingest=ingested, per_query={}, params=_precision_params(ctx)
+    )
     curves: dict[str, dict[str, float | None]] = {}
     for channel in ctx.channels:
-        rows: list[dict[str, Any]] = []
-        ms: list[float] = []
-        scored: list[tuple[QueryRun, dict[str, int]]] = []
-        for conv in sorted(labels):
-            mine = [q for q in questions if q.conv == conv]
-            runs = run_queries(
-                ctx,
-                [q.text for q in mine],
-                channel=channel,
-                k=max(LOCOMO_CUTOFFS),
-                namespace=f"locomo.{conv}",
-                labels=labels[conv],
-            )
-            conv_sessions = {t.dia_id: t.session for t in data.turns if t.conv == conv}
-            rows += [_locomo_row(q, r, conv_sessions) for q, r in zip(mine, runs, strict=True)]
-            ms += [r.ms for r in runs]
-            scored += [
-                (r, dict.fromkeys(q.evidence, 1))
-                for q, r in zip(mine, runs, strict=True)
-                if q.category != 5
-            ]
+        rows, runs = _locomo_channel(ctx, data, mine, labels, channel)
+        scored = [(r, g) for r, g in zip(runs, gold, strict=True) if g is not None]
         curves[channel] = _curve([r for r, _ in scored], [g for _, g in scored], LOCOMO_CURVE)
-        result.metrics[channel] = _locomo_metrics(rows)
-        result.latency_ms[channel] = latency_summary(ms)
+        metrics = _locomo_metrics(rows)
+        metrics["abstention"] = abstention(runs, truth)
+        if ctx.alphas:
+            metrics["conformal"] = conformal(ctx, groups, channel=channel, gold=gold, truth=truth)
+        result.metrics[channel] = metrics
+        result.latency_ms[channel] = latency_summary([r.ms for r in runs])
         result.per_query[channel] = rows
     result.series["recall@k"] = curves
     result.info.update(

@@ -20,12 +20,15 @@ __all__ = [
     "IngestStats",
     "Progress",
     "QueryRun",
+    "RERANK_SUFFIXES",
     "RunContext",
     "TaskResult",
     "check_channels",
     "ingest",
     "latency_summary",
+    "rerank_channels",
     "run_queries",
+    "split_channel",
 ]
 
 Progress = Callable[[str, int, int], None]
@@ -33,23 +36,69 @@ Progress = Callable[[str, int, int], None]
 
 CHANNELS = ("lexical", "dense", "hybrid")
 """The recall channels an evaluation can compare (``hybrid`` fuses lexical and dense)."""
+RERANK_SUFFIXES = {"lambdarank": "rerank", "mmr": "mmr"}
+"""Reranker name → channel suffix: ``hybrid+rerank`` is hybrid reranked by LambdaRank,
+``hybrid+mmr`` hybrid reranked by MMR."""
+_RERANKER_OF = {suffix: name for name, suffix in RERANK_SUFFIXES.items()}
+
+
+def _valid_channels() -> str:
+    suffixes = ", ".join(f"+{s}" for s in _RERANKER_OF)
+    return f"{', '.join(CHANNELS)}, each optionally with {suffixes}"
+
+
+def _is_channel(name: str) -> bool:
+    base, plus, suffix = name.partition("+")
+    return base in CHANNELS and (not plus or suffix in _RERANKER_OF)
+
+
+def split_channel(channel: str) -> tuple[str, str | None]:
+    """``"hybrid+rerank"`` → ``("hybrid", "lambdarank")``; ``"dense"`` → ``("dense", None)``.
+
+    Raises:
+        InvalidInputError: an unknown channel or reranker suffix.
+    """
+    if not _is_channel(channel):
+        raise InvalidInputError(f"unknown channel {channel!r}; valid: {_valid_channels()}")
+    base, plus, suffix = channel.partition("+")
+    return base, _RERANKER_OF[suffix] if plus else None
 
 
 def check_channels(channels: Sequence[str] | str) -> tuple[str, ...]:
     """Normalise a channel list (``"lexical,dense"`` or a sequence), keeping its order.
+
+    A channel may carry a reranker suffix (:data:`RERANK_SUFFIXES`), e.g. ``hybrid+rerank``.
 
     Raises:
         InvalidInputError: an unknown channel or an empty list.
     """
     names = channels.split(",") if isinstance(channels, str) else list(channels)
     out = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
-    unknown = [n for n in out if n not in CHANNELS]
+    unknown = [n for n in out if not _is_channel(n)]
     if unknown or not out:
         raise InvalidInputError(
-            f"unknown channel(s) {', '.join(unknown) or '(none given)'}; "
-            f"valid: {', '.join(CHANNELS)}"
+            f"unknown channel(s) {', '.join(unknown) or '(none given)'}; valid: {_valid_channels()}"
         )
     return out
+
+
+def rerank_channels(channels: Sequence[str], rerankers: Sequence[str]) -> tuple[str, ...]:
+    """``channels`` followed by each plain channel reranked by each of ``rerankers``.
+
+    ``(["lexical", "hybrid"], ["lambdarank", "mmr"])`` → ``("lexical", "hybrid",
+    "lexical+rerank", "hybrid+rerank", "lexical+mmr", "hybrid+mmr")``.
+
+    Raises:
+        InvalidInputError: an unknown reranker name.
+    """
+    unknown = [r for r in rerankers if r not in RERANK_SUFFIXES]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown reranker(s) {', '.join(unknown)}; valid: {', '.join(RERANK_SUFFIXES)}"
+        )
+    plain = [c for c in channels if "+" not in c]
+    added = [f"{c}+{RERANK_SUFFIXES[r]}" for r in dict.fromkeys(rerankers) for c in plain]
+    return tuple(dict.fromkeys([*channels, *added]))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +111,10 @@ class RunContext:
         seed: seed of every random choice the task makes.
         limit: the task's size cap (queries, probe items), ``None`` for all.
         sizes: haystack sizes (needle) or distractor counts (retention); empty for defaults.
+        alphas: conformal error rates; each adds a recall pass with ``coverage=1-α``
+            (retrieval and LoCoMo tasks).
+        unanswerable: how many judged queries to make unanswerable by leaving their
+            relevant documents out of the store (retrieval tasks); 0 for none.
         progress: optional progress callback.
     """
 
@@ -70,6 +123,8 @@ class RunContext:
     seed: int = 0
     limit: int | None = None
     sizes: tuple[int, ...] = ()
+    alphas: tuple[float, ...] = ()
+    unanswerable: int = 0
     progress: Progress | None = None
 
 
@@ -77,7 +132,7 @@ class RunContext:
 class TaskResult:
     """What a task measured, before the harness adds config, versions and checksums."""
 
-    metrics: dict[str, dict[str, float | None]]
+    metrics: dict[str, dict[str, Any]]
     latency_ms: dict[str, dict[str, float | None]]
     ingest: dict[str, Any]
     per_query: dict[str, list[dict[str, Any]]]
@@ -183,14 +238,26 @@ def ingest(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueryRun:
-    """One query's ranked labels (hits expanded), its best hit and its latency."""
+    """One query's recall: ranked labels (hits expanded), top hit, latency, abstention.
+
+    Attributes:
+        ranked: the labels of the hits, best first (a merged memory gives several).
+        top: the first hit, if any.
+        ms: the recall's latency in milliseconds.
+        hits: how many memories were returned (the set size of a conformal recall).
+        best: the highest calibrated relevance among the hits (``None`` without hits).
+        abstain: whether recall abstained (only with ``coverage``).
+    """
 
     ranked: tuple[str, ...]
     top: Hit | None
     ms: float
+    hits: int = 0
+    best: float | None = None
+    abstain: bool = False
 
 
-def run_queries(
+def run_queries(  # noqa: PLR0913 - keyword-only options of one recall pass
     ctx: RunContext,
     queries: Sequence[str],
     *,
@@ -198,24 +265,42 @@ def run_queries(
     k: int,
     namespace: str,
     labels: Mapping[int, Sequence[str]],
+    coverage: float | None = None,
 ) -> list[QueryRun]:
     """Recall each query alone (so that its latency is its own) on one channel.
 
     Hits whose memory has no label (not part of this run) are dropped from the ranking.
+    A channel with a reranker suffix (``hybrid+rerank``) recalls its base channel with
+    that reranker; ``coverage`` keeps only the hits above the conformal threshold.
 
     Raises:
-        InvalidInputError: an empty query or a bad ``k``.
+        InvalidInputError: an empty query, a bad ``k`` or an unknown channel.
         NotFoundError: the namespace holds no memories.
+        MissingDependencyError: the reranker needs an extra that is not installed.
     """
+    base, rerank = split_channel(channel)
+    stage = f"recall {channel}" + (f" coverage={coverage:g}" if coverage is not None else "")
     runs: list[QueryRun] = []
     for done, query in enumerate(queries, 1):
         started = time.perf_counter()
-        hits = ctx.memory.recall_many([query], k=k, namespace=namespace, channels=channel)[0]
+        hits = ctx.memory.recall_many(
+            [query], k=k, namespace=namespace, channels=base, rerank=rerank, coverage=coverage
+        )[0]
         ms = (time.perf_counter() - started) * 1000
         ranked = tuple(label for hit in hits for label in labels.get(hit.id, ()))
-        runs.append(QueryRun(ranked=ranked, top=hits[0] if len(hits) else None, ms=ms))
+        scores = [h.relevance for h in hits if h.relevance is not None]
+        runs.append(
+            QueryRun(
+                ranked=ranked,
+                top=hits[0] if len(hits) else None,
+                ms=ms,
+                hits=len(hits),
+                best=max(scores) if scores else None,
+                abstain=hits.abstain,
+            )
+        )
         if ctx.progress is not None and (done % 25 == 0 or done == len(queries)):
-            ctx.progress(f"recall {channel}", done, len(queries))
+            ctx.progress(stage, done, len(queries))
     return runs
 
 
