@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engramdb._optional import require
+from engramdb._http import JSONEndpoint, endpoint_url
 from engramdb.embed._texts import check_texts
 from engramdb.errors import ConfigError, ModelError
 from engramdb.types import Matrix
@@ -26,30 +25,6 @@ __all__ = ["HTTPEmbedder"]
 logger = logging.getLogger(__name__)
 
 _PROBE_TEXT = "dimension probe"
-
-
-def _endpoint(url: str) -> str:
-    """Accept a server root, a ``.../v1`` base or the full ``.../embeddings`` URL."""
-    url = url.rstrip("/")
-    if url.endswith("/embeddings"):
-        return url
-    if url.endswith("/v1"):
-        return url + "/embeddings"
-    return url + "/v1/embeddings"
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-    return json.dumps(body)[:300]
 
 
 def _parse_vectors(body: Any, expected: int) -> Matrix:
@@ -113,22 +88,23 @@ class HTTPEmbedder:
             MissingDependencyError: httpx is not installed (``pip install "engramdb[remote]"``).
             ConfigError: an empty url or model, ``batch_size < 1`` or ``timeout <= 0``.
         """
-        httpx_module = require("httpx", extra="remote")
         if not url or not model or batch_size < 1 or timeout <= 0:
             raise ConfigError(
                 "HTTPEmbedder needs a url, a model, batch_size >= 1 and timeout > 0; got "
                 f"url={url!r}, model={model!r}, batch_size={batch_size}, timeout={timeout}"
             )
-        self.url = _endpoint(url)
+        self.url = endpoint_url(url, "embeddings")
         self.model = model
         self.batch_size = batch_size
         self.timeout = timeout
         self.model_id = f"http:{model}@{self.url}"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client: httpx.Client = httpx_module.Client(
-            headers=headers, timeout=timeout, transport=transport
+        self._endpoint = JSONEndpoint(
+            self.url,
+            label=f"embedding endpoint {self.url}",
+            api_key=api_key,
+            timeout=timeout,
+            transport=transport,
         )
-        self._httpx = httpx_module
         self._dim: int | None = None
 
     @classmethod
@@ -193,20 +169,7 @@ class HTTPEmbedder:
         return self.embed_documents(texts)
 
     def _post(self, batch: list[str]) -> Matrix:
-        try:
-            response = self._client.post(self.url, json={"model": self.model, "input": batch})
-        except self._httpx.TimeoutException as exc:
-            raise ModelError(
-                f"embedding endpoint {self.url} timed out after {self.timeout}s"
-            ) from exc
-        except self._httpx.HTTPError as exc:
-            raise ModelError(f"cannot reach embedding endpoint {self.url}: {exc}") from exc
-        if response.status_code >= 400:
-            hint = " (check the API key)" if response.status_code in (401, 403) else ""
-            raise ModelError(
-                f"embedding endpoint {self.url} returned HTTP {response.status_code}: "
-                f"{_error_message(response)}{hint}"
-            )
+        response = self._endpoint.post({"model": self.model, "input": batch})
         try:
             vectors = _parse_vectors(response.json(), len(batch))
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
@@ -223,7 +186,7 @@ class HTTPEmbedder:
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
-        self._client.close()
+        self._endpoint.close()
 
     def __enter__(self) -> HTTPEmbedder:
         return self

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from engramdb._optional import require
+from engramdb._http import JSONEndpoint, endpoint_url
 from engramdb.errors import ConfigError, ModelError
 from engramdb.graph.extract import Extraction, Extractor, from_phrases
 
@@ -42,15 +42,6 @@ _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
 
 class ExtractionWarning(UserWarning):
     """The LLM extractor failed on a passage; the offline extractor was used instead."""
-
-
-def _chat_endpoint(url: str) -> str:
-    url = url.rstrip("/")
-    if url.endswith("/chat/completions"):
-        return url
-    if url.endswith("/v1"):
-        return url + "/chat/completions"
-    return url + "/v1/chat/completions"
 
 
 def parse_openie(content: str) -> Extraction:
@@ -105,22 +96,19 @@ class OpenIEExtractor:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        httpx_module = require("httpx", extra="remote")
         if not url or not model or timeout <= 0:
             raise ConfigError(
                 f"OpenIEExtractor needs a url, a model and timeout > 0; got url={url!r}, "
                 f"model={model!r}, timeout={timeout}"
             )
-        self.url = _chat_endpoint(url)
+        self.url = endpoint_url(url, "chat/completions")
         self.model = model
         self.fallback = fallback
         self.timeout = timeout
         self.name = f"openie:{model}:v1+{fallback.name}"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client: httpx.Client = httpx_module.Client(
-            headers=headers, timeout=timeout, transport=transport
+        self._endpoint = JSONEndpoint(
+            self.url, label=self.url, api_key=api_key, timeout=timeout, transport=transport
         )
-        self._httpx = httpx_module
 
     def extract(self, texts: Sequence[str]) -> list[Extraction]:
         """One Extraction per text; failed texts go to the fallback with a warning.
@@ -154,14 +142,7 @@ class OpenIEExtractor:
             "temperature": 0,
             "messages": [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": text}],
         }
-        try:
-            response = self._client.post(self.url, json=payload)
-        except self._httpx.TimeoutException as exc:
-            raise ModelError(f"{self.url} timed out after {self.timeout}s") from exc
-        except self._httpx.HTTPError as exc:
-            raise ModelError(f"cannot reach {self.url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise ModelError(f"{self.url} returned HTTP {response.status_code}")
+        response = self._endpoint.post(payload)
         try:
             content = response.json()["choices"][0]["message"]["content"]
             if not isinstance(content, str):
@@ -172,4 +153,4 @@ class OpenIEExtractor:
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
-        self._client.close()
+        self._endpoint.close()

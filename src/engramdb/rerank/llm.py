@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from engramdb._optional import require
+from engramdb._http import JSONEndpoint, endpoint_url
 from engramdb.errors import ConfigError, ModelError
 from engramdb.rerank.base import Candidates
 from engramdb.types import Hit
@@ -38,13 +38,6 @@ _MAX_PASSAGE_CHARS = 1200
 _SYSTEM = (
     "You rank passages by how well they answer a search query. Answer with passage letters only."
 )
-
-
-def _chat_endpoint(url: str) -> str:
-    url = url.rstrip("/")
-    if url.endswith("/chat/completions"):
-        return url
-    return url + ("/chat/completions" if url.endswith("/v1") else "/v1/chat/completions")
 
 
 def parse_ranking(content: str, n: int) -> list[int]:
@@ -98,7 +91,6 @@ class LLMReranker:
         options: dict[str, Any] | None = None,
         transport: httpx.BaseTransport | None = None,
     ):
-        httpx_module = require("httpx", extra="remote")
         opts = {"window": 20, "step": 10, "pool": 20, "timeout": 60.0, "logprobs": True}
         unknown = sorted(set(options or {}) - set(opts))
         opts.update(options or {})
@@ -110,21 +102,22 @@ class LLMReranker:
             )
         if not 1 <= step <= window or pool < 1 or float(opts["timeout"]) <= 0:
             raise ConfigError("LLMReranker needs 1 <= step <= window, pool >= 1, timeout > 0")
-        self.url = _chat_endpoint(url)
+        self.url = endpoint_url(url, "chat/completions")
         self.model = model
         self.window, self.step, self.pool = window, step, pool
         self.timeout = float(opts["timeout"])
         self.logprobs = bool(opts["logprobs"])
-        key = os.environ.get(api_key_env)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._httpx = httpx_module
-        self._client: httpx.Client = httpx_module.Client(
-            headers=headers, timeout=self.timeout, transport=transport
+        self._endpoint = JSONEndpoint(
+            self.url,
+            label=self.url,
+            api_key=os.environ.get(api_key_env),
+            timeout=self.timeout,
+            transport=transport,
         )
 
     def close(self) -> None:
         """Close the HTTP client."""
-        self._client.close()
+        self._endpoint.close()
 
     def rerank(self, candidates: Candidates, *, k: int) -> list[Hit]:
         """The top ``k`` hits in the model's order; scores fall from 1 by rank.
@@ -172,16 +165,7 @@ class LLMReranker:
         }
         if logprobs:
             payload.update(logprobs=True, top_logprobs=len(LETTERS))
-        try:
-            response = self._client.post(self.url, json=payload)
-        except self._httpx.TimeoutException as exc:
-            raise ModelError(f"{self.url} timed out after {self.timeout}s") from exc
-        except self._httpx.HTTPError as exc:
-            raise ModelError(f"cannot reach {self.url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise ModelError(
-                f"{self.url} returned HTTP {response.status_code}: {response.text[:200]}"
-            )
+        response = self._endpoint.post(payload)
         try:
             return response.json()
         except json.JSONDecodeError as exc:

@@ -14,8 +14,8 @@ from engramdb.errors import ConfigError, InvalidInputError, ModelError
 
 httpx = pytest.importorskip("httpx")
 
+from engramdb._http import endpoint_url  # noqa: E402
 from engramdb.embed import HTTPEmbedder  # noqa: E402
-from engramdb.embed.http import _endpoint  # noqa: E402
 
 Handler = Callable[[Any], Any]
 
@@ -101,7 +101,9 @@ def test_bearer_token_only_when_given() -> None:
     ],
 )
 def test_endpoint_forms(url: str, endpoint: str) -> None:
-    assert _endpoint(url) == endpoint
+    assert endpoint_url(url, "embeddings") == endpoint
+    chat = endpoint.removesuffix("embeddings") + "chat/completions"
+    assert endpoint_url(url.replace("embeddings", "chat/completions"), "chat/completions") == chat
 
 
 def test_http_error_status_and_message() -> None:
