@@ -24,6 +24,7 @@ __all__ = [
     "open_memory",
     "parse_where",
     "progress_bar",
+    "recall_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,7 +54,8 @@ def db_option(fn: F) -> F:
             "config",
             type=click.Path(exists=True, dir_okay=False),
             default=None,
-            help="TOML config file (sections: chunk, embed, lexical, recognize, recall).",
+            help="TOML config file (sections: chunk, embed, lexical, recognize, recall, "
+            "graph, ann).",
         )(fn)
     )
 
@@ -68,6 +70,39 @@ def k_option(fn: F) -> F:
     return click.option("-k", "k", type=int, default=5, show_default=True, help="Number of hits.")(
         fn
     )
+
+
+def recall_options(fn: F) -> F:
+    """What narrows and orders a recall: ``--namespace``, ``--where``, ``--min-relevance``,
+    ``--coverage`` and ``--rerank`` (validated here, passed to :meth:`Memory.recall`)."""
+    options = [
+        click.option(
+            "--namespace", "-n", default=None, help="Search one namespace [default: all]."
+        ),
+        click.option("--where", default=None, help='JSON filter, e.g. \'{"speaker": "Alice"}\'.'),
+        click.option(
+            "--min-relevance",
+            type=click.FloatRange(0.0, 1.0),
+            default=None,
+            help="Keep hits whose calibrated relevance is at least this probability.",
+        ),
+        click.option(
+            "--coverage",
+            type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+            default=None,
+            help="Conformal coverage, e.g. 0.9: keep hits above the store's threshold "
+            "(calibrates).",
+        ),
+        click.option(
+            "--rerank",
+            type=click.Choice(["mmr", "lambdarank"]),
+            default=None,
+            help="Rerank the candidates: mmr (diversity) or lambdarank (rerank extra).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @contextmanager

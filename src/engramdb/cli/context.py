@@ -8,7 +8,13 @@ from typing import cast
 import click
 
 from engramdb.cli import cli
-from engramdb.cli._options import db_option, json_option, open_memory, parse_where
+from engramdb.cli._options import (
+    db_option,
+    json_option,
+    open_memory,
+    parse_where,
+    recall_options,
+)
 from engramdb.context import Order
 
 __all__: list[str] = []
@@ -25,13 +31,7 @@ __all__: list[str] = []
     help="Block order: best first, best at both ends, or by event time.",
 )
 @click.option("-k", "k", type=int, default=20, show_default=True, help="Hits to recall.")
-@click.option("--namespace", "-n", default=None, help="Search one namespace [default: all].")
-@click.option("--where", default=None, help='JSON filter, e.g. \'{"speaker": "Alice"}\'.')
-@click.option("--min-relevance", type=float, default=None, help="Keep hits with p >= this.")
-@click.option(
-    "--coverage", type=float, default=None, help="Conformal coverage, e.g. 0.9 (calibrates)."
-)
-@click.option("--rerank", default=None, help="mmr or lambdarank (rerank extra).")
+@recall_options
 @click.option(
     "--tokens",
     "counter",

@@ -16,6 +16,7 @@ from engramdb.cli._options import (
     open_memory,
     parse_where,
     progress_bar,
+    recall_options,
 )
 from engramdb.types import Hit
 
@@ -93,27 +94,8 @@ def _print_hit(rank: int, hit: Hit) -> None:
 @cli.command()
 @click.argument("query")
 @k_option
-@click.option("--namespace", "-n", default=None, help="Search one namespace [default: all].")
-@click.option("--where", default=None, help='JSON filter, e.g. \'{"speaker": "Alice"}\'.')
+@recall_options
 @click.option("--channels", default=None, help="lexical, dense or hybrid [default: hybrid].")
-@click.option(
-    "--min-relevance",
-    type=click.FloatRange(0.0, 1.0),
-    default=None,
-    help="Keep hits whose calibrated relevance is at least this probability.",
-)
-@click.option(
-    "--coverage",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    default=None,
-    help="Conformal coverage, e.g. 0.9: keep hits above the store's threshold (calibrates).",
-)
-@click.option(
-    "--rerank",
-    type=click.Choice(["mmr", "lambdarank"]),
-    default=None,
-    help="Rerank the candidates: mmr (diversity) or lambdarank (rerank extra).",
-)
 @json_option
 @db_option
 def recall(
