@@ -26,6 +26,14 @@ def memory() -> Iterator[Memory]:
 
 
 @pytest.fixture
+def hash_config(tmp_path: Path) -> Path:
+    """A TOML config file choosing the 64-d hash embedder (for CLI tests)."""
+    config = tmp_path / "engramdb.toml"
+    config.write_text('[embed]\nmodel = "hash"\ndim = 64\n', encoding="utf-8")
+    return config
+
+
+@pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """A store file path under tmp_path."""
     return tmp_path / "store.db"

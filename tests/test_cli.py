@@ -12,9 +12,8 @@ from engramdb.cli import cli
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "engramdb.toml"
-    config.write_text('[embed]\nmodel = "hash"\ndim = 64\n', encoding="utf-8")
+def env(tmp_path: Path, hash_config: Path) -> dict[str, str]:
+    config = hash_config
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "freeze.md").write_text("Alice moved the deploy freeze to Friday.\n", encoding="utf-8")

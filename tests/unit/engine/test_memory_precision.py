@@ -115,12 +115,11 @@ def test_context_packs_recall_within_budget_with_citations(mem: Memory) -> None:
     assert [b.ids[0] for b in again.blocks] == hits.ids
 
 
-def test_cli_context_prints_text_and_json(tmp_path: Path) -> None:
+def test_cli_context_prints_text_and_json(tmp_path: Path, hash_config: Path) -> None:
     db = tmp_path / "c.db"
     with Memory.open(db, embed=HASH) as m:
         m.add_many(notes())
-    config = tmp_path / "c.toml"
-    config.write_text('[embed]\nmodel = "hash"\ndim = 64\n')
+    config = hash_config
     runner = CliRunner()
     args = ["context", "ripe apple", "--db", str(db), "--config", str(config)]
     out = runner.invoke(cli, [*args, "--budget", "80"])

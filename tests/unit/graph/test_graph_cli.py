@@ -20,9 +20,8 @@ NOTES = [
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "engramdb.toml"
-    config.write_text('[embed]\nmodel = "hash"\ndim = 64\n', encoding="utf-8")
+def env(tmp_path: Path, hash_config: Path) -> dict[str, str]:
+    config = hash_config
     db = tmp_path / "m.db"
     with Memory.open(db, config) as mem:  # the graph is off: the CLI backfills it
         mem.add_many(NOTES)
