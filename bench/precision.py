@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import random
 import sqlite3
 import statistics
@@ -53,6 +52,7 @@ import numpy as np
 from engramdb import Memory, Record
 from engramdb.calibrate import RelevanceModel, fit_relevance, sample_cues
 from engramdb.context import pack
+from engramdb.eval.metrics import mean_over_queries, ndcg_at_k, recall_at_k, roc_auc
 from engramdb.eval.precision import abstention_scores
 from engramdb.rerank import Candidates, LambdaRankReranker, candidate_features, train_lambdarank
 from engramdb.types import Hit, Hits
@@ -167,30 +167,15 @@ def documents(mem: Memory) -> dict[int, str]:
 # -- metrics -----------------------------------------------------------------------------------
 
 
-def ndcg10(ranked: Sequence[str], rel: dict[str, int]) -> float:
-    dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(list(ranked)[:10]))
-    ideal = sum(g / math.log2(i + 2) for i, g in enumerate(sorted(rel.values(), reverse=True)[:10]))
-    return dcg / ideal if ideal else 0.0
-
-
-def recall10(ranked: Sequence[str], rel: dict[str, int]) -> float:
-    return len(set(list(ranked)[:10]) & set(rel)) / len(rel)
-
-
 def prf(flags: Sequence[bool], truth: Sequence[bool]) -> dict[str, float]:
     """Abstention precision/recall/F1 as the eval harness scores it (0 where undefined)."""
     return {k: round(v or 0.0, 4) for k, v in abstention_scores(flags, truth).items()}
 
 
-def auroc(pos: Sequence[float], neg: Sequence[float]) -> float:
-    """P(score of a positive > score of a negative), ties count half."""
-    neg_sorted = np.sort(np.asarray(neg))
-    total = 0.0
-    for s in pos:
-        lo = np.searchsorted(neg_sorted, s, side="left")
-        hi = np.searchsorted(neg_sorted, s, side="right")
-        total += lo + 0.5 * (hi - lo)
-    return round(total / (len(pos) * len(neg)), 4)
+def auroc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
+    """P(score of a positive > score of a negative), ties count half (rounded)."""
+    value = roc_auc(pos, neg)
+    return None if value is None else round(value, 4)
 
 
 def oracle(scores: Sequence[float], truth: Sequence[bool]) -> dict[str, float]:
@@ -312,12 +297,12 @@ def stage_rerank(ctx: dict[str, Any], ship: bool) -> dict[str, Any]:
     runs["hybrid+mmr"] = [[doc[h.id] for h in p] for p in mmr]
     out = {
         name: {
-            "ndcg@10": round(
-                statistics.mean(ndcg10(r, sf.test[q]) for r, q in zip(rs, qids, strict=True)), 4
-            ),
-            "recall@10": round(
-                statistics.mean(recall10(r, sf.test[q]) for r, q in zip(rs, qids, strict=True)), 4
-            ),
+            metric: round(
+                mean_over_queries(fn(r, sf.test[q], 10) for r, q in zip(rs, qids, strict=True))
+                or 0.0,
+                4,
+            )
+            for metric, fn in (("ndcg@10", ndcg_at_k), ("recall@10", recall_at_k))
         }
         for name, rs in runs.items()
     }
