@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
@@ -128,13 +129,15 @@ class Reader:
                 *self.lexical.search(queries, depth, where=sql, params=params)
             )
         via: list[Mapping[int, tuple[str, ...]]] = [{} for _ in queries]
+        vector = "graph" in channels or "dense" in channels
+        allow = self.store.select_ids(sql, params) if sql is not None and vector else None
         if "graph" in channels:
             seeds = max(depth, min(len(self.dense), self.config.graph.dense_seeds))
-            dense = self._dense(queries, seeds, sql, params)
-            per_channel["graph"], via = self._graph(queries, dense, depth, sql, params)
+            dense = self._dense(queries, seeds, allow)
+            per_channel["graph"], via = self._graph(queries, dense, depth, allow)
             per_channel["dense"] = [run[:depth] for run in dense]
         elif "dense" in channels:
-            per_channel["dense"] = self._dense(queries, depth, sql, params)
+            per_channel["dense"] = self._dense(queries, depth, allow)
         out = []
         for qi, query in enumerate(queries):
             runs = {c: per_channel[c][qi] for c in channels}
@@ -146,21 +149,20 @@ class Reader:
         queries: Sequence[str],
         dense: list[list[tuple[int, float]]],
         depth: int,
-        sql: str | None,
-        params: list[object],
+        allow: npt.NDArray[np.int64] | None,
     ) -> tuple[list[list[tuple[int, float]]], list[Mapping[int, tuple[str, ...]]]]:
-        """Graph runs seeded by the dense runs, and each hit's phrases for ``why``."""
+        """Graph runs seeded by the dense runs, and each hit's phrases for ``why``.
+
+        ``allow``: the ids the filter lets through (``None``: no filter)."""
         assert self.graph is not None
-        allow = self.store.select_ids(sql, params) if sql is not None else None
         found = self.graph.recall_many(queries, dense, depth=depth, allow=allow)
         return [list(r.run) for r in found], [r.via for r in found]
 
     def _dense(
-        self, queries: Sequence[str], depth: int, sql: str | None, params: list[object]
+        self, queries: Sequence[str], depth: int, allow: npt.NDArray[np.int64] | None
     ) -> list[list[tuple[int, float]]]:
         if len(self.dense) == 0:
             return [[] for _ in queries]
-        allow = self.store.select_ids(sql, params) if sql is not None else None
         if allow is not None and allow.size == 0:
             return [[] for _ in queries]
         vectors = self.embedder.embed_queries(list(queries))
