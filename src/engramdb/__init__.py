@@ -23,6 +23,7 @@ from engramdb.config import (
 from engramdb.engine import Memory
 from engramdb.errors import (
     ConfigError,
+    CorruptStoreError,
     DimensionMismatchError,
     EngramError,
     IndexFormatError,
@@ -36,6 +37,7 @@ from engramdb.errors import (
     NotFoundError,
     StoreClosedError,
     StoreError,
+    StoreNotFoundError,
 )
 from engramdb.types import (
     AddResult,
@@ -55,6 +57,7 @@ __all__ = [
     "ChannelScore",
     "ChunkConfig",
     "ConfigError",
+    "CorruptStoreError",
     "DimensionMismatchError",
     "EmbedConfig",
     "EngineConfig",
@@ -82,6 +85,7 @@ __all__ = [
     "Stats",
     "StoreClosedError",
     "StoreError",
+    "StoreNotFoundError",
     "__version__",
     "load_config",
 ]

@@ -22,10 +22,14 @@ __all__ = [
     "EngineConfig",
     "GraphConfig",
     "LexicalConfig",
+    "MAX_K",
     "RecallConfig",
     "RecognizeConfig",
     "load_config",
 ]
+
+MAX_K = 10_000
+"""The most hits one recall may ask for (``k``); larger values are refused, not allocated."""
 
 
 def _check(cond: bool, message: str) -> None:

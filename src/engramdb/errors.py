@@ -13,6 +13,8 @@ from the natural built-in where there is one, so ``except ValueError`` keeps wor
     ├── StoreError                        500   "Store"
     │   ├── StoreClosedError              500   "StoreClosed"
     │   ├── NotAStoreError                500   "NotAStore"         (file is not an engramdb store)
+    │   ├── StoreNotFoundError(FileNotFoundError) 404 "StoreNotFound" (a read found no store file)
+    │   ├── CorruptStoreError             500   "CorruptStore"      (SQLite reports a damaged file)
     │   └── MigrationError                500   "Migration"
     ├── IndexFormatError                  500   "IndexFormat"
     ├── ModelError                        500   "Model"             (model file missing or corrupt)
@@ -25,6 +27,7 @@ from pathlib import Path
 
 __all__ = [
     "ConfigError",
+    "CorruptStoreError",
     "DimensionMismatchError",
     "EngramError",
     "IndexFormatError",
@@ -38,6 +41,7 @@ __all__ = [
     "NotFoundError",
     "StoreClosedError",
     "StoreError",
+    "StoreNotFoundError",
 ]
 
 
@@ -129,6 +133,19 @@ class NotAStoreError(StoreError):
     def __init__(self, message: str, *, path: str | Path | None = None):
         super().__init__(message)
         self.path = str(path) if path is not None else None
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """A verb that only reads was pointed at a path where no store exists (nothing is created)."""
+
+    code = 404
+    name = "StoreNotFound"
+
+
+class CorruptStoreError(StoreError):
+    """SQLite reports the store file as damaged (a corrupt page, a truncated file)."""
+
+    name = "CorruptStore"
 
 
 class MigrationError(StoreError):

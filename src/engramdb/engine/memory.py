@@ -35,7 +35,12 @@ from engramdb.engine._precision import (
 )
 from engramdb.engine._read import Reader, check_channels
 from engramdb.engine._write import Progress, Writer, check_namespace, to_record
-from engramdb.errors import InvalidInputError, StoreClosedError
+from engramdb.errors import (
+    InvalidInputError,
+    NotAStoreError,
+    StoreClosedError,
+    StoreNotFoundError,
+)
 from engramdb.graph.channel import GraphChannel
 from engramdb.ingest import content_hash, load_path, normalize_for_hash, normalize_text
 from engramdb.lexical.fts5 import FTS5Index
@@ -59,6 +64,28 @@ def _source_names(source: str) -> list[str]:
         if resolved != source:
             names.append(resolved)
     return names
+
+
+def _prepare_folder(path: Path, *, create: bool) -> None:
+    """Check (and with ``create``, make) the folder of a store file.
+
+    Raises:
+        StoreNotFoundError: ``create`` is false and no file exists at ``path``.
+        NotAStoreError: a parent of ``path`` is a file, or the folder cannot be made.
+    """
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise NotAStoreError(f"cannot use {path}: {parent} is a file, not a folder", path=path)
+    if not create:
+        if not path.exists():
+            raise StoreNotFoundError(
+                f"no store at {path}; check the path (--db), or add memories to create one"
+            )
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NotAStoreError(f"cannot create the folder of {path}: {exc}", path=path) from exc
 
 
 class Memory:
@@ -103,6 +130,7 @@ class Memory:
         config: EngineConfig | Mapping[str, Any] | str | Path | None = None,
         *,
         embedder: Embedder | None = None,
+        create: bool = True,
         **overrides: Any,
     ) -> Memory:
         """Open (or create) the store at ``path`` (``":memory:"`` for a throwaway one).
@@ -111,19 +139,22 @@ class Memory:
             path: the store file.
             config: an EngineConfig, a mapping of sections or a TOML path.
             embedder: an Embedder to use instead of the configured one.
+            create: create the store (and its folder) when missing; ``False`` for verbs that
+                only read, so that a mistyped path is an error rather than a new empty store.
             **overrides: config sections, e.g. ``embed={"model": "hash"}``.
 
         Raises:
             ConfigError: invalid configuration.
-            NotAStoreError: the file is not an engramdb store.
+            StoreNotFoundError: ``create=False`` and no store exists at ``path``.
+            NotAStoreError: the file is not an engramdb store, or its folder is a file.
             MigrationError: the store was written by an incompatible engramdb.
             ModelError: the embedding model file is missing or corrupt.
         """
         cfg = load_config(config, **overrides)
         path = str(path)
         if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             path = str(Path(path).expanduser())
+            _prepare_folder(Path(path), create=create)
         store = SQLiteStore(path)
         try:
             return cls(store, cfg, embedder if embedder is not None else create_embedder(cfg.embed))
