@@ -1,33 +1,42 @@
-"""The engine's dense index: exact flat search for small stores, SPANN beside the store file.
+"""The engine's dense index: exact vectors for small stores, SPANN beside the store file.
 
 Which index (``[ann]``, :class:`~engramdb.config.AnnConfig`):
 
-* ``":memory:"`` stores and ``kind = "flat"`` always use :class:`FlatIndex`, filled from the
-  store's cached vectors on open.
+* ``":memory:"`` stores and ``kind = "flat"`` always search exactly (vectors in RAM), filled
+  from the store's cached vectors on open.
 * ``kind = "auto"`` uses SPANN once the store holds more than ``spann_threshold`` memories or
   a SPANN index exists for it (``engram index build``); ``kind = "spann"`` always does.
 
-The SPANN index lives in ``<store>.spann/<model>-<hash>/``, one folder per embedder model id,
-so a model change finds no index and builds one (the other models' folders are removed).
-Its manifest records the store's ``data_version``. On open the index is rebuilt from the
-store's cached vectors when the folder is missing, torn or corrupt, has another dimension,
-count or settings, or reflects another store version. After every write that the Memory
-commits, :meth:`DenseIndex.sync` saves the index with the store's new version; a crash
-between the store's commit and that save leaves the old version in the manifest, so the
-next open rebuilds: the index never answers for a store state it does not reflect.
+Readers search published, immutable :class:`~engramdb.engine._views.DenseView` snapshots,
+each for one position of the store's change log (``changes``, filled by triggers in the
+same transaction as the memories). A reader asks for the view of its own read snapshot
+(:meth:`DenseIndex.view`): when another process has committed since, the view catches up
+incrementally from the log (the ids added and deleted since, with their cached vectors),
+never by a rebuild. A write of this process stages its view inside its transaction and
+publishes it as it commits (:meth:`DenseIndex.publishing`), so a reader sees the new
+memories on every channel or on none.
 
-A store that grows past the threshold switches from flat to SPANN in :meth:`sync`, at the
-end of the write that crossed it. The index is never switched back to flat while open.
+The SPANN index lives in ``<store>.spann/<model>-<hash>.v2/``, one folder per embedder
+model id (a model change finds no index and builds one; the other folders are removed).
+Its manifest records the change-log position it reflects (``store_version``). On open, a
+folder that is missing, torn, built with other settings or for another dimension is rebuilt;
+one that is merely behind is caught up from the log. Changes are folded into the folder on
+the write path (:meth:`DenseIndex.maintain`) once enough have gathered, under an exclusive
+file lock (``<store>.spann/.lock``) that other processes take shared while opening it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import logging
+import os
 import re
 import shutil
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +45,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.ann.flat import FlatIndex
 from engramdb.ann.spann import SpannConfig, SpannIndex, read_manifest
 from engramdb.config import AnnConfig
 from engramdb.embed.base import Embedder
-from engramdb.errors import ConfigError, IndexFormatError, InvalidInputError
+from engramdb.engine._views import DenseView, FlatBase, RWLock, SpannBase
+from engramdb.errors import ConfigError, IndexFormatError, InvalidInputError, StoreError
 from engramdb.store.sqlite import SQLiteStore
 from engramdb.types import IdMatrix, Matrix
 
@@ -50,8 +59,11 @@ logger = logging.getLogger(__name__)
 
 _Ints = npt.NDArray[np.int64]
 SUFFIX = ".spann"
+_LAYOUT = ".v2"  # folders whose store_version is a change-log position
 _NO_INDEX = "no SPANN index yet"
-_FAILED = "an earlier update of the index failed"
+_HISTORY = 8  # recent views kept for readers whose snapshot is a little older
+_FOLD_MIN = 2048  # changes gathered before a fold into SPANN (or into flat arrays)
+_RETAIN = 100_000  # change-log rows kept for processes that lag behind
 
 
 def spann_config(config: AnnConfig) -> SpannConfig:
@@ -78,151 +90,354 @@ def spann_folder(store_path: str, model_id: str) -> Path | None:
         return None
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id).strip("._")[:64] or "model"
     digest = hashlib.blake2b(model_id.encode("utf-8"), digest_size=4).hexdigest()
-    return Path(store_path + SUFFIX) / f"{slug}-{digest}"
+    return Path(store_path + SUFFIX) / f"{slug}-{digest}{_LAYOUT}"
+
+
+@contextmanager
+def _folder_lock(parent: Path, *, exclusive: bool) -> Iterator[None]:
+    """An advisory lock on the SPANN folders of one store, across processes."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(parent / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if exclusive:
+            raise
+        fd = -1  # a read-only place: nobody can be writing there
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 class DenseIndex:
     """The Memory's dense index and its lifecycle (see the module docstring).
 
-    Reads and writes go through :meth:`search`, :meth:`add` and :meth:`delete` like any
-    :class:`~engramdb.ann.base.AnnIndex`; the Memory wraps each write in :meth:`writing`.
-
     Attributes:
         config: the ``[ann]`` settings.
         spann_config: the SPANN settings new builds use.
         path: the SPANN folder (``None`` for an in-memory store).
-        last_build: why this Memory last built or rebuilt the SPANN index (``None``: never,
-            e.g. a fresh index was opened as it was).
+        last_build: why this Memory last built or rebuilt the SPANN index (``None``: never).
     """
 
-    def __init__(
-        self,
-        store: SQLiteStore,
-        embedder: Embedder,
-        config: AnnConfig,
-        *,
-        lock: threading.RLock | None = None,
-    ):
+    def __init__(self, store: SQLiteStore, embedder: Embedder, config: AnnConfig):
         self._store = store
         self._embedder = embedder
         self.config = config
         self.spann_config = spann_config(config)
         self.dim = embedder.dim
         self.path = spann_folder(store.path, embedder.model_id)
-        self._lock = lock if lock is not None else threading.RLock()
-        self._index: FlatIndex | SpannIndex = FlatIndex(embedder.dim)
-        self._version: int | None = None  # the store version a SPANN index reflects
+        self._lock = threading.RLock()  # catch-up and publishing
+        self._rw = RWLock()  # SPANN searches (shared) against folds (exclusive)
+        self._views: OrderedDict[int, DenseView] = OrderedDict()
+        self._view: DenseView | None = None
+        self._pending: DenseView | None = None
         self.last_build: str | None = None
 
-    # -- the AnnIndex surface --------------------------------------------------------------
+    # -- reading ----------------------------------------------------------------------------
 
     @property
     def kind(self) -> str:
         """``"flat"`` or ``"spann"``: the index in use."""
-        return "spann" if isinstance(self._index, SpannIndex) else "flat"
+        return self._current().base.kind
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._current())
 
-    def add(self, ids: _Ints, vectors: Matrix) -> None:
-        """Add vectors (after the store committed them); an id already present is replaced."""
-        self._index.add(ids, vectors)
+    def _current(self) -> DenseView:
+        if self._view is None:
+            raise StoreError("the dense index is not loaded (the Memory is closed)")
+        return self._view
 
-    def delete(self, ids: _Ints) -> int:
-        """Delete ids (after the store committed it); missing ids are ignored."""
-        return self._index.delete(ids)
+    def view(self, seq: int) -> DenseView | None:
+        """The view at change-log position ``seq``; call inside ``store.reading()`` whose
+        snapshot is at ``seq``. ``None``: the snapshot is older than every view kept (read
+        again with a fresh snapshot)."""
+        with self._lock:
+            current = self._current()
+            found = self._views.get(seq)
+            if found is not None:
+                return found
+            if seq < current.seq:
+                return None
+            view = self._catch_up(current, seq)
+            self._publish(view)
+            return view
 
     def search(
         self, queries: Matrix, k: int, *, allow: _Ints | None = None
     ) -> tuple[IdMatrix, Matrix]:
-        """The ``k`` best ids per query; ``allow`` restricts results to those ids."""
-        if isinstance(self._index, SpannIndex) and self._version is None:
-            self._rebuild(_FAILED)
-        return self._index.search(queries, k, allow=allow)
+        """The ``k`` best ids per query as of now; ``allow`` restricts results to those ids."""
+        while True:
+            with self._store.reading() as seq:
+                view = self.view(seq)
+                if view is not None:
+                    return view.search(np.asarray(queries, dtype=np.float32), k, allow=allow)
 
     def vectors(self) -> tuple[_Ints, Matrix]:
-        """Every ``(ids, vectors)`` held."""
-        return self._index.vectors()
+        """Every ``(ids, vectors)`` held, as of now."""
+        while True:
+            with self._store.reading() as seq:
+                view = self.view(seq)
+                if view is not None:
+                    return view.vectors()
+
+    def _catch_up(self, view: DenseView, seq: int) -> DenseView:
+        """``view`` brought to ``seq`` from the change log (read in the caller's snapshot)."""
+        if seq == view.seq:
+            return view
+        changes = self._store.changes_since(view.seq)
+        if changes is None or (view.base.kind == "spann" and view.pending > self._fold_at(view)):
+            fresh = self._reopen(seq)
+            if fresh is not None:
+                return fresh
+        if changes is None:
+            logger.info("the change log no longer reaches position %d: reloading", view.seq)
+            ids, vectors = self._store_vectors(cache=False)
+            return DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+        return view.apply(changes[0], changes[1], seq, self._vectors_of)
+
+    def _reopen(self, seq: int) -> DenseView | None:
+        """The SPANN folder as another process left it, caught up to ``seq``, if usable."""
+        if self.path is None or not self.path.is_dir():
+            return None
+        with _folder_lock(self.path.parent, exclusive=False):
+            try:
+                index = SpannIndex.open(self.path)
+            except IndexFormatError:
+                return None
+        base_seq = index.store_version
+        changes = None if base_seq is None else self._store.changes_since(base_seq)
+        if base_seq is None or base_seq > seq or changes is None or self._unusable(index):
+            index.close()
+            return None
+        view = DenseView(SpannBase(index, self._rw), base_seq, base_seq, self.dim)
+        return view.apply(changes[0], changes[1], seq, self._vectors_of)
+
+    def _vectors_of(self, ids: _Ints) -> tuple[_Ints, Matrix]:
+        found, vectors, missing = self._store.vectors_of(self._embedder.model_id, ids.tolist())
+        if vectors is None:
+            vectors = np.empty((0, self.dim), dtype=np.float32)
+        if missing:  # no cached vector (another engramdb, or a model change): embed, keep in RAM
+            fresh = self._embedder.embed_documents([text for _, _, text in missing])
+            found = np.concatenate([found, np.asarray([i for i, _, _ in missing], np.int64)])
+            vectors = np.concatenate([vectors, np.asarray(fresh, dtype=np.float32)])
+        return found, vectors
+
+    def _publish(self, view: DenseView) -> None:
+        """Make ``view`` the newest (when it is) and keep it for readers at its position."""
+        current = self._view
+        if current is None or view.seq >= current.seq:
+            self._view = view
+        self._views[view.seq] = view
+        while len(self._views) > _HISTORY:
+            self._views.popitem(last=False)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def stage(self, known: dict[int, np.ndarray[Any, Any]] | None = None) -> None:
+        """Inside a write transaction: prepare the view of the state about to be committed
+        (``known``: vectors of the memories just added, to save reading them back)."""
+        seq = self._store.change_seq()
+        with self._lock:
+            base = self._current()
+            if seq == base.seq:
+                self._pending = None
+                return
+            changes = self._store.changes_since(base.seq)
+
+            def source(ids: _Ints) -> tuple[_Ints, Matrix]:
+                have = [i for i in ids.tolist() if known is not None and i in known]
+                rest = np.asarray([i for i in ids.tolist() if known is None or i not in known])
+                out_ids, out = (
+                    self._vectors_of(rest.astype(np.int64))
+                    if rest.size
+                    else (
+                        np.empty(0, np.int64),
+                        np.empty((0, self.dim), np.float32),
+                    )
+                )
+                if have:
+                    assert known is not None
+                    out_ids = np.concatenate([out_ids, np.asarray(have, dtype=np.int64)])
+                    out = np.concatenate([out, np.stack([known[i] for i in have])])
+                return out_ids, out
+
+            if changes is None:
+                ids, vectors = self._store_vectors(cache=False)
+                self._pending = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+            else:
+                self._pending = base.apply(changes[0], changes[1], seq, source)
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """Around the COMMIT of a write: readers wait, then see the staged view with it."""
+        with self._lock:
+            try:
+                yield
+            except BaseException:
+                self._pending = None
+                raise
+            if self._pending is not None:
+                self._publish(self._pending)
+                self._pending = None
+
+    def maintain(self) -> None:
+        """After a write: switch to SPANN past the threshold, fold gathered changes into the
+        base, prune the change log. Runs on the write path, never inside a read."""
+        if self._store.readonly:
+            return
+        with self._store.exclusive(), self._lock:
+            view = self._current()
+            if view.base.kind == "flat":
+                if self.path is not None and len(view) and self._wants_spann(len(view)):
+                    try:
+                        self._build(view, self._switch_reason(len(view)))
+                    except OSError as exc:  # stay flat; the next write tries again
+                        logger.error("cannot build the SPANN index at %s (%s)", self.path, exc)
+                elif view.pending > self._fold_at(view):
+                    self._install(DenseView(view.folded(), view.seq, view.seq, self.dim))
+            elif view.pending > self._fold_at(view):
+                self._fold(view)
+            self._prune()
+
+    def _fold_at(self, view: DenseView) -> int:
+        return max(_FOLD_MIN, len(view.base) // 8)
+
+    def _fold(self, view: DenseView) -> None:
+        """Write the view's changes into the SPANN folder and make it the base."""
+        assert self.path is not None and isinstance(view.base, SpannBase)
+        base = view.base
+        with _folder_lock(self.path.parent, exclusive=True):
+            try:
+                on_disk = read_manifest(self.path).get("store_version")
+            except IndexFormatError:
+                on_disk = None
+            if on_disk != base.index.store_version:  # another process folded: start from it
+                fresh = self._reopen(view.seq)
+                if fresh is None:
+                    self._build(view, "the folder was changed by another process", locked=True)
+                    return
+                self._install(fresh)
+                view = fresh
+                base = fresh.base  # type: ignore[assignment]
+            try:
+                with self._rw.write():
+                    if view.dead.size:
+                        base.index.delete(view.dead)
+                    if view.delta_ids.size and view.delta is not None:
+                        base.index.add(view.delta_ids, view.delta)
+                    base.index.save(store_version=view.seq)
+            except OSError as exc:
+                logger.error("cannot update the SPANN index at %s (%s); rebuilding", self.path, exc)
+                self._build(view, f"an update failed ({exc})", locked=True)
+                return
+        self._install(DenseView(base, view.seq, view.seq, self.dim))
+
+    def _install(self, view: DenseView) -> None:
+        """Replace every view by ``view`` (after its base changed)."""
+        self._views.clear()
+        self._view = None
+        self._publish(view)
+
+    def _prune(self) -> None:
+        keep = _RETAIN
+        view = self._current()
+        if view.base.kind == "spann":
+            keep = max(keep, view.seq - view.base_seq)
+        with self._store.atomic(bump=False):
+            self._store.prune_changes(keep)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def load(self) -> None:
         """Choose the index and fill it (once, when the Memory opens)."""
-        count = self._memory_count() if self.path is not None and self.config.kind != "flat" else 0
-        if not self._wants_spann(count):
-            self._load_flat()
-            return
-        reason = self._open_spann(count)
-        if reason is not None:
-            self._rebuild(reason, warn=reason != _NO_INDEX)
+        with self._store.reading() as seq:
+            count = self._memory_count()
+            if not self._wants_spann(count):
+                ids, vectors = self._store_vectors(cache=not self._store.readonly)
+                self._install(DenseView(FlatBase(ids, vectors), seq, seq, self.dim))
+                return
+            view, reason = self._open_spann(seq)
+            if view is not None:
+                self._install(view)
+                return
+            ids, vectors = self._store_vectors(cache=not self._store.readonly)
+            flat = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+            if self._store.readonly:
+                logger.warning("searching exactly: the SPANN index is unusable (%s)", reason)
+                self._install(flat)
+                return
+            self._install(flat)
+            self._build(flat, reason, warn=reason != _NO_INDEX)
 
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Wrap one Memory write: catch up before it, :meth:`sync` after it commits."""
-        before = None
-        if isinstance(self._index, SpannIndex):
-            before = self._store.data_version
-            if self._version != before:
-                self._rebuild(
-                    _FAILED if self._version is None else "the store was changed by another writer"
-                )
-        try:
-            yield
-        except BaseException:
-            if before is not None and self._store.data_version != before:
-                self._version = None  # committed, but the index may lack part of it
-            raise
-        self.sync()
+    def _open_spann(self, seq: int) -> tuple[DenseView | None, str]:
+        """The SPANN folder caught up to ``seq``, or why it must be rebuilt."""
+        assert self.path is not None
+        if not self.path.is_dir():
+            others = self.path.parent.is_dir() and any(
+                not p.name.startswith(".") for p in self.path.parent.iterdir()
+            )
+            return None, "built for another embedder model" if others else _NO_INDEX
+        with _folder_lock(self.path.parent, exclusive=False):
+            try:
+                index = SpannIndex.open(self.path)
+            except IndexFormatError as exc:
+                return None, f"the index is torn or corrupt ({exc})"
+        reason = self._unusable(index)
+        base_seq = index.store_version
+        changes = None
+        if reason is None:
+            if base_seq is None or base_seq > seq:
+                reason = f"it reflects position {base_seq} of a change log at {seq}"
+            else:
+                changes = self._store.changes_since(base_seq)
+                if changes is None:
+                    reason = "it is older than the store's change log reaches"
+        if reason is not None or changes is None:
+            index.close()
+            return None, reason or "stale"
+        view = DenseView(SpannBase(index, self._rw), base_seq or 0, base_seq or 0, self.dim)
+        view = view.apply(changes[0], changes[1], seq, self._vectors_of)
+        if changes[0].size:
+            logger.info("caught up %d changes since the SPANN index was saved", changes[0].size)
+        return view, ""
 
-    def sync(self) -> None:
-        """After a write committed: save SPANN at the store's version, or switch to it.
-
-        A failed save is logged and the index is rebuilt before its next use (the store
-        holds the data; the manifest keeps naming its older version).
-        """
-        if isinstance(self._index, FlatIndex):
-            n = len(self._index)
-            if n and self._wants_spann(n):
-                try:  # from the store, not the flat index: it may miss another writer's changes
-                    self._rebuild(self._switch_reason(n), warn=False)
-                except OSError as exc:  # stay flat; the next write tries again
-                    logger.error("cannot build the SPANN index at %s (%s)", self.path, exc)
-            return
-        version = self._store.data_version
-        if version == self._version:
-            return
-        try:
-            self._index.save(store_version=version)
-        except OSError as exc:
-            logger.error("cannot save the SPANN index at %s (%s); will rebuild", self.path, exc)
-            self._version = None
-            return
-        self._version = version
+    def _unusable(self, index: SpannIndex) -> str | None:
+        if index.dim != self.dim:
+            return f"it has dimension {index.dim}, the embedder {self.dim}"
+        if index.config != self.spann_config:
+            return "it was built with other [ann.spann] settings"
+        return None
 
     def build(self) -> None:
         """Use SPANN from now on, building it now (even below ``spann_threshold``).
 
-        Nothing is done when a fresh SPANN index is in use already.
+        Nothing is done when a SPANN index is in use already (its changes are folded in).
 
         Raises:
             InvalidInputError: an in-memory store, ``ann.kind = "flat"``, or no memories.
         """
-        with self._lock:
-            if self.path is None:
-                raise InvalidInputError(
-                    "a SPANN index needs a store file; in-memory stores use the flat index"
-                )
-            if self.config.kind == "flat":
-                raise InvalidInputError(
-                    "ann.kind is 'flat': set it to 'auto' or 'spann' to use a SPANN index"
-                )
-            if isinstance(self._index, SpannIndex):
-                if self._stale_reason(self._index, self._memory_count()) is not None:
-                    self._rebuild("asked for (the index was stale)", warn=False)
+        if self.path is None:
+            raise InvalidInputError(
+                "a SPANN index needs a store file; in-memory stores use the flat index"
+            )
+        if self.config.kind == "flat":
+            raise InvalidInputError(
+                "ann.kind is 'flat': set it to 'auto' or 'spann' to use a SPANN index"
+            )
+        with self._store.exclusive(), self._lock:
+            view = self._catch_up_now()
+            if view.base.kind == "spann":
+                if view.pending:
+                    self._fold(view)
                 return
-            if self._memory_count() == 0:
+            if not len(view):
                 raise InvalidInputError("the store holds no memories to index")
-            self._rebuild("asked for (engram index build)", warn=False)
+            self._build(view, "asked for (engram index build)")
 
     def rebuild(self) -> None:
         """Rebuild the index in use from the store's cached vectors (embedding any missing).
@@ -230,57 +445,70 @@ class DenseIndex:
         Raises:
             IndexFormatError: the SPANN folder cannot be written.
         """
-        with self._lock:
-            if isinstance(self._index, SpannIndex):
-                self._rebuild("asked for (engram index rebuild)", warn=False)
-                return
-            self._index.close()
-            self._index = FlatIndex(self.dim)
-            self._load_flat()
+        with self._store.exclusive(), self._lock:
+            with self._store.reading() as seq:
+                ids, vectors = self._store_vectors(cache=True)
+            view = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+            if self._current().base.kind == "spann":
+                self._build(view, "asked for (engram index rebuild)")
+            else:
+                self._install(view)
+
+    def _catch_up_now(self) -> DenseView:
+        with self._store.reading() as seq:
+            view = self._catch_up(self._current(), seq)
+        self._publish(view)
+        return view
 
     def close(self) -> None:
-        """Release the index (every change was saved by :meth:`sync`)."""
-        self._index.close()
+        """Release the index (every fold was saved when it was made)."""
+        with self._lock:
+            view, self._view = self._view, None
+            self._views.clear()
+            if view is not None:
+                view.base.close()
 
     # -- reporting --------------------------------------------------------------------------
 
     def summary(self, memories: int) -> dict[str, Any]:
         """The ``dense`` entry of :meth:`Memory.stats`."""
-        count = len(self._index)
-        if isinstance(self._index, FlatIndex):
+        view = self._current()
+        count = len(view)
+        if view.base.kind == "flat":
             return {"kind": "flat", "vectors": count, "fresh": count == memories}
-        version = self._store.data_version
         return {
             "kind": "spann",
             "vectors": count,
-            "fresh": count == memories and self._version == version,
-            "store_version": self._version,
+            "fresh": count == memories,
+            "store_version": view.base_seq,
+            "pending": view.pending,
             "path": str(self.path),
         }
 
     def stats(self) -> dict[str, Any]:
         """What ``engram index stats`` shows: the index in use, its numbers and freshness."""
-        with self._lock:
+        with self._store.reading() as seq:
+            view = self.view(seq) or self._current()
             memories = self._memory_count()
             out: dict[str, Any] = {
-                "kind": self.kind,
+                "kind": view.base.kind,
                 "configured": self.config.kind,
                 "spann_threshold": self.config.spann_threshold,
-                "count": len(self._index),
+                "count": len(view),
                 "memories": memories,
-                "data_version": self._store.data_version,
+                "data_version": seq,
                 "store_version": None,
+                "pending": view.pending,
                 "path": str(self.path) if self.path is not None else None,
                 "last_build": self.last_build,
             }
-            if isinstance(self._index, SpannIndex):
-                out.update(self._index.stats())
-                out["store_version"] = self._version
-                out["stale"] = self._stale_reason(self._index, memories) is not None
-            else:
-                out["stale"] = out["count"] != memories
-                if self.path is not None and self.path.is_dir():
-                    out["spann_folder"] = _manifest_summary(self.path)
+            if isinstance(view.base, SpannBase):
+                with self._rw.read():
+                    out.update(view.base.index.stats())
+                out["store_version"] = view.base_seq
+            elif self.path is not None and self.path.is_dir():
+                out["spann_folder"] = _manifest_summary(self.path)
+            out["stale"] = out["count"] != memories
             return out
 
     # -- internals --------------------------------------------------------------------------
@@ -302,8 +530,9 @@ class DenseIndex:
             return f"{count} memories > ann.spann_threshold = {self.config.spann_threshold}"
         return "a SPANN index exists for this store"
 
-    def _store_vectors(self) -> tuple[_Ints, Matrix]:
-        """Every memory's vector from the cache; missing ones are embedded and cached."""
+    def _store_vectors(self, *, cache: bool) -> tuple[_Ints, Matrix]:
+        """Every memory's vector from the cache; missing ones are embedded (and cached when
+        ``cache``: never on a read-only store or inside a read)."""
         store, model = self._store, self._embedder.model_id
         ids, vectors, missing = store.memory_vectors(model)
         if vectors is None:
@@ -311,78 +540,39 @@ class DenseIndex:
         if missing:
             logger.info("embedding %d memories with %s", len(missing), model)
             fresh = self._embedder.embed_documents([text for _, _, text in missing])
-            with store.atomic():
-                store.put_embeddings(model, [h for _, h, _ in missing], fresh)
+            if cache:
+                with store.atomic(bump=False):
+                    store.put_embeddings(model, [h for _, h, _ in missing], fresh)
             ids = np.concatenate([ids, np.asarray([i for i, _, _ in missing], dtype=np.int64)])
             vectors = np.concatenate([vectors, np.asarray(fresh, dtype=np.float32)])
         return ids, vectors
 
-    def _load_flat(self) -> None:
-        ids, vectors = self._store_vectors()
-        if ids.size:
-            self._index.add(ids, vectors)
-
-    def _open_spann(self, count: int) -> str | None:
-        """Open the SPANN folder if it is usable as is; else the reason to rebuild it."""
+    def _build(
+        self, view: DenseView, reason: str, *, warn: bool = False, locked: bool = False
+    ) -> None:
+        """Build SPANN over ``view``'s vectors and use it (flat if there is nothing)."""
         assert self.path is not None
-        if not self.path.is_dir():
-            others = self.path.parent.is_dir() and any(
-                not p.name.startswith(".") for p in self.path.parent.iterdir()
-            )
-            return "built for another embedder model" if others else _NO_INDEX
-        try:
-            index = SpannIndex.open(self.path)
-        except IndexFormatError as exc:
-            return f"the index is torn or corrupt ({exc})"
-        reason = self._stale_reason(index, count)
-        if reason is not None:
-            index.close()
-            return reason
-        self._index.close()
-        self._index, self._version = index, index.store_version
-        return None
-
-    def _stale_reason(self, index: SpannIndex, count: int) -> str | None:
-        version = self._store.data_version
-        if index.dim != self.dim:
-            return f"it has dimension {index.dim}, the embedder {self.dim}"
-        if index.store_version != version:
-            return (
-                f"stale: it reflects store version {index.store_version}, the store is at {version}"
-            )
-        if len(index) != count:
-            return f"it holds {len(index)} vectors for {count} memories"
-        if index.config != self.spann_config:
-            return "it was built with other [ann.spann] settings"
-        return None
-
-    def _rebuild(self, reason: str, *, warn: bool = True) -> None:
-        ids, vectors = self._store_vectors()
-        self._install(ids, vectors, reason, warn=warn)
-
-    def _install(self, ids: _Ints, vectors: Matrix, reason: str, *, warn: bool = False) -> None:
-        """Build SPANN over ``ids``/``vectors`` (the store as of now) and use it (flat if
-        there is nothing to build from)."""
-        assert self.path is not None
-        self._clear_folder()
-        if ids.size == 0:  # nothing to build from: flat until the first write
-            self._index.close()
-            self._index, self._version = FlatIndex(self.dim), None
-            shutil.rmtree(self.path, ignore_errors=True)
-            return
-        logger.log(
-            logging.WARNING if warn else logging.INFO,
-            "building the SPANN index at %s (%d vectors): %s",
-            self.path,
-            ids.size,
-            reason,
+        ids, vectors = view.vectors()
+        lock = (
+            contextlib.nullcontext() if locked else _folder_lock(self.path.parent, exclusive=True)
         )
-        version = self._store.data_version
-        index = SpannIndex.build(
-            ids, vectors, self.spann_config, path=self.path, store_version=version
-        )
-        self._index.close()
-        self._index, self._version = index, version
+        with lock:
+            self._clear_folder()
+            if ids.size == 0:  # nothing to build from: flat until the first write
+                shutil.rmtree(self.path, ignore_errors=True)
+                self._install(DenseView(FlatBase(ids, vectors), view.seq, view.seq, self.dim))
+                return
+            logger.log(
+                logging.WARNING if warn else logging.INFO,
+                "building the SPANN index at %s (%d vectors): %s",
+                self.path,
+                ids.size,
+                reason,
+            )
+            index = SpannIndex.build(
+                ids, vectors, self.spann_config, path=self.path, store_version=view.seq
+            )
+        self._install(DenseView(SpannBase(index, self._rw), view.seq, view.seq, self.dim))
         self.last_build = reason
 
     def _clear_folder(self) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.config import EngineConfig
+from engramdb.config import MAX_K, EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.engine._dense import DenseIndex
+from engramdb.engine._views import DenseView
 from engramdb.errors import InvalidInputError, NotFoundError
 from engramdb.filter import compile_filter, parse_filter
 from engramdb.graph.channel import GraphChannel
@@ -19,7 +20,7 @@ from engramdb.retrieve.fusion import Run, fuse
 from engramdb.store.sqlite import SQLiteStore
 from engramdb.types import ChannelScore, Hit, Hits, IdMatrix, Matrix
 
-__all__ = ["CHANNELS", "DEFAULT_CHANNELS", "Reader", "check_channels"]
+__all__ = ["CHANNELS", "DEFAULT_CHANNELS", "Reader", "check_channels", "check_k"]
 
 CHANNELS = ("lexical", "dense", "graph")
 DEFAULT_CHANNELS = ("lexical", "dense")
@@ -52,6 +53,19 @@ def check_channels(channels: Sequence[str] | str | None) -> tuple[str, ...]:
             if c not in out:
                 out.append(c)
     return tuple(out)
+
+
+def check_k(k: object) -> int:
+    """Validate how many hits are asked for.
+
+    Raises:
+        InvalidInputError: not an integer in ``1..MAX_K``.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+    if k > MAX_K:
+        raise InvalidInputError(f"k is at most {MAX_K}, got {k}")
+    return k
 
 
 def _runs(ids: IdMatrix, scores: Matrix) -> list[list[tuple[int, float]]]:
@@ -113,14 +127,29 @@ class Reader:
         where: Any,
         channels: tuple[str, ...],
     ) -> list[Hits]:
-        """Hits for each query."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        """Hits for each query, all channels answering from one read snapshot."""
+        check_k(k)
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise InvalidInputError(f"queries must be non-empty text, got {q!r}")
         if "graph" in channels and self.graph is None:
             raise InvalidInputError(_GRAPH_OFF)
+        while True:
+            with self.store.reading() as seq:
+                view = self.dense.view(seq)
+                if view is None:  # the snapshot is older than every view kept: read again
+                    continue
+                return self._recall(queries, k, namespace, where, channels, view)
+
+    def _recall(  # noqa: PLR0913 - the parts of one recall
+        self,
+        queries: Sequence[str],
+        k: int,
+        namespace: str | None,
+        where: Any,
+        channels: tuple[str, ...],
+        view: DenseView,
+    ) -> list[Hits]:
         sql, params = self.where(namespace, where)
         depth = max(k, self.config.recall.candidates)
         per_channel: dict[str, list[list[tuple[int, float]]]] = {}
@@ -132,12 +161,12 @@ class Reader:
         vector = "graph" in channels or "dense" in channels
         allow = self.store.select_ids(sql, params) if sql is not None and vector else None
         if "graph" in channels:
-            seeds = max(depth, min(len(self.dense), self.config.graph.dense_seeds))
-            dense = self._dense(queries, seeds, allow)
+            seeds = max(depth, min(len(view), self.config.graph.dense_seeds))
+            dense = self._dense(view, queries, seeds, allow)
             per_channel["graph"], via = self._graph(queries, dense, depth, allow)
             per_channel["dense"] = [run[:depth] for run in dense]
         elif "dense" in channels:
-            per_channel["dense"] = self._dense(queries, depth, allow)
+            per_channel["dense"] = self._dense(view, queries, depth, allow)
         out = []
         for qi, query in enumerate(queries):
             runs = {c: per_channel[c][qi] for c in channels}
@@ -155,18 +184,23 @@ class Reader:
 
         ``allow``: the ids the filter lets through (``None``: no filter)."""
         assert self.graph is not None
-        found = self.graph.recall_many(queries, dense, depth=depth, allow=allow)
+        version = self.store.data_version
+        found = self.graph.recall_many(queries, dense, depth=depth, allow=allow, version=version)
         return [list(r.run) for r in found], [r.via for r in found]
 
     def _dense(
-        self, queries: Sequence[str], depth: int, allow: npt.NDArray[np.int64] | None
+        self,
+        view: DenseView,
+        queries: Sequence[str],
+        depth: int,
+        allow: npt.NDArray[np.int64] | None,
     ) -> list[list[tuple[int, float]]]:
-        if len(self.dense) == 0:
+        if len(view) == 0:
             return [[] for _ in queries]
         if allow is not None and allow.size == 0:
             return [[] for _ in queries]
         vectors = self.embedder.embed_queries(list(queries))
-        return _runs(*self.dense.search(vectors, depth, allow=allow))
+        return _runs(*view.search(vectors, depth, allow=allow))
 
     def _hits(
         self, query: str, runs: Mapping[str, Run], k: int, via: Mapping[int, tuple[str, ...]]

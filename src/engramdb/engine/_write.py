@@ -14,7 +14,7 @@ import numpy as np
 from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.engine._dense import DenseIndex
-from engramdb.errors import InvalidInputError
+from engramdb.errors import InvalidInputError, StoreError
 from engramdb.graph.channel import GraphChannel, Prepared
 from engramdb.ingest import chunk_text, content_hash, normalize_for_hash, normalize_text
 from engramdb.recognize.minhash import MinHasher, Signature, jaccard, shingles
@@ -28,6 +28,11 @@ Progress = Callable[[str, int, int], None]
 
 _NAMESPACE = re.compile(r"^[\w.\-:@]{1,128}$")
 _MAX_CANDIDATES = 64
+_ATTEMPTS = 4
+
+
+class _Conflict(Exception):
+    """A decision made before the transaction no longer holds; prepare the write again."""
 
 
 def check_namespace(namespace: str) -> str:
@@ -121,23 +126,41 @@ class Writer:
         namespace: str,
         progress: Progress | None = None,
     ) -> AddResult:
-        """Chunk, recognise, embed and store ``records`` in one transaction."""
+        """Chunk, recognise, embed and store ``records`` in one transaction.
+
+        The slow steps (chunking, recognition, embedding, phrase extraction) run on a read
+        snapshot without any lock; the commit re-checks what may have changed meanwhile
+        (another writer stored the same text, a matched memory was forgotten) and, when a
+        decision no longer holds, prepares again (a few times at most).
+
+        Raises:
+            StoreError: other writers kept invalidating this write.
+        """
         check_namespace(namespace)
-        items = self._chunk([to_record(r) for r in records], namespace)
-        self._recognize(items)
-        new = [i for i, it in enumerate(items) if it.kind == "new"]
-        vectors, to_cache, embedded = self._embed([items[i] for i in new], progress)
-        graph = self._prepare_graph([items[i].text for i in new], progress)
-        ids = self._commit(items, new, vectors, to_cache, graph)
-        if new:
-            self.dense.add(np.asarray([ids[i] for i in new], dtype=np.int64), vectors)
-        return AddResult(
-            ids=tuple(ids),
-            added=len(new),
-            exact=sum(1 for it in items if it.kind == "exact" and it.score >= 0),
-            near=sum(1 for it in items if it.kind == "near" and it.score >= 0),
-            skipped=sum(1 for it in items if it.score < 0),
-            embedded=embedded,
+        checked = [to_record(r) for r in records]
+        for _ in range(_ATTEMPTS):
+            items = self._chunk(checked, namespace)
+            with self.store.reading():
+                self._recognize(items)
+            new = [i for i, it in enumerate(items) if it.kind == "new"]
+            vectors, embedded = self._embed([items[i] for i in new], progress)
+            graph = self._prepare_graph([items[i].text for i in new], progress)
+            try:
+                ids = self._commit(items, new, vectors, graph)
+            except _Conflict:
+                continue
+            self.dense.maintain()
+            return AddResult(
+                ids=tuple(ids),
+                added=sum(1 for it in items if it.kind == "new"),
+                exact=sum(1 for it in items if it.kind == "exact" and it.score >= 0),
+                near=sum(1 for it in items if it.kind == "near" and it.score >= 0),
+                skipped=sum(1 for it in items if it.score < 0),
+                embedded=embedded,
+            )
+        raise StoreError(
+            f"this write was overtaken by other writers {_ATTEMPTS} times (the memories it "
+            "matched kept being forgotten); nothing was written, try again"
         )
 
     # -- steps ------------------------------------------------------------------------------
@@ -211,14 +234,15 @@ class Writer:
             item.kind, item.score = "near", best
             item.target, item.batch_target = best_id, best_batch
 
-    def _embed(
-        self, items: Sequence[_Item], progress: Progress | None
-    ) -> tuple[Matrix, dict[str, np.ndarray[Any, Any]], int]:
+    def _embed(self, items: Sequence[_Item], progress: Progress | None) -> tuple[Matrix, int]:
+        """Vectors of ``items``; new ones are cached batch by batch as they are computed
+        (a write killed later keeps them, and a rerun does not embed them again)."""
         model = self.embedder.model_id
         dim = self.embedder.dim
         if not items:
-            return np.empty((0, dim), dtype=np.float32), {}, 0
-        cached = self.store.cached_embeddings(model, [it.hash for it in items])
+            return np.empty((0, dim), dtype=np.float32), 0
+        with self.store.reading():
+            cached = self.store.cached_embeddings(model, [it.hash for it in items])
         todo: dict[str, str] = {}
         for it in items:
             if it.hash not in cached:
@@ -230,11 +254,14 @@ class Writer:
             part = hashes[start : start + batch]
             vecs = self.embedder.embed_documents([todo[h] for h in part])
             fresh.update(zip(part, vecs, strict=True))
+            if not self.store.readonly:
+                with self.store.atomic(bump=False):
+                    self.store.put_embeddings(model, part, np.asarray(vecs), replace=False)
             if progress is not None:
                 progress("embed", min(start + batch, len(hashes)), len(hashes))
         known = {**cached, **fresh}
         vectors = np.stack([known[it.hash] for it in items]).astype(np.float32)
-        return vectors, fresh, len(fresh)
+        return vectors, len(fresh)
 
     def _prepare_graph(self, texts: Sequence[str], progress: Progress | None) -> Prepared | None:
         """Phrases and new-phrase vectors for the graph (slow: runs before the transaction)."""
@@ -250,16 +277,22 @@ class Writer:
         items: list[_Item],
         new: list[int],
         vectors: Matrix,
-        to_cache: Mapping[str, np.ndarray[Any, Any]],
         graph: Prepared | None = None,
     ) -> list[int]:
         ids: list[int] = [0] * len(items)
         now = time.time()
         store = self.store
-        with store.atomic():
-            if to_cache:
+        known: dict[int, np.ndarray[Any, Any]] = {}
+        row = dict(zip(new, range(len(new)), strict=True))
+        with store.atomic(around_commit=self.dense.publishing):
+            self._recheck(items)
+            kept = [i for i in new if items[i].kind == "new"]
+            if kept:  # forgetting may have dropped them from the cache meanwhile
                 store.put_embeddings(
-                    self.embedder.model_id, list(to_cache), np.stack(list(to_cache.values()))
+                    self.embedder.model_id,
+                    [items[i].hash for i in kept],
+                    vectors[[row[i] for i in kept]],
+                    replace=False,
                 )
             for index, item in enumerate(items):
                 if item.kind == "new":
@@ -271,6 +304,7 @@ class Writer:
                         meta=item.meta,
                     )
                     ids[index] = store.insert_memory(memory, now=now)
+                    known[ids[index]] = vectors[row[index]]
                     if item.signature is not None:
                         store.put_bands(ids[index], item.signature.bands, item.signature.to_bytes())
                     continue
@@ -281,7 +315,36 @@ class Writer:
                 )
                 if not added:
                     item.score = -1.0  # already recorded here: a re-ingest, nothing changed
-            if graph is not None and self.graph is not None:
-                self.graph.write([ids[i] for i in new], graph)
-        _ = vectors
+            if graph is not None and self.graph is not None and kept:
+                keep = set(kept)
+                part = Prepared(
+                    extractions=tuple(
+                        ex for i, ex in zip(new, graph.extractions, strict=True) if i in keep
+                    ),
+                    vectors=graph.vectors,
+                )
+                self.graph.write([ids[i] for i in kept], part)
+            self.dense.stage(known)
         return ids
+
+    def _recheck(self, items: list[_Item]) -> None:
+        """Inside the transaction: redo the decisions another writer may have changed.
+
+        A text decided new that another writer stored meanwhile becomes a sighting of that
+        memory; a matched memory that was forgotten meanwhile makes the write start over.
+
+        Raises:
+            _Conflict: a memory this write matched no longer exists.
+        """
+        store = self.store
+        for item in items:
+            if item.kind == "new":
+                existing = store.find_hash(item.namespace, item.hash)
+                if existing is not None:
+                    item.kind, item.target, item.score = "exact", existing, 1.0
+            elif item.target is not None and not store.exists(item.target):
+                raise _Conflict
+        for item in items:  # an item merged into a batch item that is no longer new
+            if item.batch_target is not None and items[item.batch_target].kind != "new":
+                first = items[item.batch_target]
+                item.target, item.batch_target = first.target, None

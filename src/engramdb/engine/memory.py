@@ -5,12 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from engramdb.calibrate import (
     ConformalCalibration,
@@ -33,12 +30,13 @@ from engramdb.engine._precision import (
     source_scores,
     stack,
 )
-from engramdb.engine._read import Reader, check_channels
+from engramdb.engine._read import Reader, check_channels, check_k
 from engramdb.engine._write import Progress, Writer, check_namespace, to_record
 from engramdb.errors import (
     InvalidInputError,
     NotAStoreError,
     StoreClosedError,
+    StoreError,
     StoreNotFoundError,
 )
 from engramdb.graph.channel import GraphChannel
@@ -105,23 +103,36 @@ class Memory:
         self._store: SQLiteStore | None = store
         self.config = config
         self.embedder = embedder
-        self._lock = threading.RLock()
-        self._lexical = FTS5Index(store.conn, config.lexical)
-        self._lexical.ensure()
+        self._lexical = FTS5Index(lambda: store.conn, config.lexical)
         rc = config.recognize
         self._hasher = MinHasher(num_perm=rc.num_perm, bands=rc.bands, shingle=rc.shingle)
-        self._dense = DenseIndex(store, embedder, config.ann, lock=self._lock)
-        self._dense.load()
+        self._dense = DenseIndex(store, embedder, config.ann)
         self._graph = (
-            GraphChannel(store.conn, config.graph, embedder) if config.graph.enabled else None
+            GraphChannel(lambda: store.conn, config.graph, embedder)
+            if config.graph.enabled
+            else None
         )
-        self._load_graph()
-        self._dense.sync()
+        self._prepare_schema()
+        self._dense.load()
         self._writer = Writer(store, embedder, self._dense, self._hasher, config, graph=self._graph)
         self._reader = Reader(
             store, self._lexical, embedder, self._dense, config, graph=self._graph
         )
         self._relevance: RelevanceModel | None = None
+        self._calibrations: dict[str, ConformalCalibration] = {}
+
+    def _prepare_schema(self) -> None:
+        """Create (or check, on a read-only store) the lexical and graph tables."""
+        store = self.store
+        if store.readonly:
+            if not self._lexical.is_current():
+                raise StoreError(
+                    f"{store.path} needs its lexical index rebuilt, which needs write access"
+                )
+            return
+        with store.exclusive():
+            self._lexical.ensure()
+        self._load_graph()
 
     @classmethod
     def open(
@@ -178,9 +189,9 @@ class Memory:
     def close(self) -> None:
         """Close the store; later calls raise :class:`StoreClosedError`."""
         if self._store is not None:
-            self._store.close()
-            self._store = None
+            store, self._store = self._store, None
             self._dense.close()
+            store.close()
 
     def __enter__(self) -> Memory:
         return self
@@ -207,7 +218,8 @@ class Memory:
     def _load_graph(self) -> None:
         """Create the graph tables and add memories stored while the graph was off."""
         if self._graph is not None:
-            self._graph.ensure()
+            with self.store.exclusive():
+                self._graph.ensure()
             added = self._graph.backfill(self.store.atomic)
             if added:
                 logger.info("added %d memories to the graph", added)
@@ -260,10 +272,8 @@ class Memory:
             InvalidInputError: a record without text, a bad namespace or field.
             StoreClosedError: the memory was closed.
         """
-        with self._lock:
-            self.store  # noqa: B018 - raises when closed
-            with self._dense.writing():
-                return self._writer.add_many(records, namespace=namespace, progress=progress)
+        self.store  # noqa: B018 - raises when closed
+        return self._writer.add_many(records, namespace=namespace, progress=progress)
 
     def ingest(
         self,
@@ -314,22 +324,22 @@ class Memory:
         given = [ids is not None, source is not None, namespace is not None or where is not None]
         if sum(given) != 1:
             raise InvalidInputError("forget needs exactly one of: ids, source, or namespace/where")
-        with self._lock:
-            store = self.store
-            with self._dense.writing():
-                with store.atomic():
-                    if ids is not None:
-                        gone = store.delete_memories([int(i) for i in ids])
-                    elif source is not None:
-                        gone = []
-                        for name in _source_names(source):
-                            gone += store.forget_source(name)[0]
-                    else:
-                        sql, params = self._reader.where(namespace, where)
-                        gone = store.delete_memories(store.select_ids(sql or "1", params).tolist())
-                    store.drop_orphan_embeddings()
-                self._dense.delete(np.asarray(gone, dtype=np.int64))
-            return len(gone)
+        store = self.store
+        with store.atomic(around_commit=self._dense.publishing):
+            if ids is not None:
+                gone = store.delete_memories([int(i) for i in ids])
+            elif source is not None:
+                gone = []
+                for name in _source_names(source):
+                    gone += store.forget_source(name)[0]
+            else:
+                sql, params = self._reader.where(namespace, where)
+                gone = store.delete_memories(store.select_ids(sql or "1", params).tolist())
+            if gone:
+                store.drop_orphan_embeddings()
+            self._dense.stage()
+        self._dense.maintain()
+        return len(gone)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -408,22 +418,20 @@ class Memory:
         if isinstance(queries, str):
             raise InvalidInputError("recall_many takes a list of queries; use recall for one")
         precision = check_precision(min_relevance, coverage, rerank)
-        with self._lock:
-            self.store  # noqa: B018 - raises when closed
-            pools = self._reader.recall_many(
-                list(queries),
-                k=max(k, self.config.recall.candidates),
-                namespace=namespace,
-                where=where,
-                channels=check_channels(channels),
-            )
-            return self._precise(pools, precision, k=k, namespace=namespace)
+        check_k(k)
+        self.store  # noqa: B018 - raises when closed
+        pools = self._reader.recall_many(
+            list(queries),
+            k=max(k, self.config.recall.candidates),
+            namespace=namespace,
+            where=where,
+            channels=check_channels(channels),
+        )
+        return self._precise(pools, precision, k=k, namespace=namespace)
 
     def _precise(
         self, pools: list[Hits], precision: Precision, *, k: int, namespace: str | None
     ) -> list[Hits]:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         cal = self._calibration(namespace) if precision.alpha is not None else None
         return [
             apply_precision(
@@ -482,32 +490,55 @@ class Memory:
         """
         if cues < 1:
             raise InvalidInputError(f"cues must be >= 1, got {cues}")
-        with self._lock:
-            store = self.store
+        store = self.store
+        with store.reading():
             sql, params = self._reader.where(namespace, None)
             ids = store.select_ids(sql or "1", params).tolist()
             drawn = random.Random(seed).sample(ids, min(len(ids), 2 * cues))
             pairs = sample_cues(sorted(store.texts(drawn).items()), n=cues, seed=seed)
-            results = (
-                self.recall_many([c for _, c in pairs], k=10, namespace=namespace) if pairs else []
-            )
-            cal = ConformalCalibration.from_scores(
-                source_scores(results, [i for i, _ in pairs]),
-                scope=namespace or "*",
-                data_version=store.data_version,
-                memories=len(ids),
-                model=self.embedder.model_id,
-            )
-            save_calibration(store.conn, cal)
-            return cal
+            version = store.data_version
+        results = (
+            self.recall_many([c for _, c in pairs], k=10, namespace=namespace) if pairs else []
+        )
+        cal = ConformalCalibration.from_scores(
+            source_scores(results, [i for i, _ in pairs]),
+            scope=namespace or "*",
+            data_version=version,
+            memories=len(ids),
+            model=self.embedder.model_id,
+        )
+        if not store.readonly:
+            with store.atomic(bump=False):
+                save_calibration(store.conn, cal)
+        self._calibrations[cal.scope] = cal
+        return cal
 
     def _calibration(self, namespace: str | None) -> ConformalCalibration:
+        """The stored calibration of a scope (a recall never computes or writes one).
+
+        Raises:
+            InvalidInputError: the scope was never calibrated.
+        """
         store = self.store
-        counts = store.namespaces()
+        scope = namespace or "*"
+        with store.reading():
+            cal = load_calibration(store.conn, scope) or self._calibrations.get(scope)
+            if cal is None:
+                raise InvalidInputError(
+                    f"coverage needs a calibration of {scope!r}, and there is none yet: run "
+                    f"engram calibrate{'' if namespace is None else ' --namespace ' + namespace}"
+                    " (or Memory.calibrate()) once; recall never calibrates"
+                )
+            counts = store.namespaces()
         memories = counts.get(namespace, 0) if namespace is not None else sum(counts.values())
-        cal = load_calibration(store.conn, namespace or "*")
-        if cal is None or is_stale(cal, model=self.embedder.model_id, memories=memories):
-            cal = self.calibrate(namespace=namespace)
+        if is_stale(cal, model=self.embedder.model_id, memories=memories):
+            logger.warning(
+                "the calibration of %r is stale (made at %d memories, now %d): run engram "
+                "calibrate to refresh it",
+                scope,
+                cal.memories,
+                memories,
+            )
         return cal
 
     def context(
@@ -545,18 +576,23 @@ class Memory:
         hits = self.recall(query, k=k, **recall) if isinstance(query, str) else query
         return pack(hits, budget_tokens=budget_tokens, order=order, count_tokens=counter)
 
-    def recognize(self, text: str, *, namespace: str | None = None) -> Recognition:
+    def recognize(self, text: str, *, namespace: str | None = DEFAULT_NAMESPACE) -> Recognition:
         """Have I seen this? Exact (same normalised content), near-duplicate, or new.
 
+        Args:
+            text: the text to look for.
+            namespace: where to look (default: the default namespace, as :meth:`add`
+                writes); ``None`` looks in every namespace.
+
         Raises:
-            InvalidInputError: empty text.
-            NotFoundError: an unknown namespace.
+            InvalidInputError: empty text or a bad namespace.
         """
         if not isinstance(text, str) or not normalize_text(text):
             raise InvalidInputError("recognize needs non-empty text")
-        with self._lock:
-            store = self.store
-            self._reader.where(namespace, None)
+        if namespace is not None:
+            check_namespace(namespace)
+        store = self.store
+        with store.reading():
             text = normalize_text(text)
             digest = content_hash(text)
             where = "m.hash = ?" + (" AND m.namespace = ?" if namespace is not None else "")
@@ -580,13 +616,14 @@ class Memory:
         Raises:
             NotFoundError: no memory has this id.
         """
-        with self._lock:
-            return self.store.get(memory_id)
+        store = self.store
+        with store.reading():
+            return store.get(memory_id)
 
     def stats(self) -> Stats:
         """Counts, sizes and index freshness."""
-        with self._lock:
-            store = self.store
+        store = self.store
+        with store.reading():
             counts = store.counts()
             return Stats(
                 path=store.path,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -85,13 +86,13 @@ class GraphChannel:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | Callable[[], sqlite3.Connection],
         config: GraphConfig,
         encoder: PhraseEncoder,
         *,
         extractor: Extractor | None = None,
     ) -> None:
-        self.conn = conn
+        self._conn = conn
         self.config = config
         self.encoder = encoder
         self.extractor = extractor if extractor is not None else create_extractor(config)
@@ -102,6 +103,12 @@ class GraphChannel:
         )
         self._index: GraphIndex | None = None
         self._seen_version: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection to use now (a callable source gives the calling thread's)."""
+        return self._conn if isinstance(self._conn, sqlite3.Connection) else self._conn()
 
     def ensure(self) -> bool:
         """Create the graph tables (or rebuild them after a settings change).
@@ -179,21 +186,27 @@ class GraphChannel:
 
     # -- reading -----------------------------------------------------------------------
 
-    def index(self) -> GraphIndex:
+    def index(self, version: int | None = None) -> GraphIndex:
         """The current graph as a PPR-ready matrix, rebuilt after any write to the database.
 
-        Writes on this connection show in ``total_changes`` (a forget's cascades included,
-        since the ``DELETE`` itself counts); commits by other connections in SQLite's
-        ``PRAGMA data_version``.
+        ``version``: the store's ``data_version`` as the caller's read snapshot sees it (the
+        engine passes it, so that the matrix matches the snapshot). Without it, writes on
+        this connection show in ``total_changes`` (a forget's cascades included, since the
+        ``DELETE`` itself counts), commits by other connections in ``PRAGMA data_version``.
         """
-        version = (
-            int(self.conn.execute("PRAGMA data_version").fetchone()[0]),
-            self.conn.total_changes,
+        conn = self.conn
+        key = (
+            (version, -1)
+            if version is not None
+            else (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
         )
-        if self._index is None or version != self._seen_version:
-            self._index = GraphIndex(self.store.snapshot(), max_synonyms=self.config.max_synonyms)
-            self._seen_version = version
-        return self._index
+        with self._lock:
+            if self._index is None or key != self._seen_version:
+                self._index = GraphIndex(
+                    self.store.snapshot(), max_synonyms=self.config.max_synonyms
+                )
+                self._seen_version = key
+            return self._index
 
     def recall_many(
         self,
@@ -202,13 +215,16 @@ class GraphChannel:
         *,
         depth: int,
         allow: npt.NDArray[np.int64] | None = None,
+        version: int | None = None,
     ) -> list[GraphRecall]:
         """Graph recall for each query, seeded by its phrases and its dense run.
+
+        ``version``: the store version of the caller's read snapshot (see :meth:`index`).
 
         Raises:
             MissingDependencyError: spaCy or its model is not installed.
         """
-        index = self.index()
+        index = self.index(version)
         cfg = self.config
         phrases = [list(ex.phrases) for ex in self.extractor.extract(list(queries))]
         unknown = [

@@ -25,7 +25,7 @@ memory, by any path, therefore leaves no orphan node or edge, in the same transa
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,16 +148,21 @@ class SQLiteGraph:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | Callable[[], sqlite3.Connection],
         *,
         table: str = "memories",
         synonym_threshold: float = 0.8,
         min_synonym_chars: int = 3,
     ) -> None:
-        self.conn = conn
+        self._conn = conn
         self.table = table
         self.synonym_threshold = synonym_threshold
         self.min_synonym_chars = min_synonym_chars
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection to use now (a callable source gives the calling thread's)."""
+        return self._conn if isinstance(self._conn, sqlite3.Connection) else self._conn()
 
     # -- schema --------------------------------------------------------------------------
 

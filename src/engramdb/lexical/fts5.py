@@ -18,7 +18,7 @@ triggers unless ``PRAGMA recursive_triggers = ON``; use ``INSERT ... ON CONFLICT
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -75,19 +75,24 @@ class FTS5Index:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | Callable[[], sqlite3.Connection],
         config: LexicalConfig,
         *,
         table: str = "memories",
         column: str = "text",
         fts_table: str = "memories_fts",
     ):
-        self.conn = conn
+        self._conn = conn
         self.config = config
         self.table = table
         self.column = column
         self.fts_table = fts_table
         self._triggers = tuple(f"{fts_table}_{suffix}" for suffix in ("ai", "ad", "au"))
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection to use now (a callable source gives the calling thread's)."""
+        return self._conn if isinstance(self._conn, sqlite3.Connection) else self._conn()
 
     # -- schema -------------------------------------------------------------------------
 
@@ -104,7 +109,7 @@ class FTS5Index:
             ConfigError: FTS5 rejects the configured tokenizer.
             StoreError: the content table is missing or SQLite fails otherwise.
         """
-        if self._is_current():
+        if self.is_current():
             return
         with self._savepoint():
             self._drop()
@@ -141,7 +146,8 @@ class FTS5Index:
         fts = _quote(self.fts_table)
         self.conn.execute(f"INSERT INTO {fts} ({fts}) VALUES (?)", (command,))
 
-    def _is_current(self) -> bool:
+    def is_current(self) -> bool:
+        """Whether the index exists with the configured settings (nothing to rebuild)."""
         try:
             row = self.conn.execute(
                 f"SELECT content_table, content_column, tokenizer, format_version FROM {_INFO} "

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.errors import NotAStoreError, NotFoundError, StoreClosedError, StoreError
-from engramdb.store.migrations import apply_migrations
+from engramdb.errors import (
+    CorruptStoreError,
+    MigrationError,
+    NotAStoreError,
+    NotFoundError,
+    StoreClosedError,
+    StoreError,
+)
+from engramdb.store.migrations import apply_migrations, available_migrations
 from engramdb.types import Matrix, MemoryRecord, Position, Sighting
 
-__all__ = ["NewMemory", "NewSighting", "SQLiteStore"]
+__all__ = ["NewMemory", "NewSighting", "SQLiteStore", "is_corruption", "store_error"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _FORMAT = "engramdb.store"
@@ -55,6 +64,11 @@ class NewMemory:
     meta: Mapping[str, Any]
 
 
+_BUSY_MS = 5000
+_LOCK_WAIT_S = 60.0
+_CORRUPT = ("malformed", "not a database", "file is not a database", "disk image")
+
+
 def _check_is_store(path: Path) -> None:
     if not path.exists():
         return
@@ -62,7 +76,12 @@ def _check_is_store(path: Path) -> None:
         raise NotAStoreError(f"{path} is a directory, not an engramdb store file", path=path)
     with path.open("rb") as fh:
         head = fh.read(16)
-    if head and head != _SQLITE_MAGIC:
+    if not head:
+        raise NotAStoreError(
+            f"{path} is an empty file, not an engramdb store; remove it or choose another path",
+            path=path,
+        )
+    if head != _SQLITE_MAGIC:
         raise NotAStoreError(
             f"{path} is not an engramdb store (not an SQLite database); "
             "choose another --db path or move the file away",
@@ -70,31 +89,70 @@ def _check_is_store(path: Path) -> None:
         )
 
 
+def is_corruption(exc: BaseException) -> bool:
+    """Whether an SQLite error says the file is damaged."""
+    return isinstance(exc, sqlite3.DatabaseError) and any(m in str(exc) for m in _CORRUPT)
+
+
+def store_error(exc: sqlite3.Error, path: str, doing: str) -> StoreError:
+    """The engramdb error for an SQLite failure while ``doing`` something with ``path``."""
+    if is_corruption(exc):
+        return CorruptStoreError(
+            f"{path} is damaged ({exc}) while {doing}; restore it from a backup, or recover "
+            "what is readable with the sqlite3 shell's .recover"
+        )
+    return StoreError(f"{path}: {exc} (while {doing})")
+
+
+class _Local(threading.local):
+    """Per-thread state: this thread's read connection and read-snapshot depth."""
+
+    conn: sqlite3.Connection | None = None
+    depth: int = 0
+
+
 class SQLiteStore:
     """The store on one SQLite file (or ``":memory:"``), in WAL mode.
+
+    Connections: one write connection, used only inside :meth:`atomic` (or
+    :meth:`exclusive`) by the thread holding the write lock, and one read connection per
+    thread (``query_only``), so that readers never wait for the writer (WAL). Inside
+    :meth:`reading`, every query of the thread sees one committed state. An in-memory store
+    has a single connection and serialises reads with writes.
 
     Args:
         path: the database file, created if missing, or ``":memory:"``.
         tracer: called with every SQL statement executed (for debugging).
+        readonly: open without write access (also chosen when the file or its folder is not
+            writable); writes raise :class:`StoreError`.
 
     Raises:
         NotAStoreError: the file exists but is not an engramdb store.
         MigrationError: the store's schema is newer or differs from this engramdb's.
     """
 
-    def __init__(self, path: str | Path, *, tracer: Tracer | None = None):
+    def __init__(self, path: str | Path, *, tracer: Tracer | None = None, readonly: bool = False):
         self.path = str(path)
-        if self.path != ":memory:":
-            _check_is_store(Path(self.path))
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
-        self._conn: sqlite3.Connection | None = conn
-        self._lock = threading.RLock()
+        self.memory = self.path == ":memory:"
+        self._tracer = tracer
+        self._local = _Local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._lock = threading.RLock()  # the write lock (and every use of an in-memory store)
+        self._owner: int | None = None
         self._depth = 0
-        if tracer is not None:
-            conn.set_trace_callback(tracer)
+        self._closed = False
+        self._immutable = False
+        if not self.memory:
+            _check_is_store(Path(self.path))
+            readonly = readonly or _not_writable(Path(self.path))
+        self.readonly = readonly
+        self._conn: sqlite3.Connection | None = None
+        if readonly:
+            self._prepare_readonly()
+            return
+        conn = self._connect(self.path)
+        self._conn = conn
         try:
             self._prepare(conn)
         except sqlite3.DatabaseError as exc:
@@ -106,18 +164,39 @@ class SQLiteStore:
             conn.close()
             raise
 
+    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                target,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=uri,
+                timeout=_BUSY_MS / 1e3,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        if self._tracer is not None:
+            conn.set_trace_callback(self._tracer)
+        return conn
+
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = _tables(conn)
+        if not tables and Path(self.path).exists() and Path(self.path).stat().st_size > 0:
+            raise NotAStoreError(
+                f"{self.path} is an empty SQLite database of another program, not an engramdb "
+                "store; choose another path",
+                path=self.path,
+            )
         if tables and "store_info" not in tables:
             raise NotAStoreError(
                 f"{self.path} is an SQLite database but not an engramdb store "
                 f"(it has tables: {', '.join(sorted(tables)[:5])})",
                 path=self.path,
             )
-        if self.path != ":memory:":
+        if not self.memory:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         conn.execute("PRAGMA synchronous=NORMAL")
         apply_migrations(conn)
         row = conn.execute("SELECT value FROM store_info WHERE key='format'").fetchone()
@@ -130,29 +209,114 @@ class SQLiteStore:
                 f"{self.path} holds {row[0]!r}, not an engramdb store", path=self.path
             )
 
+    def _prepare_readonly(self) -> None:
+        """Check a store opened without write access (its schema must be current)."""
+        if not Path(self.path).exists():
+            raise StoreError(f"cannot open {self.path} read-only: no such file")
+        try:
+            conn = self._reader()
+            tables = _tables(conn)
+        except sqlite3.DatabaseError as exc:
+            raise NotAStoreError(
+                f"{self.path} is not an engramdb store ({exc})", path=self.path
+            ) from exc
+        if "store_info" not in tables:
+            raise NotAStoreError(f"{self.path} is not an engramdb store", path=self.path)
+        shipped = {m.version for m in available_migrations()}
+        applied = {int(r[0]) for r in conn.execute("SELECT version FROM _migrations")}
+        if applied != shipped:
+            raise MigrationError(
+                f"{self.path} needs a schema upgrade, which needs write access: open it once "
+                "with write access (e.g. engram stats as its owner)"
+            )
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (opened on first use)."""
+        conn = self._local.conn
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        if self.memory:
+            return self.conn_write
+        conn = self._open_reader()
+        with self._readers_lock:
+            if self._closed:
+                conn.close()
+                raise StoreClosedError("the store is closed")
+            self._readers.append(conn)
+        self._local.conn = conn
+        return conn
+
+    def _open_reader(self) -> sqlite3.Connection:
+        quoted = urllib.parse.quote(str(Path(self.path).resolve()))
+        if self.readonly:
+            mode = "immutable=1" if self._immutable else "mode=ro"
+            conn = self._connect(f"file:{quoted}?{mode}", uri=True)
+            try:
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            except sqlite3.OperationalError:
+                # WAL needs its -shm file: without write access to the folder, read the
+                # file as a frozen snapshot (no other process can be writing it then).
+                conn.close()
+                if self._immutable:
+                    raise
+                self._immutable = True
+                conn = self._connect(f"file:{quoted}?immutable=1", uri=True)
+        else:
+            conn = self._connect(self.path)
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
+    def conn_write(self) -> sqlite3.Connection:
+        """The write connection.
+
+        Raises:
+            StoreClosedError: the store was closed.
+            StoreError: the store was opened read-only.
+        """
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        if self._conn is None:
+            raise StoreError(f"{self.path} is open read-only (no write access to it or its folder)")
+        return self._conn
+
+    @property
     def conn(self) -> sqlite3.Connection:
-        """The open connection.
+        """The connection for this thread: the write connection inside :meth:`atomic` or
+        :meth:`exclusive` (and always for an in-memory store), else this thread's reader.
 
         Raises:
             StoreClosedError: the store was closed.
         """
-        if self._conn is None:
+        if self._closed:
             raise StoreClosedError("the store is closed")
-        return self._conn
+        if self.memory or self._owner == threading.get_ident():
+            return self.conn_write
+        return self._reader()
 
     def close(self) -> None:
-        """Close the connection; later use raises :class:`StoreClosedError`."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close every connection; later use raises :class:`StoreClosedError`."""
+        if self._closed:
+            return
+        with self._lock:
+            self._closed = True
+            with self._readers_lock:
+                readers, self._readers = self._readers, []
+            for conn in readers:
+                conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._conn is None
+        return self._closed
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -161,39 +325,183 @@ class SQLiteStore:
         self.close()
 
     @contextmanager
-    def atomic(self) -> Iterator[sqlite3.Connection]:
-        """A transaction (``BEGIN IMMEDIATE``), or a savepoint when nested.
+    def exclusive(self) -> Iterator[sqlite3.Connection]:
+        """Hold the write lock and use the write connection on this thread, without a
+        transaction (for schema work that manages its own savepoints)."""
+        with self._lock:
+            conn = self.conn_write
+            previous, self._owner = self._owner, threading.get_ident()
+            try:
+                yield conn
+            finally:
+                self._owner = previous
+
+    @contextmanager
+    def atomic(
+        self,
+        *,
+        bump: bool = True,
+        around_commit: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``), or a savepoint when nested.
 
         Everything inside commits together or, on any exception, rolls back. The outermost
-        level also bumps the store's ``data_version``.
+        level bumps the store's ``data_version`` when it changed anything (and ``bump``): a
+        write that changes nothing commits nothing. Waits for another process's write lock
+        (up to a minute); a failing ``COMMIT`` (disk full, I/O error) rolls back and raises
+        :class:`StoreError`, leaving the store as it was. ``around_commit`` wraps the
+        ``COMMIT`` itself (the engine publishes its index snapshots there).
+
+        Raises:
+            StoreError: the store is read-only, locked for over a minute, or the commit failed.
         """
-        conn = self.conn
-        with self._lock:
+        with self.exclusive() as conn:
             outer = self._depth == 0
             name = f"sp{self._depth}"
-            conn.execute("BEGIN IMMEDIATE" if outer else f"SAVEPOINT {name}")
+            if outer:
+                self._begin(conn)
+            else:
+                conn.execute(f"SAVEPOINT {name}")
+            before = conn.total_changes
             self._depth += 1
             try:
                 yield conn
-                if outer:
+                if outer and bump and conn.total_changes != before:
                     conn.execute(
                         "UPDATE store_info SET value = CAST(value AS INTEGER) + 1 "
                         "WHERE key = 'data_version'"
                     )
             except BaseException:
                 self._depth -= 1
-                conn.execute("ROLLBACK" if outer else f"ROLLBACK TO {name}")
-                if not outer:
-                    conn.execute(f"RELEASE {name}")
+                _rollback(conn, None if outer else name)
                 raise
             self._depth -= 1
-            conn.execute("COMMIT" if outer else f"RELEASE {name}")
+            if not outer:
+                conn.execute(f"RELEASE {name}")
+                return
+            with around_commit() if around_commit is not None else nullcontext():
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    _rollback(conn, None)
+                    raise StoreError(
+                        f"could not commit to {self.path} ({exc}); nothing was written"
+                    ) from exc
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, waiting for another process's write lock up to a minute."""
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise store_error(exc, self.path, "starting a write") from exc
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{self.path} stayed locked by another writer for over "
+                        f"{_LOCK_WAIT_S:.0f} s; try again later"
+                    ) from exc
+                time.sleep(0.05)
+
+    @contextmanager
+    def reading(self) -> Iterator[int]:
+        """A read snapshot on this thread: every query inside sees one committed state.
+
+        Yields the change-log position (:meth:`change_seq`) of that state. Nested calls (and
+        calls inside :meth:`atomic` on the writing thread) share the outer snapshot.
+        """
+        if self.memory or self._owner == threading.get_ident():
+            with self._lock:
+                yield self.change_seq()
+            return
+        local = self._local
+        conn = self._reader()
+        if local.depth:
+            local.depth += 1
+            try:
+                yield self.change_seq()
+            finally:
+                local.depth -= 1
+            return
+        conn.execute("BEGIN")
+        local.depth = 1
+        try:
+            yield self.change_seq()  # the first read fixes the snapshot
+        finally:
+            local.depth = 0
+            if conn.in_transaction:
+                conn.execute("COMMIT")
 
     @property
     def data_version(self) -> int:
-        """A counter bumped by every committed write transaction."""
+        """A counter bumped by every committed write transaction that changed something."""
         row = self.conn.execute("SELECT value FROM store_info WHERE key='data_version'").fetchone()
         return int(row[0])
+
+    # -- change log ------------------------------------------------------------------------
+
+    def change_seq(self) -> int:
+        """The position of the last change (memory added or deleted) in the change log."""
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def changes_since(self, seq: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+        """``(memory ids, ops)`` of the changes after ``seq`` in order (op 1 added, 0 deleted),
+        or ``None`` when the log no longer reaches back to ``seq`` (it was pruned)."""
+        conn = self.conn
+        first = conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+        if first is not None and int(first) > seq + 1:
+            return None
+        if first is None and self.change_seq() > seq:
+            return None
+        rows = conn.execute(
+            "SELECT memory_id, op FROM changes WHERE seq > ? ORDER BY seq", (seq,)
+        ).fetchall()
+        arr = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+        return arr[:, 0].copy(), arr[:, 1].copy()
+
+    def prune_changes(self, keep: int) -> int:
+        """Drop all but the last ``keep`` changes; call inside :meth:`atomic`. Returns the
+        number dropped (a reader further behind reloads its index in full)."""
+        cur = self.conn.execute(
+            "DELETE FROM changes WHERE seq <= (SELECT seq FROM sqlite_sequence "
+            "WHERE name = 'changes') - ?",
+            (keep,),
+        )
+        return cur.rowcount
+
+    def vectors_of(
+        self, model: str, ids: Sequence[int]
+    ) -> tuple[npt.NDArray[np.int64], Matrix | None, list[tuple[int, str, str]]]:
+        """Cached vectors of the given memories: ``(ids, vectors, missing)`` as in
+        :meth:`memory_vectors` (ids that are not memories are left out)."""
+        found: list[int] = []
+        blobs: list[bytes] = []
+        missing: list[tuple[int, str, str]] = []
+        for chunk in _chunks(list(ids), 900):
+            marks = ",".join("?" * len(chunk))
+            for memory_id, h, text, blob in self.conn.execute(
+                "SELECT m.id, m.hash, m.text, e.vector FROM memories m LEFT JOIN embeddings e"
+                f" ON e.model = ? AND e.hash = m.hash WHERE m.id IN ({marks})",
+                [model, *chunk],
+            ):
+                if blob is None:
+                    missing.append((int(memory_id), str(h), str(text)))
+                else:
+                    found.append(int(memory_id))
+                    blobs.append(blob)
+        if not blobs:
+            return np.empty(0, dtype=np.int64), None, missing
+        vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+        return np.asarray(found, dtype=np.int64), vectors.astype(np.float32), missing
+
+    def integrity(self) -> list[str]:
+        """``PRAGMA integrity_check`` problems (an empty list when the file is sound)."""
+        rows = self.conn.execute("PRAGMA integrity_check").fetchall()
+        problems = [str(r[0]) for r in rows]
+        return [] if problems == ["ok"] else problems
 
     # -- memories --------------------------------------------------------------------------
 
@@ -203,6 +511,11 @@ class SQLiteStore:
             "SELECT id FROM memories WHERE namespace = ? AND hash = ?", (namespace, text_hash)
         ).fetchone()
         return None if row is None else int(row[0])
+
+    def exists(self, memory_id: int) -> bool:
+        """Whether a memory with this id exists."""
+        row = self.conn.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone()
+        return row is not None
 
     def insert_memory(self, memory: NewMemory, *, now: float) -> int:
         """Insert a memory with its origin sighting; call inside :meth:`atomic`."""
@@ -398,7 +711,9 @@ class SQLiteStore:
         return deleted, updated
 
     def drop_orphan_embeddings(self) -> int:
-        """Delete cached embeddings whose content no live memory has. Returns the count."""
+        """Delete cached embeddings whose content no live memory has. Returns the count.
+
+        A write in flight re-caches its vectors as it commits (``put_embeddings``)."""
         cur = self.conn.execute(
             "DELETE FROM embeddings WHERE hash NOT IN (SELECT hash FROM memories)"
         )
@@ -420,11 +735,15 @@ class SQLiteStore:
                 out[str(h)] = np.frombuffer(blob, dtype="<f4").astype(np.float32)
         return out
 
-    def put_embeddings(self, model: str, hashes: Sequence[str], vectors: Matrix) -> None:
-        """Cache vectors under ``(model, hash)``; call inside :meth:`atomic`."""
+    def put_embeddings(
+        self, model: str, hashes: Sequence[str], vectors: Matrix, *, replace: bool = True
+    ) -> None:
+        """Cache vectors under ``(model, hash)`` (``replace=False`` keeps those cached
+        already); call inside :meth:`atomic`."""
         dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+        verb = "REPLACE" if replace else "IGNORE"
         self.conn.executemany(
-            "INSERT OR REPLACE INTO embeddings (model, hash, dim, vector) VALUES (?,?,?,?)",
+            f"INSERT OR {verb} INTO embeddings (model, hash, dim, vector) VALUES (?,?,?,?)",
             [
                 (model, h, dim, np.ascontiguousarray(v, dtype="<f4").tobytes())
                 for h, v in zip(hashes, vectors, strict=True)
@@ -530,3 +849,28 @@ def _record(row: tuple[Any, ...], sightings: tuple[Sighting, ...]) -> MemoryReco
         count=int(row[12]),
         sightings=sightings,
     )
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _not_writable(path: Path) -> bool:
+    """Whether the store file (or, for a new one, its folder) cannot be written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.exists():
+        return not (os.access(path, os.W_OK) and os.access(folder, os.W_OK))
+    return False
+
+
+def _rollback(conn: sqlite3.Connection, savepoint: str | None) -> None:
+    """Undo the open transaction (or savepoint); never raises over the original error."""
+    try:
+        if savepoint is None:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        else:
+            conn.execute(f"ROLLBACK TO {savepoint}")
+            conn.execute(f"RELEASE {savepoint}")
+    except sqlite3.Error:
+        pass

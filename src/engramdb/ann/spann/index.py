@@ -204,6 +204,7 @@ class SpannIndex:
         k: int,
         *,
         allow: npt.ArrayLike | None = None,
+        deny: npt.ArrayLike | None = None,
         max_probes: int | None = None,
         prune_eps: float | None | Literal["default"] = "default",
     ) -> tuple[IdMatrix, Matrix]:
@@ -213,6 +214,7 @@ class SpannIndex:
             queries: ``(n, d)`` float32.
             k: results per query.
             allow: only these ids may be returned (small sets are searched exactly).
+            deny: these ids may not be returned (e.g. deleted since a snapshot was taken).
             max_probes: lists scanned per query at most (default: the calibrated cap, else
                 ``config.max_probes``).
             prune_eps: ε2 override; ``None`` disables pruning; ``"default"``: the index's
@@ -228,12 +230,19 @@ class SpannIndex:
         st = self._state
         mask = None
         if allow is not None:
-            vids = st.ids.lookup(np.asarray(allow, dtype=np.int64).reshape(-1))
+            allowed = np.asarray(allow, dtype=np.int64).reshape(-1)
+            if deny is not None:
+                allowed = np.setdiff1d(allowed, np.asarray(deny, dtype=np.int64))
+            vids = st.ids.lookup(allowed)
             vids = np.unique(vids[vids >= 0])
             if vids.size <= max(_EXACT_ALLOW, 4 * k):
                 return _exact(q, st, vids, k)
             mask = np.zeros(st.n_vids, dtype=bool)
             mask[vids] = True
+        elif deny is not None and np.asarray(deny).size:
+            vids = st.ids.lookup(np.asarray(deny, dtype=np.int64).reshape(-1))
+            mask = np.ones(st.n_vids, dtype=bool)
+            mask[vids[vids >= 0]] = False
         eps = self.calibration.get("prune_eps") if prune_eps == "default" else prune_eps
         cap = max_probes or int(self.calibration.get("max_probes") or self.config.max_probes)
         probes, d2 = st.heads.search(q, cap)
@@ -242,6 +251,11 @@ class SpannIndex:
         return Scan(st.lists(), k, mask, spare).run(q, probes, keep)
 
     # ------------------------------------------------------------------ extras
+    def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Which of ``ids`` are live in the index."""
+        vids = self._state.ids.lookup(np.asarray(ids, dtype=np.int64).reshape(-1))
+        return np.asarray(vids >= 0)
+
     def vectors(self) -> tuple[_Ints, Matrix]:
         """Every live ``(ids, vectors)`` (a copy), e.g. to rebuild."""
         st = self._state
