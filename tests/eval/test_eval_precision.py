@@ -35,6 +35,7 @@ def _by_hand(namespace: str, docs: list[Any], queries: list[Any], coverage: floa
             namespace=namespace,
         )
         to_doc = dict(zip(added.ids, (d.id for d in docs), strict=True))
+        mem.calibrate(namespace=namespace)
         covered, sizes = [], []
         for q in queries:
             hits = mem.recall(q.text, k=100, namespace=namespace, coverage=coverage)

@@ -331,9 +331,9 @@ class DenseIndex:
                     if view.delta_ids.size and view.delta is not None:
                         base.index.add(view.delta_ids, view.delta)
                     base.index.save(store_version=view.seq)
-            except OSError as exc:
+            except Exception as exc:  # the folder is half-updated: build it anew from the view
                 logger.error("cannot update the SPANN index at %s (%s); rebuilding", self.path, exc)
-                self._build(view, f"an update failed ({exc})", locked=True)
+                self._build(view, f"an earlier update of the index failed ({exc})", locked=True)
                 return
         self._install(DenseView(base, view.seq, view.seq, self.dim))
 
@@ -496,7 +496,8 @@ class DenseIndex:
                 "spann_threshold": self.config.spann_threshold,
                 "count": len(view),
                 "memories": memories,
-                "data_version": seq,
+                "data_version": self._store.data_version,
+                "log_seq": seq,
                 "store_version": None,
                 "pending": view.pending,
                 "path": str(self.path) if self.path is not None else None,
@@ -506,6 +507,7 @@ class DenseIndex:
                 with self._rw.read():
                     out.update(view.base.index.stats())
                 out["store_version"] = view.base_seq
+                out["count"] = len(view)
             elif self.path is not None and self.path.is_dir():
                 out["spann_folder"] = _manifest_summary(self.path)
             out["stale"] = out["count"] != memories

@@ -152,6 +152,9 @@ def conformal(
         NotFoundError: a namespace holds no memories.
     """
     out: dict[str, dict[str, Any]] = {}
+    if ctx.alphas:  # recall never calibrates: calibrate each scope first (once)
+        for namespace in dict.fromkeys(namespace for namespace, _, _ in groups):
+            ctx.memory.calibrate(namespace=namespace)
     for alpha in ctx.alphas:
         runs = [
             run

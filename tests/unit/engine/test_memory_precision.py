@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import json
 from pathlib import Path
 
@@ -67,25 +69,31 @@ def test_bad_precision_arguments_raise(mem: Memory, bad: dict[str, object]) -> N
         mem.recall("apple", **bad)  # type: ignore[arg-type]
 
 
-def test_coverage_calibrates_once_and_recalibrates_after_growth(tmp_path: Path) -> None:
+def test_coverage_uses_the_stored_calibration_and_never_calibrates(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with Memory.open(tmp_path / "s.db", embed=HASH) as m:
         m.add_many(notes())
+        with pytest.raises(InvalidInputError, match="engram calibrate"):
+            m.recall("plum", coverage=0.8)  # a read never calibrates (nor writes)
+        assert load_calibration(m.store.conn, "*") is None
         version = m.store.data_version
-        hits = m.recall("sweet peach from the market", k=10, coverage=0.9)
-        cal = load_calibration(m.store.conn, "*")
+        cal = m.calibrate()
         assert cal is not None and len(cal.scores) == 80 and cal.memories == 80
         assert m.store.data_version == version  # derived data: no version bump
+        hits = m.recall("sweet peach from the market", k=10, coverage=0.9)
         assert len(hits) <= 10
         t = cal.threshold(0.1)
         assert all((h.relevance or 0) >= t for h in hits)
         assert hits.abstain == (len(hits) == 0)
-        m.recall("plum", coverage=0.8)
-        again = load_calibration(m.store.conn, "*")
-        assert again is not None and again.created == cal.created  # not recomputed
         m.add_many([f"extra note {i} about walnuts and hazelnuts number {i}" for i in range(20)])
-        m.recall("plum", coverage=0.8)
-        grown = load_calibration(m.store.conn, "*")
-        assert grown is not None and grown.memories == m.stats().memories > 88
+        with caplog.at_level(logging.WARNING):
+            m.recall("plum", coverage=0.8)  # stale: used as is, with a warning
+        assert "stale" in caplog.text
+        same = load_calibration(m.store.conn, "*")
+        assert same is not None and same.created == cal.created
+        grown = m.calibrate()
+        assert grown.memories == m.stats().memories > 88
 
 
 def test_calibration_of_a_namespace_is_its_own_scope(tmp_path: Path) -> None:
