@@ -86,6 +86,11 @@ def _prepare_folder(path: Path, *, create: bool) -> None:
         raise NotAStoreError(f"cannot create the folder of {path}: {exc}", path=path) from exc
 
 
+def _remove_store_files(path: Path) -> None:
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        name.unlink(missing_ok=True)
+
+
 class Memory:
     """A long-term memory on one SQLite file.
 
@@ -142,6 +147,7 @@ class Memory:
         *,
         embedder: Embedder | None = None,
         create: bool = True,
+        readonly: bool = False,
         **overrides: Any,
     ) -> Memory:
         """Open (or create) the store at ``path`` (``":memory:"`` for a throwaway one).
@@ -152,6 +158,8 @@ class Memory:
             embedder: an Embedder to use instead of the configured one.
             create: create the store (and its folder) when missing; ``False`` for verbs that
                 only read, so that a mistyped path is an error rather than a new empty store.
+            readonly: open without writing anything (also chosen by itself when the file or
+                its folder is not writable); writes then raise :class:`StoreError`.
             **overrides: config sections, e.g. ``embed={"model": "hash"}``.
 
         Raises:
@@ -165,12 +173,20 @@ class Memory:
         path = str(path)
         if path != ":memory:":
             path = str(Path(path).expanduser())
-            _prepare_folder(Path(path), create=create)
-        store = SQLiteStore(path)
+            _prepare_folder(Path(path), create=create and not readonly)
+        fresh = path != ":memory:" and not Path(path).exists()
+        try:
+            store = SQLiteStore(path, readonly=readonly)
+        except BaseException:
+            if fresh:
+                _remove_store_files(Path(path))
+            raise
         try:
             return cls(store, cfg, embedder if embedder is not None else create_embedder(cfg.embed))
         except BaseException:
             store.close()
+            if fresh:  # leave no empty store behind a failed first open
+                _remove_store_files(Path(path))
             raise
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -1,0 +1,113 @@
+"""Opening stores: read-only access, files that are not stores, commits that fail, no-op writes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from engramdb import Memory, NotAStoreError, StoreError, StoreNotFoundError
+from engramdb.store.sqlite import SQLiteStore
+
+HASH = {"model": "hash", "dim": 32}
+
+
+def test_read_only_open_reads_and_refuses_writes(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    with Memory.open(db, embed=HASH) as mem:
+        ids = mem.add_many(["the deploy freeze starts on Friday", "cats sleep all day"]).ids
+    with Memory.open(db, embed=HASH, readonly=True) as ro:
+        assert ro.store.readonly
+        assert ro.recall("deploy freeze", k=1).ids == [ids[0]]
+        assert ro.stats().memories == 2
+        with pytest.raises(StoreError, match="read-only"):
+            ro.add("a new note")
+        with pytest.raises(StoreError, match="read-only"):
+            ro.forget([ids[0]])
+    with Memory.open(db, embed=HASH) as mem:
+        assert mem.stats().memories == 2
+
+
+def test_a_missing_store_is_not_created_by_readers(tmp_path: Path) -> None:
+    db = tmp_path / "typo" / "m.db"
+    with pytest.raises(StoreNotFoundError):
+        Memory.open(db, embed=HASH, create=False)
+    with pytest.raises(StoreNotFoundError):
+        Memory.open(db, embed=HASH, readonly=True)
+    assert not db.parent.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"plain text, not a database\n"])
+def test_files_that_are_not_stores_are_refused(tmp_path: Path, content: bytes) -> None:
+    db = tmp_path / "m.db"
+    db.write_bytes(content)
+    with pytest.raises(NotAStoreError):
+        Memory.open(db, embed=HASH)
+    assert db.read_bytes() == content
+
+
+def test_another_programs_empty_sqlite_file_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 7")
+    conn.close()
+    assert db.stat().st_size > 0
+    with pytest.raises(NotAStoreError, match="another program"):
+        Memory.open(db, embed=HASH)
+
+
+def test_a_failed_first_open_leaves_no_file(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    with pytest.raises(Exception):  # noqa: B017 - any config failure
+        Memory.open(db, embed={"model": "no-such-model"})
+    assert not db.exists()
+    with Memory.open(db, embed=HASH) as mem:
+        assert mem.stats().memories == 0
+
+
+def test_a_failing_commit_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    version = store.data_version
+    with pytest.raises(StoreError, match="could not commit"), store.atomic() as conn:
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        conn.execute(  # a sighting of no memory: only COMMIT notices
+            "INSERT INTO sightings (memory_id, seen_time, kind, score, text_hash)"
+            " VALUES (999, 0, 'origin', 1, 'x')"
+        )
+    assert store.conn_write.in_transaction is False
+    assert store.data_version == version
+    assert store.conn.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == 0
+    with store.atomic() as conn:  # the store still takes writes
+        conn.execute("UPDATE store_info SET value = 'x' WHERE key = 'created'")
+    assert store.data_version == version + 1
+    store.close()
+
+
+def test_a_write_that_changes_nothing_commits_nothing(tmp_path: Path) -> None:
+    with Memory.open(tmp_path / "m.db", embed=HASH) as mem:
+        mem.add_many(["alpha beta gamma delta", "epsilon zeta eta theta"], namespace="a")
+        version, seq = mem.store.data_version, mem.store.change_seq()
+        again = mem.add_many(["alpha beta gamma delta", "epsilon zeta eta theta"], namespace="a")
+        assert again.added == 0 and again.skipped == 2
+        assert mem.store.data_version == version and mem.store.change_seq() == seq
+
+
+def test_a_read_snapshot_holds_while_another_thread_commits(tmp_path: Path) -> None:
+    with Memory.open(tmp_path / "m.db", embed=HASH) as mem:
+        mem.add("the first note about herons")
+        store = mem.store
+        with store.reading() as seq:
+            count = store.counts()["memories"]
+            writer = threading.Thread(target=mem.add, args=("a second note about egrets",))
+            writer.start()
+            writer.join(timeout=30)  # the writer never waits for this reader
+            assert not writer.is_alive()
+            assert store.change_seq() == seq and store.counts()["memories"] == count
+            assert mem.dense_index.view(seq) is not None
+            assert len(mem.dense_index.view(seq) or ()) == count
+        assert store.counts()["memories"] == count + 1
+        assert mem.recall("egrets", k=1, channels="dense")[0].text.endswith("egrets")
+    with pytest.raises(StoreError):
+        _ = store.conn
