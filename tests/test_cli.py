@@ -52,10 +52,11 @@ def test_add_recall_recognize_stats_forget(env: dict[str, str]) -> None:
     assert [h["text"] for h in speaker["items"]] == ["Yes, to Friday."]
     assert speaker["items"][0]["position"]["ordinal"] == 1
 
-    rec = json.loads(
-        run(env, "recognize", "alice moved the deploy freeze to friday.", "--json").output
-    )
+    text = "alice moved the deploy freeze to friday."
+    rec = json.loads(run(env, "recognize", text, "-n", "work", "--json").output)
     assert rec["kind"] == "exact"
+    elsewhere = json.loads(run(env, "recognize", text, "--json").output)
+    assert elsewhere["kind"] == "new" and elsewhere["match"] is None  # the default namespace
 
     stats = json.loads(run(env, "stats", "--json").output)
     assert stats["memories"] == 4 and stats["namespaces"] == {"work": 4}
@@ -77,7 +78,6 @@ def test_human_output(env: dict[str, str]) -> None:
     [
         (("add", "/no/such/path", "--no-progress"), "no such file or directory"),
         (("recall", ""), "non-empty"),
-        (("recall", "x", "-k", "0"), "positive integer"),
         (("recall", "x", "--namespace", "nope"), "unknown namespace"),
         (("recall", "x", "--where", "{bad json"), "JSON"),
         (("get", "999"), "no memory with id 999"),
@@ -114,6 +114,9 @@ def test_default_db_under_engramdb_home(
     env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ENGRAMDB_HOME", str(tmp_path / "home"))
+    notes = f"{env['dir']}/notes"
+    added = CliRunner().invoke(cli, ["add", notes, "--no-progress", "--config", env["config"]])
+    assert added.exit_code == 0, added.output
     result = CliRunner().invoke(cli, ["stats", "--json", "--config", env["config"]])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["path"] == str(tmp_path / "home" / "memory.db")

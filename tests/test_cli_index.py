@@ -58,7 +58,7 @@ def test_stats_build_rebuild_below_the_threshold(env: dict[str, str]) -> None:
 
     info = json.loads(run(env, "index", "stats", "--json").output)
     assert info["kind"] == "spann" and info["count"] == 20 and info["heads"] >= 1
-    assert info["store_version"] == info["data_version"] and not info["stale"]
+    assert info["store_version"] == info["log_seq"] and not info["stale"]
     assert info["disk_bytes"] > 0 and info["list_size"]["max"] >= 1
     assert info["last_build"] is None  # opened as saved
 
@@ -87,6 +87,10 @@ def test_stale_index_is_rebuilt_on_open_and_says_why(env: dict[str, str]) -> Non
 
 
 def test_errors_exit_1(env: dict[str, str], tmp_path: Path) -> None:
+    missing = run(env, "index", "build")
+    assert missing.exit_code == 1 and "no store at" in missing.output
+    with Memory.open(env["db"], embed={"model": "hash", "dim": 32}):
+        pass  # an empty store
     empty = run(env, "index", "build")
     assert empty.exit_code == 1 and "no memories" in empty.output
     flat = tmp_path / "flat.toml"

@@ -78,7 +78,17 @@ def test_human_output_shows_each_hits_relevance(env: dict[str, str]) -> None:
         assert f"id={hit['id']}  relevance={hit['relevance']:.3f}" in out
 
 
+def test_coverage_needs_engram_calibrate_first(env: dict[str, str]) -> None:
+    result = _run(env, "recall", "deploy freeze", "--coverage", "0.9")
+    assert result.exit_code == 1 and "engram calibrate" in result.output
+    assert "Traceback" not in result.output
+    done = _run(env, "calibrate", "--cues", "20")
+    assert done.exit_code == 0 and done.output.startswith("calibrated '*'"), done.output
+    assert _run(env, "recall", "deploy freeze", "--coverage", "0.9").exit_code == 0
+
+
 def test_coverage_returns_a_conformal_set_or_abstains(env: dict[str, str]) -> None:
+    assert _run(env, "calibrate").exit_code == 0
     data = _json(env, "deploy freeze", "-k", "6", "--coverage", "0.9")
     assert data["abstain"] is (data["items"] == [])
     assert (data["reason"] is None) is (not data["abstain"])

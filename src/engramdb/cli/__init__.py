@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+import sqlite3
+import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -12,21 +15,60 @@ from engramdb.errors import EngramError, MissingDependencyError
 
 __all__ = ["cli", "main"]
 
+_log = logging.getLogger(__name__)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(exc: BaseException, message: str) -> NoReturn:
+    """Log ``exc``'s traceback (shown with -vv) and exit 1 with ``Error: message``."""
+    _log.debug("engram failed", exc_info=exc)
+    raise click.ClickException(_one_line(message)) from exc
+
+
+def _stdout_closed() -> None:
+    """The reader of stdout went away (``engram recall x | head -1``): stop quietly.
+
+    Point stdout at /dev/null so that Python's final flush does not fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        pass
+
 
 class _Group(click.Group):
-    """The one place that turns engramdb errors into messages and exit codes.
+    """The one place that turns errors into one-line messages and exit codes.
 
     ``EngramError`` → exit 1 with its message; a missing optional dependency → exit 2.
+    Unexpected ``sqlite3.Error``, ``OSError``, ``RecursionError`` and ``MemoryError`` →
+    exit 1 with a one-line message too: no traceback reaches the user (``-vv`` logs it).
+    A closed stdout (``| head``) ends the command quietly with exit 1.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MissingDependencyError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            _log.debug("engram failed", exc_info=exc)
+            click.echo(f"Error: {_one_line(str(exc))}", err=True)
             ctx.exit(2)
         except EngramError as exc:
-            raise click.ClickException(f"{exc} [{exc.name}]") from exc
+            _fail(exc, f"{exc} [{exc.name}]")
+        except BrokenPipeError:
+            _stdout_closed()
+            ctx.exit(1)
+        except sqlite3.Error as exc:
+            _fail(exc, f"SQLite failed on the store: {exc} [sqlite3.{type(exc).__name__}]")
+        except OSError as exc:
+            _fail(exc, f"{exc} [{type(exc).__name__}]")
+        except RecursionError as exc:
+            _fail(exc, f"the input is nested too deeply to process ({exc}) [RecursionError]")
+        except MemoryError as exc:
+            _fail(exc, f"out of memory{f' ({exc})' if str(exc) else ''} [MemoryError]")
 
 
 @click.group(cls=_Group)
@@ -52,6 +94,7 @@ def main() -> None:
 from engramdb.cli import memory as _memory  # noqa: E402  (registers commands)
 
 _ = _memory
+from engramdb.cli import calibrate as _calibrate  # noqa: E402, F401  (registers commands)
 from engramdb.cli import context as _context  # noqa: E402, F401  (registers commands)
 from engramdb.cli import eval as _eval  # noqa: E402, F401  (registers commands)
 from engramdb.cli import graph as _graph  # noqa: E402, F401  (registers commands)

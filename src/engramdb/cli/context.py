@@ -9,8 +9,10 @@ import click
 
 from engramdb.cli import cli
 from engramdb.cli._options import (
+    DashArgCommand,
     db_option,
     json_option,
+    k_option,
     open_memory,
     parse_where,
     recall_options,
@@ -20,7 +22,7 @@ from engramdb.context import Order
 __all__: list[str] = []
 
 
-@cli.command()
+@cli.command(cls=DashArgCommand)
 @click.argument("query")
 @click.option("--budget", "budget", type=int, default=1000, show_default=True, help="Token budget.")
 @click.option(
@@ -30,7 +32,7 @@ __all__: list[str] = []
     show_default=True,
     help="Block order: best first, best at both ends, or by event time.",
 )
-@click.option("-k", "k", type=int, default=20, show_default=True, help="Hits to recall.")
+@k_option(20, "Hits to recall.")
 @recall_options
 @click.option(
     "--tokens",
@@ -60,17 +62,19 @@ def context(
 
     Prints the context as plain text with a citation line per block (source, position,
     time), or as JSON with --json. Exits 0 with a note on stderr when recall abstains.
+    QUERY may start with "-".
 
     \b
     Example:
         engram context "when did we move the deploy freeze?" --budget 800 --order edges
     """
-    with open_memory(db, config) as mem:
+    condition = parse_where(where)
+    with open_memory(db, config, create=False) as mem:
         hits = mem.recall(
             query,
             k=k,
             namespace=namespace,
-            where=parse_where(where),
+            where=condition,
             min_relevance=min_relevance,
             coverage=coverage,
             rerank=rerank,

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import click
 
 from engramdb import Memory
 from engramdb.cli import cli
-from engramdb.cli._options import db_option, default_db_path, emit_json, json_option
+from engramdb.cli._options import (
+    DashArgCommand,
+    db_option,
+    emit_json,
+    json_option,
+    k_option,
+    open_memory,
+)
 from engramdb.graph.extract import normalize_phrase
 
 __all__: list[str] = []
@@ -20,12 +26,13 @@ _SNIPPET = 70
 
 @contextmanager
 def _open(db: str | None, config: str | None) -> Iterator[Memory]:
-    """Open the store with the graph on (memories not in it yet are added first)."""
-    mem = Memory.open(Path(db) if db else default_db_path(), config, graph={"enabled": True})
-    try:
+    """Open an existing store with the graph on (memories not in it yet are added first).
+
+    Raises:
+        StoreNotFoundError: there is no store at the path (none is created).
+    """
+    with open_memory(db, config, create=False, graph={"enabled": True}) as mem:
         yield mem
-    finally:
-        mem.close()
 
 
 def _snippet(text: str) -> str:
@@ -69,9 +76,9 @@ def stats(as_json: bool, db: str | None, config: str | None) -> None:
         click.echo("  most memories: " + ", ".join(f"{p} ({n})" for p, n in hubs))
 
 
-@graph.command()
+@graph.command(cls=DashArgCommand)
 @click.argument("phrase")
-@click.option("-k", "k", type=int, default=20, show_default=True, help="Neighbours shown.")
+@k_option(20, "Neighbours shown.")
 @json_option
 @db_option
 def neighbors(phrase: str, k: int, as_json: bool, db: str | None, config: str | None) -> None:
@@ -99,7 +106,7 @@ def neighbors(phrase: str, k: int, as_json: bool, db: str | None, config: str | 
         click.echo(f"  #{memory_id}  {_snippet(texts.get(memory_id, ''))}")
 
 
-@graph.command()
+@graph.command(cls=DashArgCommand)
 @click.argument("start")
 @click.argument("end")
 @json_option

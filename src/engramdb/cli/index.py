@@ -49,7 +49,7 @@ def stats(as_json: bool, db: str | None, config: str | None) -> None:
     Example:
         engram index stats --json
     """
-    with open_memory(db, config) as mem:
+    with open_memory(db, config, create=False) as mem:
         info = mem.dense_index.stats()
     if as_json:
         emit_json(info)
@@ -82,7 +82,7 @@ def build(db: str | None, config: str | None) -> None:
     Example:
         engram index build --db notes.db
     """
-    with open_memory(db, config) as mem:
+    with open_memory(db, config, create=False) as mem:
         mem.dense_index.build()
         info = mem.dense_index.stats()
     click.echo(_describe(info))
@@ -97,7 +97,7 @@ def rebuild(db: str | None, config: str | None) -> None:
     Example:
         engram index rebuild --db notes.db
     """
-    with open_memory(db, config) as mem:
+    with open_memory(db, config, create=False) as mem:
         mem.dense_index.rebuild()
         info = mem.dense_index.stats()
     click.echo("rebuilt " + _describe(info))

@@ -9,6 +9,7 @@ import click
 
 from engramdb.cli import cli
 from engramdb.cli._options import (
+    DashArgCommand,
     db_option,
     emit_json,
     json_option,
@@ -65,7 +66,7 @@ def add(
         engram add notes/ chats.json --namespace work --exclude "*.tmp"
     """
     started = time.perf_counter()
-    with open_memory(db, config) as mem, progress_bar(progress, _STAGES) as bar:
+    with open_memory(db, config, create=True) as mem, progress_bar(progress, _STAGES) as bar:
         result = mem.ingest(
             paths, namespace=namespace, include=include, exclude=exclude, progress=bar
         )
@@ -91,9 +92,9 @@ def _print_hit(rank: int, hit: Hit) -> None:
     click.echo(click.style(f"   why: {why or '-'}", dim=True))
 
 
-@cli.command()
+@cli.command(cls=DashArgCommand)
 @click.argument("query")
-@k_option
+@k_option()
 @recall_options
 @click.option("--channels", default=None, help="lexical, dense or hybrid [default: hybrid].")
 @json_option
@@ -115,19 +116,21 @@ def recall(
 
     Each hit shows its fused score and calibrated relevance. With --min-relevance or
     --coverage only hits that pass are kept; when none does, recall abstains and says why
-    (exit status 0; "abstain" and "reason" in --json).
+    (exit status 0; "abstain" and "reason" in --json). QUERY may start with "-".
 
     \b
     Example:
         engram recall "when did we move the deploy freeze?" -k 5 --namespace work
         engram recall "who won the 1998 cup?" --min-relevance 0.5 --rerank lambdarank
+        engram recall "-v2 flag" -k 3
     """
-    with open_memory(db, config) as mem:
+    condition = parse_where(where)
+    with open_memory(db, config, create=False) as mem:
         hits = mem.recall(
             query,
             k=k,
             namespace=namespace,
-            where=parse_where(where),
+            where=condition,
             channels=channels,
             min_relevance=min_relevance,
             coverage=coverage,
@@ -144,9 +147,15 @@ def recall(
         _print_hit(rank, hit)
 
 
-@cli.command()
+@cli.command(cls=DashArgCommand)
 @click.argument("text")
-@click.option("--namespace", "-n", default=None, help="Look in one namespace [default: all].")
+@click.option(
+    "--namespace",
+    "-n",
+    default="default",
+    show_default=True,
+    help="Look in this namespace (where engram add writes by default).",
+)
 @json_option
 @db_option
 def recognize(
@@ -154,11 +163,13 @@ def recognize(
 ) -> None:
     """Have I seen TEXT before? exact / near-duplicate / new.
 
+    TEXT may start with "-".
+
     \b
     Example:
         engram recognize "Alice moved the deploy freeze to Friday."
     """
-    with open_memory(db, config) as mem:
+    with open_memory(db, config, create=False) as mem:
         result = mem.recognize(text, namespace=namespace)
     if as_json:
         emit_json(result)
@@ -193,9 +204,10 @@ def forget(
     Example:
         engram forget --source notes/old.md
     """
-    with open_memory(db, config) as mem:
+    condition = parse_where(where)
+    with open_memory(db, config, create=False) as mem:
         n = mem.forget(
-            list(ids) if ids else None, source=source, namespace=namespace, where=parse_where(where)
+            list(ids) if ids else None, source=source, namespace=namespace, where=condition
         )
     click.echo(f"forgot {n} memories")
 
@@ -210,7 +222,7 @@ def get(memory_id: int, db: str | None, config: str | None) -> None:
     Example:
         engram get 42
     """
-    with open_memory(db, config) as mem:
+    with open_memory(db, config, create=False) as mem:
         emit_json(mem.get(memory_id))
 
 
@@ -224,7 +236,7 @@ def stats(as_json: bool, db: str | None, config: str | None) -> None:
     Example:
         engram stats --json
     """
-    with open_memory(db, config) as mem:
+    with open_memory(db, config, create=False) as mem:
         s = mem.stats()
     if as_json:
         emit_json(s)

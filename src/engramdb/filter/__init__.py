@@ -3,13 +3,14 @@
 ``parse_filter`` turns ``{"team": {"$in": ["infra", "ml"]}}`` into a :data:`Filter`;
 ``compile_filter`` turns that into an SQLite ``WHERE`` fragment with ``?`` parameters, and
 ``to_predicate`` into a Python function with exactly the same meaning (see
-:mod:`engramdb.filter.expr` for the rules).
+:mod:`engramdb.filter.expr` for the rules). Filters nest at most :data:`MAX_DEPTH` levels.
 """
 
 from __future__ import annotations
 
 from engramdb.filter.expr import (
     COLUMNS,
+    MAX_DEPTH,
     And,
     Compare,
     Field,
@@ -26,6 +27,7 @@ from engramdb.filter.sql import compile_filter
 
 __all__ = [
     "COLUMNS",
+    "MAX_DEPTH",
     "And",
     "Compare",
     "Field",

@@ -38,6 +38,14 @@ Semantics (two-valued: every condition is true or false, never unknown):
       memories without a ``team``, while ``{"team": {"$ne": "infra"}}`` does not.
     * ``{}`` matches everything; ``{"$and": []}`` and ``{"$or": []}`` are errors.
 
+Depth:
+    A filter tree may be at most :data:`MAX_DEPTH` (32) levels deep, counting a comparison
+    as one level and each ``$and``, ``$or`` and ``$not`` above it (and the ``$and`` implied
+    by a mapping with several conditions) as one more. Deeper filters are refused with
+    :class:`~engramdb.errors.InvalidFilterError` before anything recurses into them, so
+    :func:`parse_filter`, ``compile_filter`` and ``to_predicate`` never exhaust the stack.
+    ``a & b & c`` builds one flat ``And``, so chains of ``&`` and ``|`` do not add depth.
+
 Limits of the SQL form (which the store must respect when it writes ``meta``):
     * SQLite matches JSON keys byte for byte against the stored text, so ``meta`` must be
       written with ``json.dumps(meta, ensure_ascii=False)`` for non-ASCII keys to match.
@@ -52,6 +60,7 @@ Nodes can also be built directly and combined with ``&``, ``|`` and ``~``::
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -61,6 +70,7 @@ from engramdb.errors import InvalidFilterError
 
 __all__ = [
     "COLUMNS",
+    "MAX_DEPTH",
     "And",
     "Compare",
     "Field",
@@ -88,8 +98,26 @@ NOT_NULL_COLUMNS: frozenset[str] = frozenset({"namespace", "ingest_time", "count
 COLUMNS: frozenset[str] = TEXT_COLUMNS | NUMBER_COLUMNS
 """The ``memories`` columns a filter can name; every other field is metadata."""
 
+MAX_DEPTH = 32
+"""The most levels a filter tree may have (a comparison is one level; see "Depth" above)."""
+
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _META_PREFIX = "meta."
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 80, 80
+_SHOW.maxdict = _SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxset = 8
+
+
+def _show(value: object) -> str:
+    """A short ``repr`` for messages; safe on values nested arbitrarily deep."""
+    return _SHOW.repr(value)
+
+
+def _too_deep() -> InvalidFilterError:
+    return InvalidFilterError(
+        f"filter is nested more than {MAX_DEPTH} levels deep ($and/$or/$not; "
+        "engramdb.filter.MAX_DEPTH); flatten it, e.g. one $and or $or with many conditions"
+    )
 
 
 def _listing(names: frozenset[str]) -> str:
@@ -121,7 +149,9 @@ class Field:
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, tuple) or not self.path:
-            raise InvalidFilterError(f"a field path must be a non-empty tuple, got {self.path!r}")
+            raise InvalidFilterError(
+                f"a field path must be a non-empty tuple, got {_show(self.path)}"
+            )
         if self.is_column:
             if len(self.path) != 1 or self.path[0] not in COLUMNS:
                 raise InvalidFilterError(
@@ -169,10 +199,10 @@ class _Node:
     __slots__ = ()
 
     def __and__(self, other: Filter) -> And:
-        return And((_as_filter(self), other))
+        return And(_flat(And, _as_filter(self)) + _flat(And, _as_filter(other)))
 
     def __or__(self, other: Filter) -> Or:
-        return Or((_as_filter(self), other))
+        return Or(_flat(Or, _as_filter(self)) + _flat(Or, _as_filter(other)))
 
     def __invert__(self) -> Not:
         return Not(_as_filter(self))
@@ -184,9 +214,16 @@ def _as_filter(node: object) -> Filter:
     return node
 
 
+def _flat(kind: type[And | Or], node: Filter) -> tuple[Filter, ...]:
+    """``node``'s children when it is a non-empty ``kind`` node, else ``(node,)``."""
+    if isinstance(node, kind) and node.children:
+        return node.children
+    return (node,)
+
+
 def _check_children(children: object) -> None:
     if not isinstance(children, tuple):
-        raise InvalidFilterError(f"children must be a tuple of filters, got {children!r}")
+        raise InvalidFilterError(f"children must be a tuple of filters, got {_show(children)}")
     for child in children:
         _as_filter(child)
 
@@ -207,7 +244,7 @@ def _check_scalar(value: object, where: str) -> None:
     kind = _kind(value)
     if kind not in ("null", "bool", "number", "text"):
         raise InvalidFilterError(
-            f"{where}: values must be str, int, float, bool or None, got {kind} {value!r}"
+            f"{where}: values must be str, int, float, bool or None, got {kind} {_show(value)}"
         )
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidFilterError(f"{where}: {value!r} is not a finite number")
@@ -235,15 +272,15 @@ def _check_operand(field: Field, op: str, value: object) -> None:
         raise InvalidFilterError(f"unknown operator {op!r}; valid operators: {_listing(OPERATORS)}")
     if op == "$exists":
         if not isinstance(value, bool):
-            raise InvalidFilterError(f"{where} takes true or false, got {value!r}")
+            raise InvalidFilterError(f"{where} takes true or false, got {_show(value)}")
         return
     if op in ("$in", "$nin"):
         if not isinstance(value, tuple):
-            raise InvalidFilterError(f"{where} takes a list of values, got {value!r}")
+            raise InvalidFilterError(f"{where} takes a list of values, got {_show(value)}")
         items: tuple[object, ...] = value
     else:
         if op in ORDERING and _kind(value) not in ("number", "text"):
-            raise InvalidFilterError(f"{where} takes a number or a string, got {value!r}")
+            raise InvalidFilterError(f"{where} takes a number or a string, got {_show(value)}")
         items = (value,)
     for item in items:
         _check_scalar(item, where)
@@ -268,7 +305,7 @@ class Compare(_Node):
 
     def __post_init__(self) -> None:
         if not isinstance(self.field, Field):
-            raise InvalidFilterError(f"Compare.field must be a Field, got {self.field!r}")
+            raise InvalidFilterError(f"Compare.field must be a Field, got {_show(self.field)}")
         _check_operand(self.field, self.op, self.value)
 
 
@@ -318,34 +355,54 @@ def parse_filter(obj: FilterLike) -> Filter:
         The filter tree. ``{}`` gives ``And(())``, which matches everything.
 
     Raises:
-        InvalidFilterError: the mapping is malformed; the message says where and why.
+        InvalidFilterError: the mapping is malformed, or the filter is more than
+            :data:`MAX_DEPTH` levels deep; the message says where and why.
     """
-    if isinstance(obj, Compare | And | Or | Not):
-        return obj
-    return _parse(obj, "filter")
+    node = obj if isinstance(obj, Compare | And | Or | Not) else _parse(obj, "filter", 1)
+    if _depth(node) > MAX_DEPTH:
+        raise _too_deep()
+    return node
 
 
-def _parse(obj: object, loc: str) -> Filter:
+def _depth(node: Filter) -> int:
+    """The number of levels of a filter tree (a comparison alone is 1), without recursion."""
+    deepest = 0
+    stack: list[tuple[Filter, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(current, Not):
+            stack.append((current.child, depth + 1))
+        elif isinstance(current, And | Or):
+            stack.extend((child, depth + 1) for child in current.children)
+    return deepest
+
+
+def _parse(obj: object, loc: str, level: int) -> Filter:
+    # ``level`` counts the mappings around ``obj``; each adds at least one level to the
+    # tree, so stopping here bounds the recursion and agrees with filter_depth.
     if isinstance(obj, Compare | And | Or | Not):
         return obj
     if not isinstance(obj, Mapping):
         raise InvalidFilterError(
             f"{loc}: a filter must be a mapping or a Filter, got {type(obj).__name__}"
         )
+    if level > MAX_DEPTH:
+        raise _too_deep()
     parts: list[Filter] = []
     for key, value in obj.items():
         if not isinstance(key, str):
-            raise InvalidFilterError(f"{loc}: keys must be strings, got {key!r}")
+            raise InvalidFilterError(f"{loc}: keys must be strings, got {_show(key)}")
         if key.startswith("$"):
-            parts.append(_parse_logical(key, value, f"{loc}[{key!r}]"))
+            parts.append(_parse_logical(key, value, f"{loc}[{key!r}]", level))
         else:
             parts.extend(_parse_field(key, value, f"{loc}[{key!r}]"))
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
-def _parse_logical(key: str, value: object, loc: str) -> Filter:
+def _parse_logical(key: str, value: object, loc: str, level: int) -> Filter:
     if key == "$not":
-        return Not(_parse(value, loc))
+        return Not(_parse(value, loc, level + 1))
     if key not in LOGICAL:
         hint = (
             f" ({key} needs a field: {{'field': {{{key!r}: value}}}})" if key in OPERATORS else ""
@@ -355,10 +412,10 @@ def _parse_logical(key: str, value: object, loc: str) -> Filter:
             f"valid: {_listing(LOGICAL)} or a field name"
         )
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        raise InvalidFilterError(f"{loc}: {key} takes a list of filters, got {value!r}")
+        raise InvalidFilterError(f"{loc}: {key} takes a list of filters, got {_show(value)}")
     if not value:
         raise InvalidFilterError(f"{loc}: {key} needs at least one filter, got an empty list")
-    children = tuple(_parse(item, f"{loc}[{i}]") for i, item in enumerate(value))
+    children = tuple(_parse(item, f"{loc}[{i}]", level + 1) for i, item in enumerate(value))
     return And(children) if key == "$and" else Or(children)
 
 
@@ -386,7 +443,7 @@ def _make_compare(field: Field, op: str, operand: object, loc: str) -> Compare:
     value: object = operand
     if op in ("$in", "$nin"):
         if isinstance(operand, str | bytes) or not isinstance(operand, Sequence):
-            raise InvalidFilterError(f"{loc}: {op} takes a list of values, got {operand!r}")
+            raise InvalidFilterError(f"{loc}: {op} takes a list of values, got {_show(operand)}")
         value = tuple(operand)
     if field.is_column and field.path[0] in TIME_COLUMNS and op != "$exists":
         value = _normalize_time(value, loc)
