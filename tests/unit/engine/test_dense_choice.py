@@ -3,7 +3,6 @@ with the store across writes, reopens, crashes, torn folders and model changes."
 
 from __future__ import annotations
 
-import logging
 import random
 import shutil
 from collections.abc import Iterator
@@ -78,9 +77,7 @@ def caught_up(mem: Memory) -> bool:
     """The dense index holds exactly the store's memories, at the store's log position."""
     info = mem.dense_index.stats()
     return bool(info["count"] == info["memories"] and not info["stale"]) and (
-        manifest_version(mem) <= mem.store.change_seq()
-        if info["kind"] == "spann"
-        else True
+        manifest_version(mem) <= mem.store.change_seq() if info["kind"] == "spann" else True
     )
 
 
