@@ -17,11 +17,12 @@ from engramdb.engine._dense import DenseIndex
 from engramdb.errors import InvalidInputError, StoreError
 from engramdb.graph.channel import GraphChannel, Prepared
 from engramdb.ingest import chunk_text, content_hash, normalize_for_hash, normalize_text
-from engramdb.recognize.minhash import MinHasher, Signature, jaccard, shingles
+from engramdb.recognize import best_near, scan_near
+from engramdb.recognize.minhash import MinHasher, Signature, shingles
 from engramdb.store.sqlite import NewMemory, NewSighting, SQLiteStore
-from engramdb.types import AddResult, Matrix, Record
+from engramdb.types import AddResult, Matrix, Recognition, Record
 
-__all__ = ["Progress", "Writer", "check_namespace", "to_record"]
+__all__ = ["Progress", "Writer", "check_namespace", "recognize", "to_record"]
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done, total)``."""
@@ -215,24 +216,27 @@ class Writer:
     def _near(
         self, item: _Item, items: list[_Item], bands: dict[tuple[int, bytes], list[int]]
     ) -> None:
-        grams, sig = item.grams, item.signature
+        """Merge ``item`` into a stored memory or an earlier new item of this batch, when
+        :func:`~engramdb.recognize.best_near` says so (stored memories win ties)."""
+        sig = item.signature
         assert sig is not None
-        threshold = self.config.recognize.near_threshold
-        best, best_id, best_batch = 0.0, None, None
         stored = self.store.band_candidates(item.namespace, sig.bands, _MAX_CANDIDATES)
-        texts = self.store.texts(stored)
-        for memory_id, text in texts.items():
-            score = jaccard(grams, shingles(normalize_for_hash(text), self.hasher.shingle))
-            if score > best:
-                best, best_id, best_batch = score, memory_id, None
+        candidates: list[tuple[tuple[int, int], str, frozenset[str]]] = [
+            ((0, memory_id), text, self._grams(text))
+            for memory_id, text in self.store.texts(stored).items()
+        ]
         local = {j for band, key in enumerate(sig.bands) for j in bands.get((band, key), ())}
-        for j in sorted(local):
-            score = jaccard(grams, items[j].grams)
-            if score > best:
-                best, best_id, best_batch = score, None, j
-        if best >= threshold:
-            item.kind, item.score = "near", best
-            item.target, item.batch_target = best_id, best_batch
+        candidates += [((1, j), items[j].text, items[j].grams) for j in sorted(local)]
+        match = best_near(
+            item.text, item.grams, candidates, threshold=self.config.recognize.near_threshold
+        )
+        if match is not None:
+            where, key = match.key
+            item.kind, item.score = "near", match.score
+            item.target, item.batch_target = (key, None) if where == 0 else (None, key)
+
+    def _grams(self, text: str) -> frozenset[str]:
+        return shingles(normalize_for_hash(text), self.hasher.shingle)
 
     def _embed(self, items: Sequence[_Item], progress: Progress | None) -> tuple[Matrix, int]:
         """Vectors of ``items``; new ones are cached batch by batch as they are computed
@@ -348,3 +352,31 @@ class Writer:
             if item.batch_target is not None and items[item.batch_target].kind != "new":
                 first = items[item.batch_target]
                 item.target, item.batch_target = first.target, None
+
+
+def recognize(
+    store: SQLiteStore,
+    hasher: MinHasher,
+    threshold: float,
+    text: str,
+    namespace: str | None,
+) -> Recognition:
+    """Exact, near-duplicate or new: the decision :meth:`Writer.add_many` would make for
+    ``text`` (one read snapshot; ``namespace=None`` looks everywhere)."""
+    text = normalize_text(text)
+    with store.reading():
+        digest = content_hash(text)
+        where = "m.hash = ?" + (" AND m.namespace = ?" if namespace is not None else "")
+        exact = store.select_ids(where, [digest] + ([namespace] if namespace else []))
+        if exact.size:
+            return Recognition(kind="exact", score=1.0, match=store.get(int(exact[0])))
+        grams, sig = hasher.signatures([normalize_for_hash(text)])[0]
+        stored = store.band_candidates(namespace, sig.bands, _MAX_CANDIDATES)
+        candidates = [
+            (memory_id, other, shingles(normalize_for_hash(other), hasher.shingle))
+            for memory_id, other in store.texts(stored).items()
+        ]
+        scan = scan_near(text, grams, candidates, threshold=threshold)
+        if scan.match is not None:
+            return Recognition(kind="near", score=scan.match.score, match=store.get(scan.match.key))
+        return Recognition(kind="new", score=scan.top.score if scan.top else 0.0, match=None)

@@ -31,7 +31,7 @@ from engramdb.engine._precision import (
     stack,
 )
 from engramdb.engine._read import Reader, check_channels, check_k
-from engramdb.engine._write import Progress, Writer, check_namespace, to_record
+from engramdb.engine._write import Progress, Writer, check_namespace, recognize, to_record
 from engramdb.errors import (
     InvalidInputError,
     NotAStoreError,
@@ -40,9 +40,9 @@ from engramdb.errors import (
     StoreNotFoundError,
 )
 from engramdb.graph.channel import GraphChannel
-from engramdb.ingest import content_hash, load_path, normalize_for_hash, normalize_text
+from engramdb.ingest import load_path, normalize_text
 from engramdb.lexical.fts5 import FTS5Index
-from engramdb.recognize.minhash import MinHasher, jaccard, shingles
+from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import SQLiteStore
 from engramdb.types import AddResult, Hit, Hits, Matrix, MemoryRecord, Recognition, Record, Stats
 
@@ -607,24 +607,9 @@ class Memory:
             raise InvalidInputError("recognize needs non-empty text")
         if namespace is not None:
             check_namespace(namespace)
-        store = self.store
-        with store.reading():
-            text = normalize_text(text)
-            digest = content_hash(text)
-            where = "m.hash = ?" + (" AND m.namespace = ?" if namespace is not None else "")
-            exact = store.select_ids(where, [digest] + ([namespace] if namespace else []))
-            if exact.size:
-                return Recognition(kind="exact", score=1.0, match=store.get(int(exact[0])))
-            grams, sig = self._hasher.signatures([normalize_for_hash(text)])[0]
-            candidates = store.band_candidates(namespace, sig.bands, 64)
-            best, best_id = 0.0, None
-            for memory_id, other in store.texts(candidates).items():
-                score = jaccard(grams, shingles(normalize_for_hash(other), self._hasher.shingle))
-                if score > best or (score == best and best_id is not None and memory_id < best_id):
-                    best, best_id = score, memory_id
-            if best_id is not None and best >= self.config.recognize.near_threshold:
-                return Recognition(kind="near", score=best, match=store.get(best_id))
-            return Recognition(kind="new", score=best, match=None)
+        return recognize(
+            self.store, self._hasher, self.config.recognize.near_threshold, text, namespace
+        )
 
     def get(self, memory_id: int) -> MemoryRecord:
         """One memory with every place it was seen.

@@ -10,10 +10,13 @@ Shapes, detected by keys:
 * an object with a ``messages`` or ``turns`` list: a chat transcript (below); its ``id``
   names the document and its other scalar fields go into every turn's ``meta``;
 * a list of chat turns, i.e. objects that all have ``speaker`` or ``role`` and (at least
-  one of them) a text field: one record per turn with ``chunk=False``,
-  ``ordinal`` = the turn's index, the speaker/role and other fields in ``meta``; turns
-  without text (images, tool calls) are skipped but keep their index;
+  one of them) a text field: one record per turn with ``chunk=False`` (a turn longer
+  than :data:`MAX_UNCHUNKED_CHARS` is chunked like any other record, so that no memory
+  is megabytes long), ``ordinal`` = the turn's index, the speaker/role and other fields
+  in ``meta``; turns without text (images, tool calls) are skipped but keep their index;
 * any other list: records (strings, objects with a text field, or transcripts).
+
+Values nested more than :data:`MAX_JSON_DEPTH` levels deep are refused.
 """
 
 from __future__ import annotations
@@ -28,12 +31,28 @@ from engramdb.ingest.normalize import normalize_text
 from engramdb.ingest.timeparse import parse_time
 from engramdb.types import Record
 
-__all__ = ["RecordContext", "load_records", "records_from_json"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_UNCHUNKED_CHARS",
+    "RecordContext",
+    "json_depth_exceeds",
+    "load_records",
+    "records_from_json",
+]
 
 TIME_KEYS = ("event_time", "timestamp", "time", "date_time", "datetime", "date", "created_at")
 SPEAKER_KEYS = ("speaker", "role")
 TRANSCRIPT_KEYS = ("messages", "turns")
 _MAX_FIELDS_SHOWN = 12
+
+MAX_JSON_DEPTH = 100
+"""Deepest nesting of arrays and objects accepted in JSON input and record metadata.
+
+Real records nest a few levels; deeper input is refused with an :class:`IngestError`
+instead of exhausting the interpreter's recursion limit.
+"""
+MAX_UNCHUNKED_CHARS = 16_384
+"""A chat turn with more characters than this is chunked like any other record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +79,35 @@ class RecordContext:
             return IngestError(message, path=self.source, line=self.lines[index])
         where = f"item {index}: " if index is not None else ""
         return IngestError(where + message, path=self.source)
+
+
+_SCALARS = (str, int, float, type(None))
+
+
+def _is_container(value: Any) -> bool:
+    """A list, tuple or mapping (checked cheaply for the common JSON types first)."""
+    if isinstance(value, dict | list | tuple):
+        return True
+    return not isinstance(value, _SCALARS) and isinstance(value, Mapping)
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether lists, tuples and mappings in ``value`` nest more than ``limit`` levels.
+
+    Walks one level at a time without recursion, so any depth is safe to check; a
+    scalar has depth 0, ``[]`` depth 1.
+    """
+    level = [value] if _is_container(value) else []
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, Mapping) else item)
+            if not isinstance(child, _SCALARS) and _is_container(child)
+        ]
+        if not level:
+            return False
+    return bool(level)
 
 
 def text_keys(text_field: str) -> tuple[str, ...]:
@@ -156,7 +204,7 @@ def _turn(
         ordinal=index,
         event_time=event_time,
         meta=meta,
-        chunk=False,
+        chunk=len(text) > MAX_UNCHUNKED_CHARS,
     )
 
 
@@ -266,6 +314,11 @@ def records_from_json(value: Any, ctx: RecordContext) -> list[Record]:
 
 def _check_json(records: Sequence[Record], ctx: RecordContext) -> None:
     for i, record in enumerate(records):
+        if json_depth_exceeds(record.meta):
+            raise ctx.error(
+                f"record {i}: metadata is nested more than {MAX_JSON_DEPTH} levels deep "
+                "(MAX_JSON_DEPTH)"
+            )
         try:
             json.dumps(record.meta, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -292,8 +345,8 @@ def load_records(
 
     Raises:
         IngestError: a record without a text field (the message lists its fields), a
-            non-string text, an unparseable time, metadata that is not JSON-serialisable,
-            or no text at all.
+            non-string text, an unparseable time, metadata that is not JSON-serialisable
+            or nested more than :data:`MAX_JSON_DEPTH` levels deep, or no text at all.
 
     Example:
         >>> [r.meta["speaker"] for r in load_records([

@@ -3,11 +3,16 @@
 The pipeline is ``split_sentences`` (a regular-expression splitter), then packing:
 
 1. Sentences longer than the budget are cut at word boundaries into pieces that fit
-   (a single word longer than the budget becomes a piece of its own).
+   (a single word longer than the budget becomes a piece of its own; a word longer than
+   ``max_tokens * MAX_CHARS_PER_TOKEN`` characters, such as a file with no whitespace,
+   is cut into pieces within the budget, each a chunk of its own).
 2. Sentences (and pieces) are packed greedily into chunks of at most
    ``config.max_tokens`` tokens.
 3. Each new chunk starts with the trailing sentences of the previous chunk whose tokens
    add up to at most ``config.overlap_tokens`` (never the whole previous chunk).
+
+Text is processed as a stream (sentence spans are generated, not listed), so memory
+stays proportional to the text and the chunks, and time is linear in the text.
 
 Every chunk satisfies ``text[chunk.start:chunk.end] == chunk.text``, starts and ends on
 a non-space character, and chunks come in text order. Every non-space character of the
@@ -21,15 +26,17 @@ count a text's word pieces without special tokens such as ``[CLS]``.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from engramdb.config import ChunkConfig
 from engramdb.types import Chunk
 
-__all__ = ["chunk_text", "estimate_tokens", "split_sentences"]
+__all__ = ["MAX_CHARS_PER_TOKEN", "chunk_text", "estimate_tokens", "split_sentences"]
 
 TokenCounter = Callable[[str], int]
 
@@ -77,11 +84,15 @@ def estimate_tokens(text: str) -> int:
 
 _CLOSERS = "\"'\u201d\u2019\u00bb)\\]}"
 # Terminal punctuation, closing quotes or brackets, then whitespace or the end of the text.
-_TERMINAL_RE = re.compile(rf"([.!?\u2026]+)([{_CLOSERS}]*)(?=\s|\Z)")
+# Possessive and anchored at the start of a punctuation run, so that a long run of
+# punctuation not followed by a space is rejected in linear time.
+_TERMINAL_RE = re.compile(rf"(?<![.!?\u2026])([.!?\u2026]++)([{_CLOSERS}]*+)(?=\s|\Z)")
 _WORD_BEFORE_RE = re.compile(r"[\w.]*\w\Z")
 _PARAGRAPH_RE = re.compile(r"\n[^\S\n]*\n")
 _NEWLINE_RE = re.compile(r"\n")
 _NEXT_CHAR_RE = re.compile(r"\s*(\S)")
+_SPACE_RUN_RE = re.compile(r"\s+")
+_WORD_RE = re.compile(r"\S+")
 _BLOCK_START_RE = re.compile(r"[^\S\n]*(?:[-*+\u2022>|#]|\d{1,3}[.)])\s")
 _SHORT_LINE = 40
 
@@ -129,29 +140,49 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
 
 
 def _line_break_cuts(text: str) -> Iterator[int]:
-    """Cut points at paragraph breaks and at line breaks that start a block or end a title.
+    """Cut points, in order, at line breaks that start a block or end a title.
 
-    A title is a short line followed by a line that does not start in lower case.
+    A title is a short line followed by a line that does not start in lower case. The
+    next non-space character is looked up once per run of whitespace, so a text of
+    many blank lines stays linear.
     """
-    for match in _PARAGRAPH_RE.finditer(text):
-        yield match.start()
     line_start = 0
+    next_at = -1  # position of the next non-space character, valid while >= line_start
     for match in _NEWLINE_RE.finditer(text):
         line = text[line_start : match.start()]
         line_start = match.end()
-        title = len(line.strip()) < _SHORT_LINE and not _next_non_space(text, line_start).islower()
+        if next_at < line_start:
+            found = _NEXT_CHAR_RE.match(text, line_start)
+            next_at = found.start(1) if found else len(text)
+        title = len(line.strip()) < _SHORT_LINE and not text[next_at : next_at + 1].islower()
         if title or _BLOCK_START_RE.match(line) or _BLOCK_START_RE.match(text, line_start):
             yield match.start()
 
 
+def _cut_points(text: str) -> Iterator[int]:
+    """Every sentence cut point, in ascending order (a point may repeat)."""
+    terminal = (m.end() for m in _TERMINAL_RE.finditer(text) if _is_boundary(text, m))
+    paragraphs = (m.start() for m in _PARAGRAPH_RE.finditer(text))
+    return heapq.merge(terminal, paragraphs, _line_break_cuts(text))
+
+
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
     """Shrink ``[start, end)`` to exclude surrounding whitespace; ``None`` if blank."""
-    segment = text[start:end]
-    stripped = segment.strip()
-    if not stripped:
-        return None
-    left = start + len(segment) - len(segment.lstrip())
-    return left, left + len(stripped)
+    left = _SPACE_RUN_RE.match(text, start, end)
+    start = left.end() if left else start
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def _sentence_spans(text: str) -> Iterator[tuple[int, int]]:
+    start = 0
+    for cut in itertools.chain(_cut_points(text), (len(text),)):
+        if cut > start:
+            span = _trim(text, start, cut)
+            if span is not None:
+                yield span
+            start = cut
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -163,7 +194,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     abbreviation ("Dr.", "e.g.", "No. 5") or a single letter (an initial). Decimals
     ("3.14") never split because no space follows the point. Paragraph breaks always
     end a sentence; a single line break does when the next line starts a list item,
-    quote, table row or heading, or the line before it is short (a title).
+    quote, table row or heading, or the line before it is short (a title). Time is
+    linear in the length of the text.
 
     Args:
         text: any string.
@@ -177,54 +209,111 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         >>> [t[s:e] for s, e in split_sentences(t)]
         ['Dr. Who paid $3.50, e.g. for tea.', 'Then he left!']
     """
-    cuts = {m.end() for m in _TERMINAL_RE.finditer(text) if _is_boundary(text, m)}
-    cuts.update(_line_break_cuts(text))
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for cut in sorted(cuts) + [len(text)]:
-        span = _trim(text, start, cut)
-        if span is not None:
-            spans.append(span)
-        start = cut
-    return spans
+    return list(_sentence_spans(text))
 
 
 # --- packing -----------------------------------------------------------------------------
 
+MAX_CHARS_PER_TOKEN = 16
+"""A chunk spans at most ``max_tokens * MAX_CHARS_PER_TOKEN`` characters.
+
+Prose averages 4-6 characters per estimated token, so this never binds on ordinary text;
+it bounds chunks of whitespace-heavy text, and a "word" longer than this (a base64 blob,
+a file with no spaces) is cut into pieces within the token budget.
+"""
+_CACHED_WORD_CHARS = 32
+_WORD_CACHE_SIZE = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    """Limits of one chunk: tokens, overlap tokens and characters."""
+
+    tokens: int
+    overlap: int
+    chars: int
+
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
-    """A sentence, or a piece of an over-long one, with its token count."""
+    """A sentence, or a piece of an over-long one, with its token count.
+
+    A ``solo`` unit is a piece cut out of a single over-long word: it is a chunk of its
+    own and never carried as overlap (glued to its neighbours it would count differently).
+    """
 
     start: int
     end: int
     tokens: int
+    solo: bool = False
 
 
-def _split_long(text: str, start: int, end: int, budget: int, count: TokenCounter) -> list[_Unit]:
-    """Cut ``text[start:end]`` at word boundaries into pieces of at most ``budget`` tokens."""
-    pieces: list[_Unit] = []
-    piece_start, piece_end, piece_tokens = start, start, 0
-    for word in re.finditer(r"\S+", text[start:end]):
-        w_start, w_end = start + word.start(), start + word.end()
-        tokens = count(word.group())
-        if piece_tokens and piece_tokens + tokens > budget:
-            pieces.append(_Unit(piece_start, piece_end, piece_tokens))
+def _cut_word(
+    text: str, start: int, end: int, budget: _Budget, count: TokenCounter
+) -> Iterator[_Unit]:
+    """Cut one over-long word into solo pieces within the token and character budget."""
+    width = budget.chars
+    while start < end:
+        size = min(width, end - start)
+        tokens = count(text[start : start + size])
+        while tokens > budget.tokens and size > 1:
+            size = max(1, min(size - 1, size * budget.tokens // tokens))
+            tokens = count(text[start : start + size])
+        yield _Unit(start, start + size, tokens, solo=True)
+        start += size
+        width = min(budget.chars, max(1, size * budget.tokens // max(tokens, 1)))
+
+
+def _word_tokens(word: str, count: TokenCounter, cache: dict[str, int]) -> int:
+    if len(word) > _CACHED_WORD_CHARS:
+        return count(word)
+    tokens = cache.get(word)
+    if tokens is None:
+        tokens = count(word)
+        if len(cache) < _WORD_CACHE_SIZE:
+            cache[word] = tokens
+    return tokens
+
+
+def _split_long(
+    text: str, start: int, end: int, budget: _Budget, count: TokenCounter
+) -> Iterator[_Unit]:
+    """Cut ``text[start:end]`` at word boundaries into pieces within the budget.
+
+    A word longer than the token budget is a piece of its own; a word longer than the
+    character budget is cut into solo pieces.
+    """
+    cache: dict[str, int] = {}
+    piece_start = piece_end = piece_tokens = -1
+    for word in _WORD_RE.finditer(text, start, end):
+        w_start, w_end = word.span()
+        if w_end - w_start > budget.chars:
+            if piece_start >= 0:
+                yield _Unit(piece_start, piece_end, piece_tokens)
+                piece_start = -1
+            yield from _cut_word(text, w_start, w_end, budget, count)
+            continue
+        tokens = _word_tokens(word.group(), count, cache)
+        if piece_start >= 0 and (
+            piece_tokens + tokens > budget.tokens or w_end - piece_start > budget.chars
+        ):
+            yield _Unit(piece_start, piece_end, piece_tokens)
+            piece_start = -1
+        if piece_start < 0:
             piece_start, piece_tokens = w_start, 0
         piece_end, piece_tokens = w_end, piece_tokens + tokens
-    pieces.append(_Unit(piece_start, piece_end, piece_tokens))
-    return pieces
+    if piece_start >= 0:
+        yield _Unit(piece_start, piece_end, piece_tokens)
 
 
-def _units(text: str, budget: int, count: TokenCounter) -> list[_Unit]:
-    units: list[_Unit] = []
-    for start, end in split_sentences(text):
-        tokens = count(text[start:end])
-        if tokens <= budget:
-            units.append(_Unit(start, end, tokens))
-        else:
-            units.extend(_split_long(text, start, end, budget, count))
-    return units
+def _units(text: str, budget: _Budget, count: TokenCounter) -> Iterator[_Unit]:
+    for start, end in _sentence_spans(text):
+        if end - start <= budget.chars:
+            tokens = count(text[start:end])
+            if tokens <= budget.tokens:
+                yield _Unit(start, end, tokens)
+                continue
+        yield from _split_long(text, start, end, budget, count)
 
 
 def _carry(previous: list[_Unit], overlap: int) -> list[_Unit]:
@@ -239,20 +328,33 @@ def _carry(previous: list[_Unit], overlap: int) -> list[_Unit]:
     return carried
 
 
-def _pack(units: list[_Unit], config: ChunkConfig) -> list[list[_Unit]]:
-    groups: list[list[_Unit]] = []
-    i = 0
-    while i < len(units):
-        group = _carry(groups[-1], config.overlap_tokens) if groups else []
-        total = sum(u.tokens for u in group)
-        while group and total + units[i].tokens > config.max_tokens:
-            total -= group.pop(0).tokens
-        while i < len(units) and (not group or total + units[i].tokens <= config.max_tokens):
-            group.append(units[i])
-            total += units[i].tokens
-            i += 1
-        groups.append(group)
-    return groups
+def _fits(group: list[_Unit], total: int, unit: _Unit, budget: _Budget) -> bool:
+    """Whether ``unit`` may join ``group`` (of ``total`` tokens)."""
+    if not group:
+        return True
+    return (
+        not unit.solo
+        and not group[-1].solo
+        and total + unit.tokens <= budget.tokens
+        and unit.end - group[0].start <= budget.chars
+    )
+
+
+def _pack(units: Iterable[_Unit], budget: _Budget) -> Iterator[list[_Unit]]:
+    """Pack units greedily into groups, each starting with the previous group's overlap."""
+    group: list[_Unit] = []
+    total = 0
+    for unit in units:
+        if not _fits(group, total, unit, budget):
+            yield group
+            group = [] if unit.solo else _carry(group, budget.overlap)
+            total = sum(u.tokens for u in group)
+            while not _fits(group, total, unit, budget):
+                total -= group.pop(0).tokens
+        group.append(unit)
+        total += unit.tokens
+    if group:
+        yield group
 
 
 def chunk_text(
@@ -267,15 +369,21 @@ def chunk_text(
 
     Returns:
         Chunks in text order with ``index`` 0, 1, ...; one chunk for text within the
-        budget; none for blank text. A chunk exceeds the budget only when it is a single
-        word longer than the budget.
+        budget; none for blank text. No chunk spans more than
+        ``config.max_tokens * MAX_CHARS_PER_TOKEN`` characters. A chunk exceeds the token
+        budget only when it is a single word longer than the budget (and shorter than
+        that character limit; longer words are cut into pieces within the budget). Text
+        is processed as a stream, so memory stays proportional to the text and the chunks.
 
     Example:
         >>> from engramdb.config import ChunkConfig
         >>> [c.text for c in chunk_text("One. Two.", ChunkConfig(max_tokens=8, overlap_tokens=0))]
         ['One. Two.']
     """
-    groups = _pack(_units(text, config.max_tokens, count_tokens), config)
+    budget = _Budget(
+        config.max_tokens, config.overlap_tokens, config.max_tokens * MAX_CHARS_PER_TOKEN
+    )
+    groups = _pack(_units(text, budget, count_tokens), budget)
     return [
         Chunk(text=text[g[0].start : g[-1].end], start=g[0].start, end=g[-1].end, index=i)
         for i, g in enumerate(groups)

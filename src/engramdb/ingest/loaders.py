@@ -21,33 +21,59 @@ rejected with a message that lists its fields.
 Every record's ``source`` is the file's resolved path, ``document`` defaults to it, and
 ``event_time`` defaults to the file's modification time. Text is passed through
 :func:`~engramdb.ingest.normalize.normalize_text`. Files must be UTF-8 (a BOM is
-allowed; UTF-16 with a BOM is decoded too). An empty or blank file yields no records.
+allowed) or UTF-16 (with a BOM, or without one when the pattern of NUL bytes shows
+mostly-ASCII UTF-16-LE or -BE text). An empty or blank file yields no records.
+
+Limits: a file over :data:`MAX_FILE_BYTES` is refused, as is JSON nested deeper than
+:data:`~engramdb.ingest.MAX_JSON_DEPTH`. A text file of any shape within the
+cap loads as one record whose chunks are bounded (see
+:func:`~engramdb.ingest.chunk.chunk_text`), whether or not it has lines, sentences or
+spaces.
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from engramdb.errors import IngestError
 from engramdb.ingest._html import html_to_text
-from engramdb.ingest._records import RecordContext, records_from_json, text_keys
+from engramdb.ingest._records import (
+    MAX_JSON_DEPTH,
+    RecordContext,
+    json_depth_exceeds,
+    records_from_json,
+    text_keys,
+)
 from engramdb.ingest.normalize import normalize_text
 from engramdb.types import Record
 
-__all__ = ["SUPPORTED_EXTENSIONS", "load_path"]
+__all__ = ["MAX_FILE_BYTES", "SUPPORTED_EXTENSIONS", "load_path"]
 
 logger = logging.getLogger(__name__)
 
+MAX_FILE_BYTES = 128 * 1024 * 1024
+"""Largest file :func:`load_path` reads (128 MiB); larger files are refused.
+
+Loading holds the file's text in memory a few times over (bytes, text, normalized
+text, chunks), so the cap keeps one file within a few hundred MiB; split bigger inputs.
+"""
 _SNIFF_BYTES = 8192
 _MAX_CONTROL_RATIO = 0.1
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\x0c\x1b") + b"\x7f"
+_CONTROL_CHARS = dict.fromkeys(_CONTROL_BYTES)
+# BOM-less UTF-16: at least half of the code units have a NUL high byte (mostly-ASCII
+# text), and NUL low bytes are at most a tenth as common.
+_UTF16_MIN_NUL_SHARE = 0.5
+_UTF16_MAX_OTHER_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,35 +113,64 @@ def _load_html(file: _File) -> list[Record]:
     ]
 
 
-def _load_json(file: _File) -> list[Record]:
-    if not file.text.strip():
-        return []
+def _is_blank(text: str) -> bool:
+    return not text or text.isspace()
+
+
+def _too_deep(source: str, line: int | None = None) -> IngestError:
+    return IngestError(
+        f"JSON nested more than {MAX_JSON_DEPTH} levels deep (MAX_JSON_DEPTH); flatten the data",
+        path=source,
+        line=line,
+    )
+
+
+def _parse_json(text: str, source: str, line: int | None) -> object:
+    """Parse one JSON value, refusing nesting deeper than ``MAX_JSON_DEPTH``.
+
+    ``line`` is the JSONL line number, ``None`` for a whole JSON file.
+    """
     try:
-        value = json.loads(file.text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise IngestError(
-            f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-            path=file.source,
-            line=exc.lineno,
-        ) from exc
-    return records_from_json(value, file.context())
+        if line is None:
+            message = f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        else:
+            message = f"malformed JSON line: {exc.msg} (column {exc.colno})"
+        raise IngestError(message, path=source, line=line or exc.lineno) from exc
+    except RecursionError:
+        # json gives up near the interpreter's recursion limit, far beyond MAX_JSON_DEPTH.
+        raise _too_deep(source, line) from None
+    # Nesting needs at least as many brackets as levels: most values skip the walk.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth_exceeds(value):
+        raise _too_deep(source, line)
+    return value
+
+
+def _load_json(file: _File) -> list[Record]:
+    if _is_blank(file.text):
+        return []
+    return records_from_json(_parse_json(file.text, file.source, None), file.context())
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` for each line, without listing them all at once."""
+    start, number = 0, 1
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        yield number, text[start:end]
+        start, number = end + 1, number + 1
 
 
 def _load_jsonl(file: _File) -> list[Record]:
     rows: list[object] = []
     lines: list[int] = []
-    for number, line in enumerate(file.text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise IngestError(
-                f"malformed JSON line: {exc.msg} (column {exc.colno})",
-                path=file.source,
-                line=number,
-            ) from exc
-        lines.append(number)
+    for number, line in _lines(file.text):
+        if not _is_blank(line):
+            rows.append(_parse_json(line, file.source, number))
+            lines.append(number)
     return records_from_json(rows, file.context(lines)) if rows else []
 
 
@@ -155,6 +210,51 @@ def _looks_binary(data: bytes) -> bool:
     return controls > _MAX_CONTROL_RATIO * len(head)
 
 
+def _looks_binary_text(text: str) -> bool:
+    """The same test on decoded text: U+0000 anywhere, or over 10% control characters."""
+    if "\x00" in text:
+        return True
+    head = text[:_SNIFF_BYTES]
+    controls = len(head) - len(head.translate(_CONTROL_CHARS))
+    return controls > _MAX_CONTROL_RATIO * len(head)
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """``"utf-16-le"`` or ``"utf-16-be"`` when NUL bytes sit at odd or even offsets.
+
+    Mostly-ASCII UTF-16 has a NUL in the high byte of most code units and almost never
+    in the low byte; binary data and UTF-8 text (which has no NUL at all) do not show
+    that pattern.
+    """
+    head = data[: _SNIFF_BYTES & ~1]
+    units = len(head) // 2
+    if units == 0 or len(data) % 2:
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    for nuls, others, encoding in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if nuls >= _UTF16_MIN_NUL_SHARE * units and others <= _UTF16_MAX_OTHER_SHARE * nuls:
+            return encoding
+    return None
+
+
+def _binary(path: Path) -> IngestError:
+    return IngestError(
+        "binary file (NUL or control bytes); only UTF-8 or UTF-16 text files can be loaded",
+        path=path,
+    )
+
+
+def _decode_utf16(data: bytes, encoding: str, path: Path) -> str:
+    """Decode BOM-less UTF-16; data that does not decode to plain text is binary."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _binary(path) from exc
+    if _looks_binary_text(text):
+        raise _binary(path)
+    return text
+
+
 def _invalid_utf8(data: bytes, exc: UnicodeDecodeError, path: Path) -> IngestError:
     offset = exc.start
     line = data.count(b"\n", 0, offset) + 1
@@ -173,25 +273,39 @@ def _decode(data: bytes, path: Path) -> str:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise IngestError(f"invalid UTF-16 at byte offset {exc.start}", path=path) from exc
+    if b"\x00" in data:
+        encoding = _utf16_without_bom(data)
+        if encoding is not None:
+            return _decode_utf16(data, encoding, path)
     if _looks_binary(data):
-        raise IngestError(
-            "binary file (NUL or control bytes); only UTF-8 text files can be loaded", path=path
-        )
+        raise _binary(path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _invalid_utf8(data, exc, path) from exc
 
 
+def _check_size(info: os.stat_result, path: Path) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise IngestError("not a regular file (a device, pipe or socket)", path=path)
+    if info.st_size > MAX_FILE_BYTES:
+        raise IngestError(
+            f"file too large: {info.st_size:,} bytes, over the limit of {MAX_FILE_BYTES:,} "
+            "bytes (MAX_FILE_BYTES); split it into smaller files",
+            path=path,
+        )
+
+
 def _load_file(path: Path, text_field: str) -> list[Record]:
     loader = _LOADERS[path.suffix.lower()]
     try:
-        mtime = path.stat().st_mtime
+        info = path.stat()
     except OSError as exc:
         raise IngestError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
     source = str(path.resolve())
+    _check_size(info, Path(source))
     text = _decode(_read_bytes(path), Path(source))
-    records = loader(_File(source, text, mtime, text_field))
+    records = loader(_File(source, text, info.st_mtime, text_field))
     if not records:
         logger.debug("%s: no text, no records", source)
     return records
@@ -250,23 +364,66 @@ def _raise_walk_error(exc: OSError) -> None:
     raise IngestError(f"cannot list the directory: {exc.strerror or exc}", path=exc.filename)
 
 
+def _is_followed_dir(path: Path) -> bool:
+    """Whether to enter a listed directory: yes, unless it is a symbolic link.
+
+    Links to directories are never followed, so a walk cannot enter a cycle; a link that
+    points at one of its own ancestors (a loop) is reported as a warning.
+    """
+    if not path.is_symlink():
+        return True
+    try:
+        loop = path.parent.resolve().is_relative_to(path.resolve(strict=True))
+    except (OSError, RuntimeError):
+        loop = True
+    if loop:
+        logger.warning("%s: symbolic link loop, skipped", path)
+    else:
+        logger.debug("%s: symbolic link to a directory, not followed", path)
+    return False
+
+
+def _is_loadable(path: Path) -> bool:
+    """Whether a listed file can be read; looping or broken links and special files
+    (pipes, sockets, devices) are skipped with a warning.
+    """
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if not path.is_symlink():
+            return True  # let loading report the error
+        problem = "symbolic link loop" if exc.errno == errno.ELOOP else "broken symbolic link"
+        logger.warning("%s: %s, skipped", path, problem)
+        return False
+    if not stat.S_ISREG(info.st_mode):
+        logger.warning("%s: not a regular file, skipped", path)
+        return False
+    return True
+
+
 def _walk(root: Path, include: _Patterns, exclude: _Patterns) -> list[tuple[str, Path]]:
     """Supported, non-hidden files under ``root`` that pass the patterns, sorted by path."""
     found: list[tuple[str, Path]] = []
     for folder, dirs, files in os.walk(root, onerror=_raise_walk_error):
         base = Path(folder).relative_to(root).as_posix()
         prefix = "" if base == "." else base + "/"
-        dirs[:] = [d for d in dirs if not d.startswith(".") and not exclude.match(prefix + d)]
+        dirs[:] = [
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and not exclude.match(prefix + d)
+            and _is_followed_dir(Path(folder, d))
+        ]
         for name in files:
             relative = prefix + name
             if name.startswith(".") or exclude.match(relative):
                 continue
             if include and not include.match(relative):
                 continue
-            if Path(name).suffix.lower() in _LOADERS:
-                found.append((relative, Path(folder, name)))
-            else:
+            if Path(name).suffix.lower() not in _LOADERS:
                 logger.debug("%s: unsupported file type, skipped", Path(folder, name))
+            elif _is_loadable(Path(folder, name)):
+                found.append((relative, Path(folder, name)))
     return sorted(found)
 
 
@@ -281,6 +438,18 @@ def _load_directory(
             path=root,
         )
     return [record for _, path in files for record in _load_file(path, text_field)]
+
+
+def _missing(target: Path) -> str:
+    """Why an existing-looking path cannot be reached."""
+    if not target.is_symlink():
+        return "no such file or directory"
+    try:
+        target.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+    return "broken symbolic link (its target does not exist)"
 
 
 def load_path(
@@ -299,7 +468,10 @@ def load_path(
     segments, and a pattern without ``/`` matches a file or folder name at any depth, as
     in ``.gitignore``. With ``include`` given, only files matching one of its patterns
     load; anything matching ``exclude`` is skipped (an excluded folder is not entered).
-    Both are ignored when ``path`` is a file.
+    Both are ignored when ``path`` is a file. Symbolic links to files are loaded (the
+    record's source is the target); links to directories are not followed, so a walk
+    never enters a cycle. Looping or broken links and special files (pipes, sockets)
+    inside a directory are skipped with a logged warning.
 
     Args:
         path: a file or a directory.
@@ -312,18 +484,21 @@ def load_path(
         The records of every file, in path order and, within a file, in file order.
 
     Raises:
-        IngestError: the path does not exist; a file named explicitly has an unsupported
-            extension; a directory has no loadable files; a file is unreadable, binary, not
-            valid UTF-8 (with the byte offset and line) or malformed JSON (with line and
-            column); a JSON record has no text field (the message lists its fields); a
-            time field cannot be parsed; a non-empty JSON file has no text in any record.
+        IngestError: the path does not exist or is a broken or looping link; a file named
+            explicitly has an unsupported extension or is not a regular file; a directory
+            has no loadable files; a file is larger than :data:`MAX_FILE_BYTES`,
+            unreadable, binary, not valid UTF-8 (with the byte offset and line) or
+            malformed JSON (with line and column); JSON is nested more than
+            ``MAX_JSON_DEPTH`` levels deep (with the line, for JSONL); a JSON record has
+            no text field (the message lists its fields); a time field cannot be parsed;
+            a non-empty JSON file has no text in any record.
 
     Example:
         >>> records = load_path("notes/", include=["*.md"], exclude=["drafts"])  # doctest: +SKIP
     """
     target = Path(path)
     if not target.exists():
-        raise IngestError("no such file or directory", path=target)
+        raise IngestError(_missing(target), path=target)
     if target.is_dir():
         return _load_directory(target, include, exclude, text_field)
     if target.suffix.lower() not in _LOADERS:

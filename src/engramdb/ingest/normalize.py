@@ -25,9 +25,11 @@ _LINE_BREAKS = {
     "\u2028": "\n",
 }
 _LINE_BREAK_RE = re.compile("|".join(re.escape(k) for k in _LINE_BREAKS) + "|\u2029")
-# Horizontal whitespace: any whitespace character except "\n".
-_HSPACE_RE = re.compile(r"[^\S\n]+")
-_SPACE_AROUND_NEWLINE_RE = re.compile(r" ?\n ?")
+# Horizontal whitespace (any whitespace character except "\n") that is not already a
+# single space. The patterns below match only what changes, so that a large text with
+# millions of spaces or lines is not cut into millions of pieces by ``re.sub``.
+_HSPACE_RE = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
+_SPACE_AROUND_NEWLINE_RE = re.compile(r" \n ?|\n ")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 _ANY_SPACE_RE = re.compile(r"\s+")
 # Control characters that are not whitespace, lone surrogates, byte-order marks.
@@ -76,7 +78,9 @@ def normalize_text(text: str) -> str:
         >>> normalize_text("  Caf\\u0065\\u0301  au\\tlait \\r\\n\\n\\n\\nNext ")
         'Café au lait\\n\\nNext'
     """
-    text = _LINE_BREAK_RE.sub(_replace_break, _drop_invisible(text, drop_format=False))
+    text = _drop_invisible(text, drop_format=False)
+    # "\r\n" and lone "\r" both become "\n"; plain replaces avoid a match per line.
+    text = _LINE_BREAK_RE.sub(_replace_break, text.replace("\r\n", "\r").replace("\r", "\n"))
     text = _HSPACE_RE.sub(" ", unicodedata.normalize("NFC", text))
     text = _SPACE_AROUND_NEWLINE_RE.sub("\n", text)
     text = _BLANK_LINES_RE.sub("\n\n", text)
