@@ -13,6 +13,7 @@ import numpy as np
 
 from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
+from engramdb.engine._commit import CommitQueue
 from engramdb.engine._dense import DenseIndex
 from engramdb.errors import InvalidInputError, StoreError
 from engramdb.graph.channel import GraphChannel, Prepared
@@ -119,6 +120,7 @@ class Writer:
         self.hasher = hasher
         self.config = config
         self.graph = graph
+        self.queue = CommitQueue(store, dense)
 
     def add_many(
         self,
@@ -283,53 +285,75 @@ class Writer:
         vectors: Matrix,
         graph: Prepared | None = None,
     ) -> list[int]:
+        return self.queue.run(lambda known: self._write(items, new, vectors, graph, known))
+
+    def _write(
+        self,
+        items: list[_Item],
+        new: list[int],
+        vectors: Matrix,
+        graph: Prepared | None,
+        known: dict[int, Any],
+    ) -> list[int]:
+        """The commit step, inside the (shared) write transaction."""
         ids: list[int] = [0] * len(items)
         now = time.time()
         store = self.store
-        known: dict[int, np.ndarray[Any, Any]] = {}
         row = dict(zip(new, range(len(new)), strict=True))
-        with store.atomic(around_commit=self.dense.publishing):
-            self._recheck(items)
-            kept = [i for i in new if items[i].kind == "new"]
-            if kept:  # forgetting may have dropped them from the cache meanwhile
-                store.put_embeddings(
-                    self.embedder.model_id,
-                    [items[i].hash for i in kept],
-                    vectors[[row[i] for i in kept]],
-                    replace=False,
+        self._recheck(items)
+        kept = [i for i in new if items[i].kind == "new"]
+        if kept:  # forgetting may have dropped them from the cache meanwhile
+            store.put_embeddings(
+                self.embedder.model_id,
+                [items[i].hash for i in kept],
+                vectors[[row[i] for i in kept]],
+                replace=False,
+            )
+        for index, item in enumerate(items):
+            if item.kind == "new":
+                memory = NewMemory(
+                    namespace=item.namespace,
+                    text=item.text,
+                    hash=item.hash,
+                    sighting=item.sighting,
+                    meta=item.meta,
                 )
-            for index, item in enumerate(items):
-                if item.kind == "new":
-                    memory = NewMemory(
-                        namespace=item.namespace,
-                        text=item.text,
-                        hash=item.hash,
-                        sighting=item.sighting,
-                        meta=item.meta,
-                    )
-                    ids[index] = store.insert_memory(memory, now=now)
-                    known[ids[index]] = vectors[row[index]]
-                    if item.signature is not None:
-                        store.put_bands(ids[index], item.signature.bands, item.signature.to_bytes())
-                    continue
-                target = item.target if item.target is not None else ids[item.batch_target or 0]
-                ids[index] = target
-                added = store.add_sighting(
-                    target, item.sighting, kind=item.kind, score=item.score, now=now
-                )
-                if not added:
-                    item.score = -1.0  # already recorded here: a re-ingest, nothing changed
-            if graph is not None and self.graph is not None and kept:
-                keep = set(kept)
-                part = Prepared(
-                    extractions=tuple(
-                        ex for i, ex in zip(new, graph.extractions, strict=True) if i in keep
-                    ),
-                    vectors=graph.vectors,
-                )
-                self.graph.write([ids[i] for i in kept], part)
-            self.dense.stage(known)
+                ids[index] = store.insert_memory(memory, now=now)
+                known[ids[index]] = vectors[row[index]]
+                if item.signature is not None:
+                    store.put_bands(ids[index], item.signature.bands, item.signature.to_bytes())
+                continue
+            target = item.target if item.target is not None else ids[item.batch_target or 0]
+            ids[index] = target
+            added = store.add_sighting(
+                target, item.sighting, kind=item.kind, score=item.score, now=now
+            )
+            if not added:
+                item.score = -1.0  # already recorded here: a re-ingest, nothing changed
+        if graph is not None and self.graph is not None and kept:
+            keep = set(kept)
+            part = Prepared(
+                extractions=tuple(
+                    ex for i, ex in zip(new, graph.extractions, strict=True) if i in keep
+                ),
+                vectors=graph.vectors,
+            )
+            self.graph.write([ids[i] for i in kept], part)
         return ids
+
+    def forget(self, select: Callable[[], list[int]]) -> int:
+        """Delete the memories ``select`` returns (it runs inside the transaction, and
+        deletes what it selects), with the cached vectors no memory uses any more."""
+
+        def job(known: dict[int, Any]) -> int:
+            gone = select()
+            if gone:
+                self.store.drop_orphan_embeddings()
+            return len(gone)
+
+        count = self.queue.run(job)
+        self.dense.maintain()
+        return count
 
     def _recheck(self, items: list[_Item]) -> None:
         """Inside the transaction: redo the decisions another writer may have changed.
