@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,22 +11,18 @@ from typing import Any
 from engramdb.calibrate import (
     ConformalCalibration,
     RelevanceModel,
-    is_stale,
-    load_calibration,
-    sample_cues,
-    save_calibration,
 )
 from engramdb.config import EngineConfig, load_config
 from engramdb.context import Context, Order, TokenCounter, pack, select_counter
 from engramdb.embed.base import Embedder
 from engramdb.embed.registry import create_embedder
+from engramdb.engine._calibration import Calibrations
 from engramdb.engine._dense import DenseIndex
 from engramdb.engine._precision import (
     Precision,
     RerankLike,
     apply_precision,
     check_precision,
-    source_scores,
     stack,
 )
 from engramdb.engine._read import Reader, check_channels, check_k
@@ -124,7 +119,9 @@ class Memory:
             store, self._lexical, embedder, self._dense, config, graph=self._graph
         )
         self._relevance: RelevanceModel | None = None
-        self._calibrations: dict[str, ConformalCalibration] = {}
+        self._calibrations = Calibrations(
+            store, embedder.model_id, self._reader.where, self.recall_many
+        )
 
     def _prepare_schema(self) -> None:
         """Create (or check, on a read-only store) the lexical and graph tables."""
@@ -445,7 +442,7 @@ class Memory:
     def _precise(
         self, pools: list[Hits], precision: Precision, *, k: int, namespace: str | None
     ) -> list[Hits]:
-        cal = self._calibration(namespace) if precision.alpha is not None else None
+        cal = self._calibrations.get(namespace) if precision.alpha is not None else None
         return [
             apply_precision(
                 hits,
@@ -503,56 +500,8 @@ class Memory:
         """
         if cues < 1:
             raise InvalidInputError(f"cues must be >= 1, got {cues}")
-        store = self.store
-        with store.reading():
-            sql, params = self._reader.where(namespace, None)
-            ids = store.select_ids(sql or "1", params).tolist()
-            drawn = random.Random(seed).sample(ids, min(len(ids), 2 * cues))
-            pairs = sample_cues(sorted(store.texts(drawn).items()), n=cues, seed=seed)
-            version = store.data_version
-        results = (
-            self.recall_many([c for _, c in pairs], k=10, namespace=namespace) if pairs else []
-        )
-        cal = ConformalCalibration.from_scores(
-            source_scores(results, [i for i, _ in pairs]),
-            scope=namespace or "*",
-            data_version=version,
-            memories=len(ids),
-            model=self.embedder.model_id,
-        )
-        if not store.readonly:
-            with store.atomic(bump=False):
-                save_calibration(store.conn, cal)
-        self._calibrations[cal.scope] = cal
-        return cal
-
-    def _calibration(self, namespace: str | None) -> ConformalCalibration:
-        """The stored calibration of a scope (a recall never computes or writes one).
-
-        Raises:
-            InvalidInputError: the scope was never calibrated.
-        """
-        store = self.store
-        scope = namespace or "*"
-        with store.reading():
-            cal = load_calibration(store.conn, scope) or self._calibrations.get(scope)
-            if cal is None:
-                raise InvalidInputError(
-                    f"coverage needs a calibration of {scope!r}, and there is none yet: run "
-                    f"engram calibrate{'' if namespace is None else ' --namespace ' + namespace}"
-                    " (or Memory.calibrate()) once; recall never calibrates"
-                )
-            counts = store.namespaces()
-        memories = counts.get(namespace, 0) if namespace is not None else sum(counts.values())
-        if is_stale(cal, model=self.embedder.model_id, memories=memories):
-            logger.warning(
-                "the calibration of %r is stale (made at %d memories, now %d): run engram "
-                "calibrate to refresh it",
-                scope,
-                cal.memories,
-                memories,
-            )
-        return cal
+        self.store  # noqa: B018 - raises when closed
+        return self._calibrations.calibrate(namespace, cues=cues, seed=seed)
 
     def context(
         self,
