@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engramdb.calibrate import (
     ConformalCalibration,
@@ -38,7 +40,7 @@ from engramdb.graph.channel import GraphChannel
 from engramdb.ingest import load_path, normalize_text
 from engramdb.lexical.fts5 import FTS5Index
 from engramdb.recognize.minhash import MinHasher
-from engramdb.store.sqlite import SQLiteStore
+from engramdb.store.sqlite import SQLiteStore, store_error
 from engramdb.types import AddResult, Hit, Hits, Matrix, MemoryRecord, Recognition, Record, Stats
 
 __all__ = ["DEFAULT_NAMESPACE", "Memory"]
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "default"
 RecordLike = Record | Mapping[str, Any] | str
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _source_names(source: str) -> list[str]:
@@ -79,6 +82,21 @@ def _prepare_folder(path: Path, *, create: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NotAStoreError(f"cannot create the folder of {path}: {exc}", path=path) from exc
+
+
+def _sqlite_errors(method: _F) -> _F:
+    """Turn an SQLite failure inside a public verb into the engramdb error that says what it
+    means (a damaged file: :class:`CorruptStoreError`), never a bare ``sqlite3`` error."""
+
+    @functools.wraps(method)
+    def wrapper(self: Memory, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            path = self._store.path if self._store is not None else "the store"
+            raise store_error(exc, path, method.__name__) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _remove_store_files(path: Path) -> None:
@@ -179,7 +197,11 @@ class Memory:
                 _remove_store_files(Path(path))
             raise
         try:
-            return cls(store, cfg, embedder if embedder is not None else create_embedder(cfg.embed))
+            try:
+                model = embedder if embedder is not None else create_embedder(cfg.embed)
+                return cls(store, cfg, model)
+            except sqlite3.Error as exc:
+                raise store_error(exc, path, "opening it") from exc
         except BaseException:
             store.close()
             if fresh:  # leave no empty store behind a failed first open
@@ -269,6 +291,7 @@ class Memory:
         )
         return self.add_many([record], namespace=namespace)
 
+    @_sqlite_errors
     def add_many(
         self,
         records: Iterable[RecordLike],
@@ -313,6 +336,7 @@ class Memory:
             progress("load", len(paths), len(paths))
         return self.add_many(records, namespace=namespace, progress=progress)
 
+    @_sqlite_errors
     def forget(
         self,
         ids: Sequence[int] | None = None,
@@ -404,6 +428,7 @@ class Memory:
             rerank=rerank,
         )[0]
 
+    @_sqlite_errors
     def recall_many(  # noqa: PLR0913 - keyword-only options of the main read verb
         self,
         queries: Sequence[str],
@@ -477,6 +502,7 @@ class Memory:
         rows = [cached.get(hashes.get(h.id, "")) for h in hits]
         return stack(rows, self.embedder.dim)  # type: ignore[arg-type]
 
+    @_sqlite_errors
     def calibrate(
         self, *, namespace: str | None = None, cues: int = 200, seed: int = 0
     ) -> ConformalCalibration:
@@ -538,6 +564,7 @@ class Memory:
         hits = self.recall(query, k=k, **recall) if isinstance(query, str) else query
         return pack(hits, budget_tokens=budget_tokens, order=order, count_tokens=counter)
 
+    @_sqlite_errors
     def recognize(self, text: str, *, namespace: str | None = DEFAULT_NAMESPACE) -> Recognition:
         """Have I seen this? Exact (same normalised content), near-duplicate, or new.
 
@@ -557,6 +584,7 @@ class Memory:
             self.store, self._hasher, self.config.recognize.near_threshold, text, namespace
         )
 
+    @_sqlite_errors
     def get(self, memory_id: int) -> MemoryRecord:
         """One memory with every place it was seen.
 
@@ -567,6 +595,7 @@ class Memory:
         with store.reading():
             return store.get(memory_id)
 
+    @_sqlite_errors
     def stats(self) -> Stats:
         """Counts, sizes and index freshness."""
         store = self.store

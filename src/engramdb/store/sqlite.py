@@ -155,6 +155,13 @@ class SQLiteStore:
         self._conn = conn
         try:
             self._prepare(conn)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            self._conn = None
+            if "readonly" not in str(exc) or self.memory:
+                raise store_error(exc, self.path, "opening it") from exc
+            self.readonly = True  # no write access after all (e.g. a read-only mount)
+            self._prepare_readonly()
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise NotAStoreError(

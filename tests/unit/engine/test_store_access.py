@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engramdb import Memory, NotAStoreError, StoreError, StoreNotFoundError
+from engramdb import CorruptStoreError, Memory, NotAStoreError, StoreError, StoreNotFoundError
 from engramdb.store.sqlite import SQLiteStore
 
 HASH = {"model": "hash", "dim": 32}
@@ -111,3 +111,32 @@ def test_a_read_snapshot_holds_while_another_thread_commits(tmp_path: Path) -> N
         assert mem.recall("egrets", k=1, channels="dense")[0].text.endswith("egrets")
     with pytest.raises(StoreError):
         _ = store.conn
+
+
+def test_a_store_that_refuses_writes_is_opened_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "m.db"
+    with Memory.open(db, embed=HASH) as mem:
+        mem.add("the herons nest by the river")
+
+    def refuse(self: SQLiteStore, conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(SQLiteStore, "_prepare", refuse)  # as on a read-only mount
+    with Memory.open(db, embed=HASH) as mem:
+        assert mem.store.readonly
+        assert mem.recall("herons", k=1)[0].text == "the herons nest by the river"
+
+
+def test_a_damaged_store_raises_corrupt_store_error(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    with Memory.open(db, embed=HASH) as mem:
+        mem.add_many([f"note {i} about the harbour and its cranes" * 20 for i in range(200)])
+    data = bytearray(db.read_bytes())
+    for offset in range(8192, len(data) - 4096, 4096):
+        data[offset + 100 : offset + 400] = b"\xff" * 300
+    db.write_bytes(bytes(data))
+    with pytest.raises((CorruptStoreError, NotAStoreError)), Memory.open(db, embed=HASH) as mem:
+        mem.stats()
+        mem.recall("harbour cranes", k=5)
