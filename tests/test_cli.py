@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,15 @@ def test_help_lists_commands() -> None:
     out = CliRunner().invoke(cli, ["--help"]).output
     for name in ("add", "recall", "recognize", "forget", "stats", "get"):
         assert name in out
+
+
+def test_check_reports_ok_and_problems(env: dict[str, str], tmp_path: Path) -> None:
+    notes = tmp_path / "c.txt"
+    notes.write_text("A note about otters.\n", encoding="utf-8")
+    assert run(env, "add", str(notes), "--no-progress").exit_code == 0
+    ok = run(env, "check")
+    assert ok.exit_code == 0 and ok.output.strip() == "ok"
+    with sqlite3.connect(env["db"]) as conn:
+        conn.execute("DELETE FROM memories_fts")
+    bad = run(env, "check")
+    assert bad.exit_code == 1 and "lexical index" in bad.output

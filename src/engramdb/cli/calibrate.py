@@ -1,4 +1,4 @@
-"""``engram calibrate``: compute and store the conformal relevance threshold of a scope."""
+"""``engram calibrate`` and ``engram check``: maintenance of a store."""
 
 from __future__ import annotations
 
@@ -52,3 +52,22 @@ def calibrate(
         f"calibrated {cal.scope!r}: {len(cal.scores)} cues over {cal.memories} memories "
         f"(threshold at 90% coverage: {cal.threshold(0.1):.3f})"
     )
+
+
+@cli.command()
+@db_option
+def check(db: str | None, config: str | None) -> None:
+    """Check the store file and its indexes (reads the whole file).
+
+    SQLite's integrity check, then the memories against the lexical index's rows and the
+    dense index's vectors. Exits 1 and lists the problems when there are any.
+
+    \b
+    Example:
+        engram check --db team.db
+    """
+    with open_memory(db, config, create=False) as mem:
+        problems = mem.check()
+    if problems:
+        raise click.ClickException("; ".join(problems))
+    click.echo("ok")

@@ -596,6 +596,26 @@ class Memory:
             return store.get(memory_id)
 
     @_sqlite_errors
+    def check(self) -> list[str]:
+        """Problems found in the store and its indexes (an empty list: all is well).
+
+        Runs SQLite's ``integrity_check`` (reads the whole file) and compares the memories
+        with the lexical index's rows and the dense index's vectors, in one snapshot.
+        """
+        store = self.store
+        with store.reading() as seq:
+            problems = [f"sqlite: {p}" for p in store.integrity()]
+            memories = store.counts()["memories"]
+            rows = int(self._lexical.stats()["rows"])
+            view = self._dense.view(seq)
+            vectors = len(view) if view is not None else len(self._dense)
+        if rows != memories:
+            problems.append(f"the lexical index has {rows} rows for {memories} memories")
+        if vectors != memories:
+            problems.append(f"the dense index has {vectors} vectors for {memories} memories")
+        return problems
+
+    @_sqlite_errors
     def stats(self) -> Stats:
         """Counts, sizes and index freshness."""
         store = self.store

@@ -140,3 +140,11 @@ def test_a_damaged_store_raises_corrupt_store_error(tmp_path: Path) -> None:
     with pytest.raises((CorruptStoreError, NotAStoreError)), Memory.open(db, embed=HASH) as mem:
         mem.stats()
         mem.recall("harbour cranes", k=5)
+
+
+def test_check_finds_nothing_wrong_in_a_sound_store(tmp_path: Path) -> None:
+    with Memory.open(tmp_path / "m.db", embed=HASH) as mem:
+        mem.add_many(["one note about otters", "another about beavers"])
+        assert mem.check() == []
+        mem.store.conn_write.execute("DELETE FROM memories_fts")  # damage the lexical index
+        assert any("lexical index" in p for p in mem.check())
