@@ -209,6 +209,7 @@ class Writer:
                 item.grams, item.signature = self.hasher.signatures([item.norm])[0]
                 if self.config.recognize.enabled:
                     self._near(item, items, bands)
+                item.grams = frozenset()  # large: remade from the text if a later item needs it
             if item.kind == "new":
                 seen[(item.namespace, item.hash)] = index
                 if item.signature is not None:
@@ -228,7 +229,7 @@ class Writer:
             for memory_id, text in self.store.texts(stored).items()
         ]
         local = {j for band, key in enumerate(sig.bands) for j in bands.get((band, key), ())}
-        candidates += [((1, j), items[j].text, items[j].grams) for j in sorted(local)]
+        candidates += [((1, j), items[j].text, self._grams(items[j].text)) for j in sorted(local)]
         match = best_near(
             item.text, item.grams, candidates, threshold=self.config.recognize.near_threshold
         )
