@@ -64,6 +64,7 @@ _NO_INDEX = "no SPANN index yet"
 _HISTORY = 8  # recent views kept for readers whose snapshot is a little older
 _FOLD_MIN = 2048  # changes gathered before a fold into SPANN (or into flat arrays)
 _RETAIN = 100_000  # change-log rows kept for processes that lag behind
+_FOLD_SLICE = 1024  # vectors folded into SPANN per exclusive hold
 
 
 def spann_config(config: AnnConfig) -> SpannConfig:
@@ -156,6 +157,9 @@ class DenseIndex:
         """The view at change-log position ``seq``; call inside ``store.reading()`` whose
         snapshot is at ``seq``. ``None``: the snapshot is older than every view kept (read
         again with a fresh snapshot)."""
+        found = self._views.get(seq)  # the common case: no lock (a dict read is atomic)
+        if found is not None:
+            return found
         with self._lock:
             current = self._current()
             found = self._views.get(seq)
@@ -287,28 +291,41 @@ class DenseIndex:
 
     def maintain(self) -> None:
         """After a write: switch to SPANN past the threshold, fold gathered changes into the
-        base, prune the change log. Runs on the write path, never inside a read."""
+        base, prune the change log. Runs on the write path (other writes of this process
+        wait), never inside a read; readers go on with the current views meanwhile."""
         if self._store.readonly:
             return
-        with self._store.exclusive(), self._lock:
+        with self._store.exclusive():
             view = self._current()
+            new: DenseView | None = None
             if view.base.kind == "flat":
                 if self.path is not None and len(view) and self._wants_spann(len(view)):
                     try:
-                        self._build(view, self._switch_reason(len(view)))
+                        new = self._build(view, self._switch_reason(len(view)))
                     except OSError as exc:  # stay flat; the next write tries again
                         logger.error("cannot build the SPANN index at %s (%s)", self.path, exc)
                 elif view.pending > self._fold_at(view):
-                    self._install(DenseView(view.folded(), view.seq, view.seq, self.dim))
+                    new = DenseView(view.folded(), view.seq, view.seq, self.dim)
             elif view.pending > self._fold_at(view):
-                self._fold(view)
+                new = self._fold(view)
+            if new is not None:
+                self._install_caught_up(new)
             self._prune()
+
+    def _install_caught_up(self, view: DenseView) -> None:
+        """Install a view made from an older state, caught up to the store as it is now."""
+        with self._lock, self._store.reading() as seq:
+            self._install(self._catch_up(view, seq))
 
     def _fold_at(self, view: DenseView) -> int:
         return max(_FOLD_MIN, len(view.base) // 8)
 
-    def _fold(self, view: DenseView) -> None:
-        """Write the view's changes into the SPANN folder and make it the base."""
+    def _fold(self, view: DenseView) -> DenseView:
+        """Write the view's changes into the SPANN folder; the view of it at ``view.seq``.
+
+        The changes go in a slice at a time, each under the exclusive side of the base's
+        lock, so searches pause only briefly; meanwhile a vector may be found both in the
+        base and in a view's delta (searches drop the repeat)."""
         assert self.path is not None and isinstance(view.base, SpannBase)
         base = view.base
         with _folder_lock(self.path.parent, exclusive=True):
@@ -317,25 +334,26 @@ class DenseIndex:
             except IndexFormatError:
                 on_disk = None
             if on_disk != base.index.store_version:  # another process folded: start from it
-                fresh = self._reopen(view.seq)
+                with self._store.reading():
+                    fresh = self._reopen(view.seq)
                 if fresh is None:
-                    self._build(view, "the folder was changed by another process", locked=True)
-                    return
-                self._install(fresh)
-                view = fresh
-                base = fresh.base  # type: ignore[assignment]
+                    return self._build(view, "the folder was changed by another process", True)
+                view, base = fresh, fresh.base  # type: ignore[assignment]
             try:
                 with self._rw.write():
                     if view.dead.size:
                         base.index.delete(view.dead)
-                    if view.delta_ids.size and view.delta is not None:
-                        base.index.add(view.delta_ids, view.delta)
+                if view.delta_ids.size and view.delta is not None:
+                    for start in range(0, view.delta_ids.size, _FOLD_SLICE):
+                        part = slice(start, start + _FOLD_SLICE)
+                        with self._rw.write():
+                            base.index.add(view.delta_ids[part], view.delta[part])
+                with self._rw.write():
                     base.index.save(store_version=view.seq)
             except Exception as exc:  # the folder is half-updated: build it anew from the view
                 logger.error("cannot update the SPANN index at %s (%s); rebuilding", self.path, exc)
-                self._build(view, f"an earlier update of the index failed ({exc})", locked=True)
-                return
-        self._install(DenseView(base, view.seq, view.seq, self.dim))
+                return self._build(view, f"an earlier update of the index failed ({exc})", True)
+        return DenseView(base, view.seq, view.seq, self.dim)
 
     def _install(self, view: DenseView) -> None:
         """Replace every view by ``view`` (after its base changed)."""
@@ -371,8 +389,7 @@ class DenseIndex:
                 logger.warning("searching exactly: the SPANN index is unusable (%s)", reason)
                 self._install(flat)
                 return
-            self._install(flat)
-            self._build(flat, reason, warn=reason != _NO_INDEX)
+            self._install(self._build(flat, reason, warn=reason != _NO_INDEX))
 
     def _open_spann(self, seq: int) -> tuple[DenseView | None, str]:
         """The SPANN folder caught up to ``seq``, or why it must be rebuilt."""
@@ -429,15 +446,15 @@ class DenseIndex:
             raise InvalidInputError(
                 "ann.kind is 'flat': set it to 'auto' or 'spann' to use a SPANN index"
             )
-        with self._store.exclusive(), self._lock:
+        with self._store.exclusive():
             view = self._catch_up_now()
             if view.base.kind == "spann":
                 if view.pending:
-                    self._fold(view)
+                    self._install_caught_up(self._fold(view))
                 return
             if not len(view):
                 raise InvalidInputError("the store holds no memories to index")
-            self._build(view, "asked for (engram index build)")
+            self._install_caught_up(self._build(view, "asked for (engram index build)"))
 
     def rebuild(self) -> None:
         """Rebuild the index in use from the store's cached vectors (embedding any missing).
@@ -445,20 +462,19 @@ class DenseIndex:
         Raises:
             IndexFormatError: the SPANN folder cannot be written.
         """
-        with self._store.exclusive(), self._lock:
+        with self._store.exclusive():
             with self._store.reading() as seq:
                 ids, vectors = self._store_vectors(cache=True)
             view = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
             if self._current().base.kind == "spann":
-                self._build(view, "asked for (engram index rebuild)")
-            else:
-                self._install(view)
+                view = self._build(view, "asked for (engram index rebuild)")
+            self._install_caught_up(view)
 
     def _catch_up_now(self) -> DenseView:
-        with self._store.reading() as seq:
+        with self._lock, self._store.reading() as seq:
             view = self._catch_up(self._current(), seq)
-        self._publish(view)
-        return view
+            self._publish(view)
+            return view
 
     def close(self) -> None:
         """Release the index (every fold was saved when it was made)."""
@@ -550,9 +566,10 @@ class DenseIndex:
         return ids, vectors
 
     def _build(
-        self, view: DenseView, reason: str, *, warn: bool = False, locked: bool = False
-    ) -> None:
-        """Build SPANN over ``view``'s vectors and use it (flat if there is nothing)."""
+        self, view: DenseView, reason: str, locked: bool = False, *, warn: bool = False
+    ) -> DenseView:
+        """Build SPANN over ``view``'s vectors (the folder lock held unless ``locked``); its
+        view at ``view.seq`` (flat when there is nothing to build from)."""
         assert self.path is not None
         ids, vectors = view.vectors()
         lock = (
@@ -562,8 +579,7 @@ class DenseIndex:
             self._clear_folder()
             if ids.size == 0:  # nothing to build from: flat until the first write
                 shutil.rmtree(self.path, ignore_errors=True)
-                self._install(DenseView(FlatBase(ids, vectors), view.seq, view.seq, self.dim))
-                return
+                return DenseView(FlatBase(ids, vectors), view.seq, view.seq, self.dim)
             logger.log(
                 logging.WARNING if warn else logging.INFO,
                 "building the SPANN index at %s (%d vectors): %s",
@@ -574,8 +590,8 @@ class DenseIndex:
             index = SpannIndex.build(
                 ids, vectors, self.spann_config, path=self.path, store_version=view.seq
             )
-        self._install(DenseView(SpannBase(index, self._rw), view.seq, view.seq, self.dim))
         self.last_build = reason
+        return DenseView(SpannBase(index, self._rw), view.seq, view.seq, self.dim)
 
     def _clear_folder(self) -> None:
         """Remove other models' indexes, leftovers of interrupted builds and a torn index."""

@@ -219,10 +219,13 @@ class DenseView:
         out_ids = np.full((queries.shape[0], k), -1, dtype=np.int64)
         out_scores = np.full((queries.shape[0], k), -np.inf, dtype=np.float32)
         for row in range(queries.shape[0]):
-            top_ids, top_scores = top_k(merged[row : row + 1], merged_ids[row], k)
-            keep = top_ids[0] >= 0
-            out_ids[row, : keep.sum()] = top_ids[0][keep]
-            out_scores[row, : keep.sum()] = top_scores[0][keep]
+            top_ids, top_scores = top_k(merged[row : row + 1], merged_ids[row], 2 * k)
+            row_ids, row_scores = top_ids[0], top_scores[0]
+            # during a fold a vector can be both in the base and in the delta: keep one
+            _, first = np.unique(row_ids, return_index=True)
+            keep = np.sort(first[row_ids[first] >= 0])[:k]
+            out_ids[row, : keep.size] = row_ids[keep]
+            out_scores[row, : keep.size] = row_scores[keep]
         return out_ids, out_scores
 
     def vectors(self) -> tuple[_Ints, Matrix]:

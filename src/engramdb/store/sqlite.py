@@ -808,9 +808,11 @@ class SQLiteStore:
             ns = " AND m.namespace = ?"
             params.append(namespace)
         params.append(limit)
+        # CROSS JOIN keeps the band lookups as the outer loop: a plain JOIN lets SQLite scan
+        # every memory of the namespace first (time growing with the store).
         rows = self.conn.execute(
             f"SELECT b.memory_id, COUNT(*) AS shared FROM minhash_bands b"
-            f" JOIN memories m ON m.id = b.memory_id WHERE ({clauses}){ns}"
+            f" CROSS JOIN memories m ON m.id = b.memory_id WHERE ({clauses}){ns}"
             " GROUP BY b.memory_id ORDER BY shared DESC, b.memory_id LIMIT ?",
             params,
         )
