@@ -204,11 +204,17 @@ class DenseIndex:
             return DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
         return view.apply(changes[0], changes[1], seq, self._vectors_of)
 
-    def _reopen(self, seq: int) -> DenseView | None:
-        """The SPANN folder as another process left it, caught up to ``seq``, if usable."""
+    def _reopen(self, seq: int, *, locked: bool = False) -> DenseView | None:
+        """The SPANN folder as another process left it, caught up to ``seq``, if usable
+        (``locked``: the caller holds the folder lock already; flock would wait on it)."""
         if self.path is None or not self.path.is_dir():
             return None
-        with _folder_lock(self.path.parent, exclusive=False):
+        lock = (
+            contextlib.nullcontext()
+            if locked
+            else _folder_lock(self.path.parent, exclusive=False)
+        )
+        with lock:
             try:
                 index = SpannIndex.open(self.path)
             except IndexFormatError:
@@ -335,7 +341,7 @@ class DenseIndex:
                 on_disk = None
             if on_disk != base.index.store_version:  # another process folded: start from it
                 with self._store.reading():
-                    fresh = self._reopen(view.seq)
+                    fresh = self._reopen(view.seq, locked=True)
                 if fresh is None:
                     return self._build(view, "the folder was changed by another process", True)
                 view, base = fresh, fresh.base  # type: ignore[assignment]
@@ -486,9 +492,9 @@ class DenseIndex:
 
     # -- reporting --------------------------------------------------------------------------
 
-    def summary(self, memories: int) -> dict[str, Any]:
-        """The ``dense`` entry of :meth:`Memory.stats`."""
-        view = self._current()
+    def summary(self, memories: int, seq: int | None = None) -> dict[str, Any]:
+        """The ``dense`` entry of :meth:`Memory.stats` (inside a read snapshot at ``seq``)."""
+        view = (self.view(seq) if seq is not None else None) or self._current()
         count = len(view)
         if view.base.kind == "flat":
             return {"kind": "flat", "vectors": count, "fresh": count == memories}

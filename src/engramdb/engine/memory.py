@@ -150,7 +150,7 @@ class Memory:
                     f"{store.path} needs its lexical index rebuilt, which needs write access"
                 )
             return
-        with store.exclusive():
+        with store.atomic(bump=False):  # serialised with other processes opening it too
             self._lexical.ensure()
         self._load_graph()
 
@@ -253,7 +253,7 @@ class Memory:
     def _load_graph(self) -> None:
         """Create the graph tables and add memories stored while the graph was off."""
         if self._graph is not None:
-            with self.store.exclusive():
+            with self.store.atomic(bump=False):
                 self._graph.ensure()
             added = self._graph.backfill(self.store.atomic)
             if added:
@@ -619,7 +619,7 @@ class Memory:
     def stats(self) -> Stats:
         """Counts, sizes and index freshness."""
         store = self.store
-        with store.reading():
+        with store.reading() as seq:
             counts = store.counts()
             return Stats(
                 path=store.path,
@@ -633,7 +633,7 @@ class Memory:
                 embedder=self.embedder.model_id,
                 indexes={
                     "lexical": self._lexical.stats(),
-                    "dense": self._dense.summary(counts["memories"]),
+                    "dense": self._dense.summary(counts["memories"], seq),
                     **({"graph": self._graph.stats()} if self._graph is not None else {}),
                 },
             )

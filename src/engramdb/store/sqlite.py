@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -151,6 +153,8 @@ class SQLiteStore:
         if readonly:
             self._prepare_readonly()
             return
+        if not self.memory and not Path(self.path).exists():
+            self._create()
         conn = self._connect(self.path)
         self._conn = conn
         try:
@@ -170,6 +174,25 @@ class SQLiteStore:
         except BaseException:
             conn.close()
             raise
+
+    def _create(self) -> None:
+        """Make a new store beside ``path`` and link it into place: the path never shows a
+        half-made (empty) file, and when processes create it together one of them wins."""
+        path = Path(self.path)
+        tmp = path.with_name(f".{path.name}.new-{uuid.uuid4().hex[:12]}")
+        try:
+            conn = self._connect(str(tmp))
+            try:
+                self._prepare(conn)
+            finally:
+                conn.close()
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(tmp, path)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store {path}: {exc}") from exc
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                leftover.unlink(missing_ok=True)
 
     def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
         try:
@@ -207,10 +230,12 @@ class SQLiteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         apply_migrations(conn)
         row = conn.execute("SELECT value FROM store_info WHERE key='format'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO store_info VALUES ('format', ?)", (_FORMAT,))
-            conn.execute("INSERT INTO store_info VALUES ('data_version', '0')")
-            conn.execute("INSERT INTO store_info VALUES ('created', ?)", (str(time.time()),))
+        if row is None:  # OR IGNORE: another process may be creating the store too
+            conn.execute("INSERT OR IGNORE INTO store_info VALUES ('format', ?)", (_FORMAT,))
+            conn.execute("INSERT OR IGNORE INTO store_info VALUES ('data_version', '0')")
+            conn.execute(
+                "INSERT OR IGNORE INTO store_info VALUES ('created', ?)", (str(time.time()),)
+            )
         elif row[0] != _FORMAT:
             raise NotAStoreError(
                 f"{self.path} holds {row[0]!r}, not an engramdb store", path=self.path

@@ -89,6 +89,9 @@ def apply_migrations(conn: sqlite3.Connection) -> int:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if migration.version in _applied(conn):  # another process applied it meanwhile
+                conn.execute("COMMIT")
+                continue
             for statement in _statements(migration.sql):
                 conn.execute(statement)
             conn.execute(
