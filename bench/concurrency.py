@@ -26,9 +26,7 @@ experiment works on a fresh copy.
    a fresh open and a full rebuild (``dense_index.rebuild()``). Target: first recall <= 2 s.
 
 The machine is shared and noisy: compare the ratios, which are measured side by side.
-Near-duplicate recognition is off by default (``--recognize`` turns it on): its candidate
-query (``SQLiteStore.band_candidates`` with a namespace) scans every memory of the namespace,
-so an ingest of 10k documents into 10k memories would take an hour instead of seconds.
+Near-duplicate recognition is on, as in the default engine (``--no-recognize`` turns it off).
 """
 
 from __future__ import annotations
@@ -243,7 +241,7 @@ class Child:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(db), str(texts_file)]
         cmd += ["--model", args.model, "--batch", str(args.batch), "--ann", ann]
         cmd += ["--limit", str(args.limit), "--parent", str(os.getpid())]
-        cmd += ["--recognize"] if args.recognize else []
+        cmd += [] if args.recognize else ["--no-recognize"]
         self.limit = args.limit
         self.proc = subprocess.Popen(
             cmd,
@@ -756,7 +754,12 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=1, help="rounds of test 2 (alternating)")
     parser.add_argument("--tests", default="1234", help="which tests to run, e.g. 13")
-    parser.add_argument("--recognize", action="store_true", help="near-duplicate recognition on")
+    parser.add_argument(
+        "--no-recognize",
+        dest="recognize",
+        action="store_false",
+        help="near-duplicate recognition off (on by default, as in the engine)",
+    )
     parser.add_argument("--no-rebuild", action="store_true", help="test 4 without the rebuild")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--limit", type=float, default=3600, help="seconds any child may run")

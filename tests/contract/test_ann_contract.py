@@ -195,3 +195,27 @@ def test_bad_arguments(index: Any) -> None:
         index.search(np.zeros((1, DIM + 1), dtype=np.float32), 3)
     with pytest.raises(DimensionMismatchError):
         index.add(np.array([1, 2]), np.zeros((3, DIM), dtype=np.float32))
+
+
+def test_deny_excludes_ids_like_brute_force_without_them(index: Any, data: tuple[Any, Any]) -> None:
+    ids, vecs = data
+    q = unit(np.random.default_rng(5), 12)
+    deny = ids[::3]
+    keep = ~np.isin(ids, deny)
+    got, _ = index.search(q, 10, deny=deny)
+    np.testing.assert_array_equal(got, brute(ids[keep], vecs[keep], q, 10))
+    allow = ids[:60]
+    both, _ = index.search(q, 5, allow=allow, deny=deny)
+    sub = np.isin(ids, allow) & keep
+    np.testing.assert_array_equal(both, brute(ids[sub], vecs[sub], q, 5))
+
+
+def test_contains_vectors_and_stats(index: Any, data: tuple[Any, Any]) -> None:
+    ids, vecs = data
+    probe = np.asarray([ids[0], ids[1], -5, 999_999], dtype=np.int64)
+    np.testing.assert_array_equal(index.contains(probe), [True, True, False, False])
+    got_ids, got_vecs = index.vectors()
+    order = np.argsort(got_ids)
+    np.testing.assert_array_equal(got_ids[order], np.sort(ids))
+    np.testing.assert_allclose(got_vecs[order], vecs[np.argsort(ids)], atol=1e-6)
+    assert index.stats()["count"] == ids.size

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -36,9 +36,31 @@ class AnnIndex(Protocol):
         ...
 
     def search(
-        self, queries: Matrix, k: int, *, allow: npt.NDArray[np.int64] | None = None
+        self,
+        queries: Matrix,
+        k: int,
+        *,
+        allow: npt.NDArray[np.int64] | None = None,
+        deny: npt.NDArray[np.int64] | None = None,
     ) -> tuple[IdMatrix, Matrix]:
-        """The ``k`` best ids per query; ``allow`` restricts results to those ids."""
+        """The ``k`` best ids per query; ``allow`` restricts results to those ids, ``deny``
+        excludes those (e.g. deleted since a snapshot was taken)."""
+        ...
+
+    def contains(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which of ``ids`` are held."""
+        ...
+
+    def vectors(self) -> tuple[npt.NDArray[np.int64], Matrix]:
+        """Every ``(ids, vectors)`` held."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes (at least ``count``)."""
+        ...
+
+    def close(self) -> None:
+        """Release memory and files; the index is unusable after."""
         ...
 
     def save(self, path: str | Path) -> None:

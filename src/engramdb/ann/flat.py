@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -118,12 +119,21 @@ class FlatIndex:
         return len(rows)
 
     def search(
-        self, queries: Matrix, k: int, *, allow: npt.NDArray[np.int64] | None = None
+        self,
+        queries: Matrix,
+        k: int,
+        *,
+        allow: npt.NDArray[np.int64] | None = None,
+        deny: npt.NDArray[np.int64] | None = None,
     ) -> tuple[IdMatrix, Matrix]:
-        """Exact top-``k`` by inner product; ``allow`` restricts the candidates."""
+        """Exact top-``k`` by inner product; ``allow`` restricts the candidates, ``deny``
+        excludes some."""
         q = self._check(queries)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if deny is not None and np.asarray(deny).size:
+            base = self._ids if allow is None else np.asarray(allow, dtype=np.int64)
+            allow = np.setdiff1d(base, np.asarray(deny, dtype=np.int64))
         if allow is None:
             return top_k(q @ self._vectors.T, self._ids, k)
         rows = np.array(
@@ -132,6 +142,15 @@ class FlatIndex:
         )
         rows.sort()
         return top_k(q @ self._vectors[rows].T, self._ids[rows], k)
+
+    def contains(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which of ``ids`` are held."""
+        flat = np.asarray(ids, dtype=np.int64).reshape(-1)
+        return np.fromiter((i in self._pos for i in flat.tolist()), dtype=bool, count=flat.size)
+
+    def stats(self) -> dict[str, Any]:
+        """``count``, ``dim`` and the bytes of RAM the vectors take."""
+        return {"count": len(self), "dim": self.dim, "ram_bytes": int(self._vectors.nbytes)}
 
     def vectors(self) -> tuple[npt.NDArray[np.int64], Matrix]:
         """All ``(ids, vectors)`` held, in insertion order (read-only views)."""
