@@ -509,25 +509,15 @@ class SQLiteStore:
     ) -> tuple[npt.NDArray[np.int64], Matrix | None, list[tuple[int, str, str]]]:
         """Cached vectors of the given memories: ``(ids, vectors, missing)`` as in
         :meth:`memory_vectors` (ids that are not memories are left out)."""
-        found: list[int] = []
-        blobs: list[bytes] = []
-        missing: list[tuple[int, str, str]] = []
+        rows: list[tuple[Any, ...]] = []
         for chunk in _chunks(list(ids), 900):
             marks = ",".join("?" * len(chunk))
-            for memory_id, h, text, blob in self.conn.execute(
+            rows += self.conn.execute(
                 "SELECT m.id, m.hash, m.text, e.vector FROM memories m LEFT JOIN embeddings e"
                 f" ON e.model = ? AND e.hash = m.hash WHERE m.id IN ({marks})",
                 [model, *chunk],
-            ):
-                if blob is None:
-                    missing.append((int(memory_id), str(h), str(text)))
-                else:
-                    found.append(int(memory_id))
-                    blobs.append(blob)
-        if not blobs:
-            return np.empty(0, dtype=np.int64), None, missing
-        vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
-        return np.asarray(found, dtype=np.int64), vectors.astype(np.float32), missing
+            ).fetchall()
+        return _vectors(rows)
 
     def integrity(self) -> list[str]:
         """``PRAGMA integrity_check`` problems (an empty list when the file is sound)."""
@@ -789,23 +779,13 @@ class SQLiteStore:
 
         ``missing`` lists ``(id, hash, text)`` of memories with no cached vector for ``model``.
         """
-        ids: list[int] = []
-        blobs: list[bytes] = []
-        missing: list[tuple[int, str, str]] = []
-        for memory_id, h, text, blob in self.conn.execute(
-            "SELECT m.id, m.hash, m.text, e.vector FROM memories m LEFT JOIN embeddings e"
-            " ON e.model = ? AND e.hash = m.hash ORDER BY m.id",
-            (model,),
-        ):
-            if blob is None:
-                missing.append((int(memory_id), str(h), str(text)))
-            else:
-                ids.append(int(memory_id))
-                blobs.append(blob)
-        if not blobs:
-            return np.empty(0, dtype=np.int64), None, missing
-        vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
-        return np.asarray(ids, dtype=np.int64), vectors.astype(np.float32), missing
+        return _vectors(
+            self.conn.execute(
+                "SELECT m.id, m.hash, m.text, e.vector FROM memories m LEFT JOIN embeddings e"
+                " ON e.model = ? AND e.hash = m.hash ORDER BY m.id",
+                (model,),
+            )
+        )
 
     # -- MinHash bands ----------------------------------------------------------------------
 
@@ -908,3 +888,22 @@ def _rollback(conn: sqlite3.Connection, savepoint: str | None) -> None:
             conn.execute(f"RELEASE {savepoint}")
     except sqlite3.Error:
         pass
+
+
+def _vectors(
+    rows: Iterable[tuple[Any, ...]],
+) -> tuple[npt.NDArray[np.int64], Matrix | None, list[tuple[int, str, str]]]:
+    """``(ids, vectors, missing)`` from ``(id, hash, text, vector blob or NULL)`` rows."""
+    ids: list[int] = []
+    blobs: list[bytes] = []
+    missing: list[tuple[int, str, str]] = []
+    for memory_id, h, text, blob in rows:
+        if blob is None:
+            missing.append((int(memory_id), str(h), str(text)))
+        else:
+            ids.append(int(memory_id))
+            blobs.append(blob)
+    if not blobs:
+        return np.empty(0, dtype=np.int64), None, missing
+    vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+    return np.asarray(ids, dtype=np.int64), vectors.astype(np.float32), missing
