@@ -16,6 +16,10 @@ from typing import Any, Literal
 from engramdb.errors import ConfigError
 
 __all__ = [
+    "CHANNELS",
+    "CHANNEL_GROUPS",
+    "EMBEDDERS",
+    "RERANKERS",
     "AnnConfig",
     "ChunkConfig",
     "EmbedConfig",
@@ -27,6 +31,15 @@ __all__ = [
     "RecognizeConfig",
     "load_config",
 ]
+
+EMBEDDERS = ("minilm-int8", "hash", "http")
+"""The embedder names ``[embed] model`` accepts."""
+CHANNELS = ("lexical", "dense", "graph")
+"""The recall channels."""
+CHANNEL_GROUPS = {"hybrid": ("lexical", "dense"), "hybrid+graph": ("lexical", "dense", "graph")}
+"""Names for sets of channels (``"hybrid"`` is the default recall)."""
+RERANKERS = ("mmr", "lambdarank")
+"""The rerankers recall accepts by name."""
 
 MAX_K = 10_000
 """The most hits one recall may ask for (``k``); larger values are refused, not allocated."""
@@ -82,8 +95,8 @@ class EmbedConfig:
 
     def __post_init__(self) -> None:
         _check(
-            self.model in ("minilm-int8", "hash", "http"),
-            f"embed.model must be one of 'minilm-int8', 'hash', 'http'; got {self.model!r}",
+            self.model in EMBEDDERS,
+            f"embed.model must be one of {', '.join(map(repr, EMBEDDERS))}; got {self.model!r}",
         )
         _check(self.batch_size >= 1, "embed.batch_size must be >= 1")
         _check(self.threads >= 0, "embed.threads must be >= 0")

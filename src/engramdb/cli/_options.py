@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from engramdb import Memory
-from engramdb.config import MAX_K
+from engramdb.config import MAX_K, RERANKERS
 from engramdb.errors import InvalidFilterError
 from engramdb.filter import MAX_DEPTH, Filter, parse_filter
 
@@ -181,7 +181,7 @@ def recall_options(fn: F) -> F:
         ),
         click.option(
             "--rerank",
-            type=click.Choice(["mmr", "lambdarank"]),
+            type=click.Choice(list(RERANKERS)),
             default=None,
             help="Rerank the candidates: mmr (diversity) or lambdarank (rerank extra).",
         ),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from engramdb.config import EmbedConfig
+from engramdb.config import EMBEDDERS, EmbedConfig
 from engramdb.embed.base import Embedder
 from engramdb.errors import ConfigError
 
 __all__ = ["EMBEDDERS", "create_embedder"]
 
-EMBEDDERS = ("minilm-int8", "hash", "http")
 """The names ``EmbedConfig.model`` accepts."""
 
 

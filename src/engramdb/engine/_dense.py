@@ -210,9 +210,7 @@ class DenseIndex:
         if self.path is None or not self.path.is_dir():
             return None
         lock = (
-            contextlib.nullcontext()
-            if locked
-            else _folder_lock(self.path.parent, exclusive=False)
+            contextlib.nullcontext() if locked else _folder_lock(self.path.parent, exclusive=False)
         )
         with lock:
             try:

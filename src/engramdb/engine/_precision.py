@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from engramdb.calibrate import ConformalCalibration, RelevanceModel
+from engramdb.config import RERANKERS
 from engramdb.errors import ConfigError, InvalidInputError
 from engramdb.rerank import Candidates, LambdaRankReranker, MMRReranker, Reranker
 from engramdb.types import Hit, Hits, Matrix
@@ -24,7 +25,6 @@ from engramdb.types import Hit, Hits, Matrix
 __all__ = ["Precision", "RerankLike", "apply_precision", "check_precision", "make_reranker"]
 
 RerankLike = Reranker | str | None
-RERANKERS = ("mmr", "lambdarank")
 VectorsFor = Callable[[Sequence[Hit]], Matrix]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.config import MAX_K, EngineConfig
+from engramdb.config import CHANNEL_GROUPS, CHANNELS, MAX_K, EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.engine._dense import DenseIndex
 from engramdb.engine._views import DenseView
@@ -22,9 +22,8 @@ from engramdb.types import ChannelScore, Hit, Hits, IdMatrix, Matrix
 
 __all__ = ["CHANNELS", "DEFAULT_CHANNELS", "Reader", "check_channels", "check_k"]
 
-CHANNELS = ("lexical", "dense", "graph")
-DEFAULT_CHANNELS = ("lexical", "dense")
-_GROUPS = {"hybrid": ("lexical", "dense"), "hybrid+graph": ("lexical", "dense", "graph")}
+DEFAULT_CHANNELS = CHANNEL_GROUPS["hybrid"]
+_GROUPS = CHANNEL_GROUPS
 _GRAPH_OFF = (
     "the graph channel is off: open the Memory with graph={'enabled': True} "
     '(needs pip install "engramdb[graph]")'

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from engramdb.config import CHANNELS
 from engramdb.types import Hit, Matrix
 
 __all__ = ["FEATURES", "candidate_features", "terms"]
 
-CHANNELS = ("lexical", "dense", "graph")
 ABSENT_RANK = 200
 _WORD_RE = re.compile(r"[^\W_]+")
 _STOP_WORDS = (
