@@ -57,9 +57,9 @@ def test_stats_build_rebuild_below_the_threshold(env: dict[str, str]) -> None:
     assert "SPANN index at" in built.output and "20 vectors" in built.output
 
     info = json.loads(run(env, "index", "stats", "--json").output)
-    assert info["kind"] == "spann" and info["count"] == 20 and info["heads"] >= 1
+    assert info["kind"] == "spann" and info["count"] == 20 and info["spann"]["heads"] >= 1
     assert info["store_version"] == info["log_seq"] and not info["stale"]
-    assert info["disk_bytes"] > 0 and info["list_size"]["max"] >= 1
+    assert info["spann"]["disk_bytes"] > 0 and info["spann"]["list_size"]["max"] >= 1
     assert info["last_build"] is None  # opened as saved
 
     rebuilt = run(env, "index", "rebuild")

@@ -16,6 +16,7 @@ __all__ = [
     "Hit",
     "Hits",
     "IdMatrix",
+    "IndexStats",
     "Matrix",
     "MemoryRecord",
     "Position",
@@ -225,6 +226,43 @@ class Stats:
     data_version: int
     embedder: str
     indexes: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexStats:
+    """The dense index in use, its size and whether it reflects the store.
+
+    Attributes:
+        kind: ``"flat"`` (exact search in RAM) or ``"spann"``.
+        configured: ``[ann] kind`` (``"auto"``, ``"flat"`` or ``"spann"``).
+        spann_threshold: memories above which ``"auto"`` uses SPANN.
+        count: vectors the index answers for (its base plus the changes since).
+        memories: memories in the store (same read snapshot).
+        pending: changes since the base (vectors added plus base vectors hidden), not yet
+            folded into it.
+        data_version: the store's write counter.
+        log_seq: the store's change-log position the index reflects.
+        store_version: the change-log position the SPANN folder was saved at (``None``: flat).
+        stale: whether the index does not hold exactly the store's memories.
+        path: the SPANN folder (``None`` for an in-memory store).
+        last_build: why this process last built or rebuilt the SPANN index.
+        spann: the SPANN index's own figures (lists, sizes, bytes, calibration), or ``None``;
+            for a flat index, the manifest of a SPANN folder found beside the store, if any.
+    """
+
+    kind: str
+    configured: str
+    spann_threshold: int
+    count: int
+    memories: int
+    pending: int
+    data_version: int
+    log_seq: int
+    store_version: int | None
+    stale: bool
+    path: str | None
+    last_build: str | None
+    spann: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -124,7 +124,7 @@ def index_problems(mem: Any) -> list[str]:
         problems.append(f"{len(ids)} memories but {fts} FTS rows")
     if len(mem.dense_index) != len(ids):
         problems.append(f"len(dense_index) = {len(mem.dense_index)}, memories = {len(ids)}")
-    if info["stale"] or info["count"] != info["memories"]:
+    if info.stale or info.count != info.memories:
         problems.append(f"dense_index.stats() is stale: {info}")
     return problems
 
@@ -454,3 +454,71 @@ def logged(log: Any, line: str) -> None:
     log.write(line + "\n")
     log.flush()
     os.fsync(log.fileno())
+
+
+# -- scenarios run in a child process (a failure there may hang or crash the interpreter) ---
+
+
+def nested_read_main(path: str) -> None:
+    """A thread holds ``store.reading()`` while another thread adds 12 notes (more than the
+    views kept for older snapshots), then recalls inside it. Prints ``ok <top id> <first
+    id>`` or ``hung``; exits without closing (a spinning thread would crash ``close``)."""
+    import threading
+
+    mem = open_memory(path, "flat")
+    texts = notes(10, "outer")
+    first = mem.add_many(texts).ids[0]
+    inside, written = threading.Event(), threading.Event()
+    found: list[Any] = []
+
+    def read() -> None:
+        try:
+            with mem.store.reading():
+                inside.set()
+                written.wait(timeout=30)
+                found.append(mem.recall(texts[0], channels="dense", k=3)[0].id)
+        except Exception:
+            found.append(traceback.format_exc())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    inside.wait(timeout=30)
+    for text in notes(12, "later"):
+        mem.add(text)
+    written.set()
+    thread.join(timeout=10)
+    print("hung" if thread.is_alive() else f"ok {found[0]} {first}", flush=True)
+    os._exit(0)
+
+
+def close_race_main(path: str, kind: str, rounds: int) -> None:
+    """Open a Memory, recall from 4 threads, close it under them; ``rounds`` times. Prints
+    what the threads raised after the close (engramdb errors are expected there)."""
+    import threading
+
+    raised: set[str] = set()
+    texts = notes(60, "close")
+    for r in range(rounds):
+        mem = open_memory(f"{path}{r}", kind)
+        mem.add_many(texts)
+        stop = threading.Event()
+
+        def loop(i: int, mem: Any = mem, stop: threading.Event = stop) -> None:
+            n = 0
+            while not stop.is_set():
+                try:
+                    mem.recall(texts[(i + n) % len(texts)], k=5)
+                except Exception as exc:
+                    raised.add(f"{type(exc).__module__}.{type(exc).__name__}")
+                    return
+                n += 1
+
+        threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        mem.close()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    print("raised", " ".join(sorted(raised)), flush=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import random
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -17,7 +19,9 @@ from _concurrency_support import file_problems, index_problems, notes, open_memo
 
 import engramdb.engine._dense as dense_module
 from engramdb import Memory, NotFoundError
+from engramdb.engine._views import StaleViewError
 
+HERE = Path(__file__).parent
 RUN_S = 3.0
 READERS = 4
 MAX_WRITES = 600
@@ -374,3 +378,77 @@ def test_two_writers_of_the_same_texts_store_each_once(mem: Memory, tmp_path: Pa
     assert not index_problems(mem)
     mem.close()
     assert not file_problems(tmp_path / "store.db")
+
+
+def run_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (beside the support module): a failing scenario
+    may hang or crash the process, which must not take the test session with it."""
+    return subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", code],
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_a_recall_inside_a_read_snapshot_answers_while_another_thread_writes(
+    tmp_path: Path,
+) -> None:
+    """``store.reading()`` fixes one snapshot for every query of the thread inside it, nested
+    calls included; a recall there must answer from that snapshot (or fail), also after
+    another thread's writes moved the dense index's views past it (8 are kept)."""
+    path = tmp_path / "store.db"
+    done = run_child(f"import _concurrency_support as s; s.nested_read_main({str(path)!r})")
+    assert done.returncode == 0, done.stdout + done.stderr
+    verdict = done.stdout.split()
+    assert verdict[:1] == ["ok"], "the recall inside store.reading() never returned (spins)"
+    assert verdict[1] == verdict[2], done.stdout
+
+
+@pytest.mark.parametrize("kind", ["flat", "spann"])
+def test_closing_a_memory_under_reading_threads_fails_them_cleanly(
+    tmp_path: Path, kind: str
+) -> None:
+    """``Memory.close()`` while other threads recall: they get engramdb errors (``later
+    calls raise StoreClosedError``); the process must not crash (SIGSEGV)."""
+    path = tmp_path / "store.db"
+    code = f"import _concurrency_support as s; s.close_race_main({str(path)!r}, {kind!r}, 5)"
+    done = run_child(code)
+    stacks = done.stderr.split("Extension modules")[0]
+    assert done.returncode == 0, f"exit {done.returncode}:\n{stacks[-3000:]}"
+    raised = done.stdout.split()[1:]
+    assert all(name.startswith("engramdb.errors.") for name in raised), raised
+
+
+def test_a_dense_view_never_answers_wrong_after_another_thread_folds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view answers for one change-log position (``_views.py``). A SPANN fold by another
+    thread changes the shared base in place, so a view made before it must not answer from
+    the changed base (neither losing a memory of its snapshot nor finding a later one): it
+    raises StaleViewError, and recall reads again from a fresh snapshot."""
+    monkeypatch.setattr(dense_module, "_FOLD_MIN", 4)
+    with open_memory(tmp_path / "store.db", "spann") as mem:
+        texts, later = notes(60, "seed"), notes(10, "later")
+        ids = list(mem.add_many(texts).ids)
+        queries = mem.embedder.embed_queries([texts[7], later[0]])
+        ledger = Ledger()
+
+        def write() -> None:
+            mem.forget(ids[:8])  # texts[7] among them
+            mem.add_many(later)  # and the fold that follows
+
+        with mem.store.reading() as seq:
+            view = mem.dense_index.view(seq)
+            assert view is not None and view.base.kind == "spann"
+            view.search(queries, 3)
+            join_all(start_threads([guarded(ledger, write)]), 30)
+            with pytest.raises(StaleViewError):
+                view.search(queries, 3)
+        assert not ledger.errors, "\n".join(ledger.errors)
+        assert mem.dense_index.stats().pending == 0  # the writes were folded
+        hits = mem.recall(later[0], k=3, channels="dense")
+        assert hits[0].text == later[0]
+        assert not {h.id for h in mem.recall(texts[7], k=10, channels="dense")} & set(ids[:8])

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from engramdb.cli import cli
 from engramdb.cli._options import db_option, emit_json, json_option, open_memory
+from engramdb.types import IndexStats
 
 __all__: list[str] = []
 
 
-def _describe(info: dict[str, Any]) -> str:
-    if info["kind"] == "flat":
-        return f"flat index: {info['count']} vectors in RAM (exact search)"
+def _describe(info: IndexStats) -> str:
+    if info.kind == "flat" or info.spann is None:
+        return f"flat index: {info.count} vectors in RAM (exact search)"
     return (
-        f"SPANN index at {info['path']}: {info['count']} vectors in {info['heads']} lists, "
-        f"{info['disk_bytes'] / 1e6:.1f} MB on disk"
+        f"SPANN index at {info.path}: {info.count} vectors in {info.spann['heads']} lists, "
+        f"{info.spann['disk_bytes'] / 1e6:.1f} MB on disk"
     )
 
 
@@ -55,20 +54,20 @@ def stats(as_json: bool, db: str | None, config: str | None) -> None:
         emit_json(info)
         return
     click.echo(_describe(info))
-    click.echo(f"memories    {info['memories']} (index holds {info['count']})")
+    click.echo(f"memories    {info.memories} (index holds {info.count})")
     click.echo(
-        f"versions    store {info['data_version']}, index {info['store_version']}"
-        + ("  STALE" if info["stale"] else "")
+        f"log         store at {info.log_seq}, folder saved at {info.store_version}, "
+        f"{info.pending} changes pending" + ("  STALE" if info.stale else "")
     )
-    click.echo(f"choice      ann.kind={info['configured']}, threshold {info['spann_threshold']}")
-    if info["kind"] == "spann":
-        sizes = info["list_size"]
+    click.echo(f"choice      ann.kind={info.configured}, threshold {info.spann_threshold}")
+    if info.kind == "spann" and info.spann is not None:
+        sizes = info.spann["list_size"]
         click.echo(
             f"lists       mean {sizes['mean']:.1f}, p99 {sizes['p99']:.0f}, max {sizes['max']}, "
-            f"replication {info['replication']:.2f}, head index {info['head_index']}"
+            f"replication {info.spann['replication']:.2f}, head index {info.spann['head_index']}"
         )
-    if info["last_build"]:
-        click.echo(f"built       {info['last_build']}")
+    if info.last_build:
+        click.echo(f"built       {info.last_build}")
 
 
 @index.command()

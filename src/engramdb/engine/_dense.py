@@ -37,10 +37,10 @@ import re
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -48,12 +48,14 @@ import numpy.typing as npt
 from engramdb.ann.spann import SpannConfig, SpannIndex, read_manifest
 from engramdb.config import AnnConfig
 from engramdb.embed.base import Embedder
-from engramdb.engine._views import DenseView, FlatBase, RWLock, SpannBase
+from engramdb.engine._views import DenseView, FlatBase, RWLock, SpannBase, StaleViewError
 from engramdb.errors import ConfigError, IndexFormatError, InvalidInputError, StoreError
 from engramdb.store.sqlite import SQLiteStore
-from engramdb.types import IdMatrix, Matrix
+from engramdb.types import IdMatrix, IndexStats, Matrix
 
 __all__ = ["DenseIndex", "spann_config", "spann_folder"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +63,8 @@ _Ints = npt.NDArray[np.int64]
 SUFFIX = ".spann"
 _LAYOUT = ".v2"  # folders whose store_version is a change-log position
 _NO_INDEX = "no SPANN index yet"
-_HISTORY = 8  # recent views kept for readers whose snapshot is a little older
+_HISTORY = 16  # recent views kept for readers whose snapshot is a little older
+_ATTEMPTS = 5  # read snapshots tried before giving up on a view
 _FOLD_MIN = 2048  # changes gathered before a fold into SPANN (or into flat arrays)
 _RETAIN = 100_000  # change-log rows kept for processes that lag behind
 _FOLD_SLICE = 1024  # vectors folded into SPANN per exclusive hold
@@ -133,6 +136,7 @@ class DenseIndex:
         self.path = spann_folder(store.path, embedder.model_id)
         self._lock = threading.RLock()  # catch-up and publishing
         self._rw = RWLock()  # SPANN searches (shared) against folds (exclusive)
+        self._folding = threading.Lock()  # held while a fold or build changes the base
         self._views: OrderedDict[int, DenseView] = OrderedDict()
         self._view: DenseView | None = None
         self._pending: DenseView | None = None
@@ -171,23 +175,41 @@ class DenseIndex:
             self._publish(view)
             return view
 
+    def at_snapshot(self, read: Callable[[DenseView], T]) -> T:
+        """``read(view)`` inside a read snapshot of the store, with the view at its position
+        (``read`` may query the store too: it sees the same state).
+
+        Raises:
+            StoreError: no view could be had for the snapshot (an enclosing
+                ``store.reading()`` is older than the views kept, or folds kept overtaking
+                the read).
+        """
+        for _ in range(_ATTEMPTS):
+            with self._store.reading() as seq:
+                view = self.view(seq)
+                if view is None:  # older than every view kept: read again, later
+                    continue
+                try:
+                    return read(view)
+                except StaleViewError:  # a fold changed the base under the view
+                    pass
+            with self._folding:  # wait for the fold to install its view, then read again
+                pass
+        raise StoreError(
+            "the dense index has no view for this read snapshot: it was taken before "
+            f"{_HISTORY}+ writes or a fold; read again outside the enclosing snapshot"
+        )
+
     def search(
         self, queries: Matrix, k: int, *, allow: _Ints | None = None
     ) -> tuple[IdMatrix, Matrix]:
         """The ``k`` best ids per query as of now; ``allow`` restricts results to those ids."""
-        while True:
-            with self._store.reading() as seq:
-                view = self.view(seq)
-                if view is not None:
-                    return view.search(np.asarray(queries, dtype=np.float32), k, allow=allow)
+        q = np.asarray(queries, dtype=np.float32)
+        return self.at_snapshot(lambda view: view.search(q, k, allow=allow))
 
     def vectors(self) -> tuple[_Ints, Matrix]:
         """Every ``(ids, vectors)`` held, as of now."""
-        while True:
-            with self._store.reading() as seq:
-                view = self.view(seq)
-                if view is not None:
-                    return view.vectors()
+        return self.at_snapshot(lambda view: view.vectors())
 
     def _catch_up(self, view: DenseView, seq: int) -> DenseView:
         """``view`` brought to ``seq`` from the change log (read in the caller's snapshot)."""
@@ -299,7 +321,7 @@ class DenseIndex:
         wait), never inside a read; readers go on with the current views meanwhile."""
         if self._store.readonly:
             return
-        with self._store.exclusive():
+        with self._store.exclusive(), self._folding:
             view = self._current()
             new: DenseView | None = None
             if view.base.kind == "flat":
@@ -344,19 +366,22 @@ class DenseIndex:
                     return self._build(view, "the folder was changed by another process", True)
                 view, base = fresh, fresh.base  # type: ignore[assignment]
             try:
-                with self._rw.write():
+                with base.changing():
                     if view.dead.size:
                         base.index.delete(view.dead)
                 if view.delta_ids.size and view.delta is not None:
                     for start in range(0, view.delta_ids.size, _FOLD_SLICE):
                         part = slice(start, start + _FOLD_SLICE)
-                        with self._rw.write():
+                        with base.changing():
                             base.index.add(view.delta_ids[part], view.delta[part])
-                with self._rw.write():
+                with base.changing():
                     base.index.save(store_version=view.seq)
             except Exception as exc:  # the folder is half-updated: build it anew from the view
                 logger.error("cannot update the SPANN index at %s (%s); rebuilding", self.path, exc)
-                return self._build(view, f"an earlier update of the index failed ({exc})", True)
+                with self._store.reading() as seq:  # the view's base is half-changed too
+                    ids, vectors = self._store_vectors(cache=False)
+                flat = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+                return self._build(flat, f"an earlier update of the index failed ({exc})", True)
         return DenseView(base, view.seq, view.seq, self.dim)
 
     def _install(self, view: DenseView) -> None:
@@ -450,7 +475,7 @@ class DenseIndex:
             raise InvalidInputError(
                 "ann.kind is 'flat': set it to 'auto' or 'spann' to use a SPANN index"
             )
-        with self._store.exclusive():
+        with self._store.exclusive(), self._folding:
             view = self._catch_up_now()
             if view.base.kind == "spann":
                 if view.pending:
@@ -466,7 +491,7 @@ class DenseIndex:
         Raises:
             IndexFormatError: the SPANN folder cannot be written.
         """
-        with self._store.exclusive():
+        with self._store.exclusive(), self._folding:
             with self._store.reading() as seq:
                 ids, vectors = self._store_vectors(cache=True)
             view = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
@@ -505,33 +530,32 @@ class DenseIndex:
             "path": str(self.path),
         }
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> IndexStats:
         """What ``engram index stats`` shows: the index in use, its numbers and freshness."""
         with self._store.reading() as seq:
             view = self.view(seq) or self._current()
             memories = self._memory_count()
-            out: dict[str, Any] = {
-                "kind": view.base.kind,
-                "configured": self.config.kind,
-                "spann_threshold": self.config.spann_threshold,
-                "count": len(view),
-                "memories": memories,
-                "data_version": self._store.data_version,
-                "log_seq": seq,
-                "store_version": None,
-                "pending": view.pending,
-                "path": str(self.path) if self.path is not None else None,
-                "last_build": self.last_build,
-            }
+            spann: dict[str, Any] | None = None
             if isinstance(view.base, SpannBase):
                 with self._rw.read():
-                    out.update(view.base.index.stats())
-                out["store_version"] = view.base_seq
-                out["count"] = len(view)
+                    spann = view.base.index.stats()
             elif self.path is not None and self.path.is_dir():
-                out["spann_folder"] = _manifest_summary(self.path)
-            out["stale"] = out["count"] != memories
-            return out
+                spann = _manifest_summary(self.path)
+            return IndexStats(
+                kind=view.base.kind,
+                configured=self.config.kind,
+                spann_threshold=self.config.spann_threshold,
+                count=len(view),
+                memories=memories,
+                pending=view.pending,
+                data_version=self._store.data_version,
+                log_seq=seq,
+                store_version=view.base_seq if view.base.kind == "spann" else None,
+                stale=len(view) != memories,
+                path=str(self.path) if self.path is not None else None,
+                last_build=self.last_build,
+                spann=spann,
+            )
 
     # -- internals --------------------------------------------------------------------------
 

@@ -133,12 +133,9 @@ class Reader:
                 raise InvalidInputError(f"queries must be non-empty text, got {q!r}")
         if "graph" in channels and self.graph is None:
             raise InvalidInputError(_GRAPH_OFF)
-        while True:
-            with self.store.reading() as seq:
-                view = self.dense.view(seq)
-                if view is None:  # the snapshot is older than every view kept: read again
-                    continue
-                return self._recall(queries, k, namespace, where, channels, view)
+        return self.dense.at_snapshot(
+            lambda view: self._recall(queries, k, namespace, where, channels, view)
+        )
 
     def _recall(  # noqa: PLR0913 - the parts of one recall
         self,

@@ -22,11 +22,24 @@ from engramdb.ann.flat import top_k
 from engramdb.ann.spann import SpannIndex
 from engramdb.types import IdMatrix, Matrix
 
-__all__ = ["Base", "DenseView", "FlatBase", "RWLock", "SpannBase", "VectorSource"]
+__all__ = [
+    "Base",
+    "DenseView",
+    "FlatBase",
+    "RWLock",
+    "SpannBase",
+    "StaleViewError",
+    "VectorSource",
+]
 
 _Ints = npt.NDArray[np.int64]
 VectorSource = Callable[[_Ints], tuple[_Ints, Matrix]]
 """Vectors of memory ids, ``(ids found, vectors)``, as of the caller's read snapshot."""
+
+
+class StaleViewError(Exception):
+    """The base of a view was folded into after the view was made: read again with a fresh
+    snapshot (the view's delta and tombstones no longer match its base)."""
 
 
 class RWLock:
@@ -74,6 +87,9 @@ class Base(Protocol):
     @property
     def kind(self) -> str: ...
 
+    @property
+    def epoch(self) -> int: ...
+
     def __len__(self) -> int: ...
 
     def contains(self, ids: _Ints) -> npt.NDArray[np.bool_]: ...
@@ -94,6 +110,7 @@ class FlatBase:
     ids: _Ints
     matrix: Matrix
     kind: str = "flat"
+    epoch: int = 0  # never changes: a fold makes a new base
     _sorted: _Ints = field(init=False, repr=False)
     _order: _Ints = field(init=False, repr=False)
 
@@ -149,6 +166,14 @@ class SpannBase:
     def __init__(self, index: SpannIndex, lock: RWLock):
         self.index = index
         self.lock = lock
+        self.epoch = 0  # bumped by every change of the index (under the exclusive lock)
+
+    @contextmanager
+    def changing(self) -> Iterator[None]:
+        """Hold the index exclusively to change it; views made before become stale."""
+        with self.lock.write():
+            self.epoch += 1
+            yield
 
     def __len__(self) -> int:
         return len(self.index)
@@ -158,13 +183,17 @@ class SpannBase:
             return self.index.contains(ids)
 
     def search(
-        self, queries: Matrix, k: int, allow: _Ints | None, deny: _Ints | None
+        self, queries: Matrix, k: int, allow: _Ints | None, deny: _Ints | None, epoch: int = -1
     ) -> tuple[IdMatrix, Matrix]:
         with self.lock.read():
+            if epoch >= 0 and epoch != self.epoch:
+                raise StaleViewError
             return self.index.search(queries, k, allow=allow, deny=deny)
 
-    def vectors(self) -> tuple[_Ints, Matrix]:
+    def vectors(self, epoch: int = -1) -> tuple[_Ints, Matrix]:
         with self.lock.read():
+            if epoch >= 0 and epoch != self.epoch:
+                raise StaleViewError
             return self.index.vectors()
 
     def close(self) -> None:
@@ -186,6 +215,11 @@ class DenseView:
     delta_ids: _Ints = field(default_factory=lambda: _NO_IDS)
     delta: Matrix | None = None
     dead: _Ints = field(default_factory=lambda: _NO_IDS)  # sorted base ids that are hidden
+    epoch: int = -1  # the base's epoch the delta and tombstones match (-1: the base's now)
+
+    def __post_init__(self) -> None:
+        if self.epoch < 0:
+            object.__setattr__(self, "epoch", self.base.epoch)
 
     def __len__(self) -> int:
         return len(self.base) - int(self.dead.size) + int(self.delta_ids.size)
@@ -200,7 +234,9 @@ class DenseView:
     ) -> tuple[IdMatrix, Matrix]:
         """The ``k`` best ids per query; ``allow`` restricts results to those ids."""
         deny = self.dead if self.dead.size else None
-        if len(self.base):
+        if isinstance(self.base, SpannBase):
+            ids, scores = self.base.search(queries, k, allow, deny, self.epoch)
+        elif len(self.base):
             ids, scores = self.base.search(queries, k, allow, deny)
         else:
             ids = np.full((queries.shape[0], k), -1, dtype=np.int64)
@@ -229,8 +265,15 @@ class DenseView:
         return out_ids, out_scores
 
     def vectors(self) -> tuple[_Ints, Matrix]:
-        """Every live ``(ids, vectors)``."""
-        ids, vecs = self.base.vectors()
+        """Every live ``(ids, vectors)``.
+
+        Raises:
+            StaleViewError: the base was folded into since this view was made.
+        """
+        if isinstance(self.base, SpannBase):
+            ids, vecs = self.base.vectors(self.epoch)
+        else:
+            ids, vecs = self.base.vectors()
         if self.dead.size:
             keep = ~np.isin(ids, self.dead)
             ids, vecs = ids[keep], vecs[keep]
@@ -245,7 +288,14 @@ class DenseView:
         ``source`` gives the vectors of the ids added (as of the same snapshot)."""
         if not ids.size:
             return DenseView(
-                self.base, self.base_seq, seq, self.dim, self.delta_ids, self.delta, self.dead
+                self.base,
+                self.base_seq,
+                seq,
+                self.dim,
+                self.delta_ids,
+                self.delta,
+                self.dead,
+                self.epoch,
             )
         last: dict[int, int] = {}
         for memory_id, op in zip(ids.tolist(), ops.tolist(), strict=True):
@@ -261,7 +311,9 @@ class DenseView:
             found, vectors = source(added)
             delta_ids = np.concatenate([delta_ids, found])
             delta = np.concatenate([delta, np.asarray(vectors, dtype=np.float32)])
-        return DenseView(self.base, self.base_seq, seq, self.dim, delta_ids, delta, dead)
+        return DenseView(
+            self.base, self.base_seq, seq, self.dim, delta_ids, delta, dead, self.epoch
+        )
 
     def folded(self) -> FlatBase:
         """A flat base holding exactly this view's vectors."""

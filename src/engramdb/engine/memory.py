@@ -225,8 +225,8 @@ class Memory:
         """Close the store; later calls raise :class:`StoreClosedError`."""
         if self._store is not None:
             store, self._store = self._store, None
+            store.close()  # waits for the reads in progress: nothing searches the index after
             self._dense.close()
-            store.close()
 
     def __enter__(self) -> Memory:
         return self

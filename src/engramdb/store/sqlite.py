@@ -139,7 +139,8 @@ class SQLiteStore:
         self._tracer = tracer
         self._local = _Local()
         self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._readers_lock = threading.Condition()  # guards readers and active snapshots
+        self._active = 0  # read snapshots in progress (close waits for them)
         self._lock = threading.RLock()  # the write lock (and every use of an in-memory store)
         self._owner: int | None = None
         self._depth = 0
@@ -331,12 +332,18 @@ class SQLiteStore:
             return self.conn_write
         return self._reader()
 
-    def close(self) -> None:
-        """Close every connection; later use raises :class:`StoreClosedError`."""
+    def close(self, *, wait: float = 60.0) -> None:
+        """Close every connection; later use raises :class:`StoreClosedError`.
+
+        New reads fail at once; reads in progress (:meth:`reading`) and the write in
+        progress are waited for (reads up to ``wait`` seconds), since closing a connection
+        under a running query is not safe."""
         if self._closed:
             return
-        with self._lock:
+        with self._readers_lock:
             self._closed = True
+            self._readers_lock.wait_for(lambda: self._active == 0, timeout=wait)
+        with self._lock:
             with self._readers_lock:
                 readers, self._readers = self._readers, []
             for conn in readers:
@@ -449,7 +456,6 @@ class SQLiteStore:
                 yield self.change_seq()
             return
         local = self._local
-        conn = self._reader()
         if local.depth:
             local.depth += 1
             try:
@@ -457,14 +463,24 @@ class SQLiteStore:
             finally:
                 local.depth -= 1
             return
-        conn.execute("BEGIN")
-        local.depth = 1
+        with self._readers_lock:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            self._active += 1
         try:
-            yield self.change_seq()  # the first read fixes the snapshot
+            conn = self._reader()
+            conn.execute("BEGIN")
+            local.depth = 1
+            try:
+                yield self.change_seq()  # the first read fixes the snapshot
+            finally:
+                local.depth = 0
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
         finally:
-            local.depth = 0
-            if conn.in_transaction:
-                conn.execute("COMMIT")
+            with self._readers_lock:
+                self._active -= 1
+                self._readers_lock.notify_all()
 
     @property
     def data_version(self) -> int:

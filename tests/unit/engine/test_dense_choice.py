@@ -76,8 +76,8 @@ def manifest_version(mem: Memory) -> int:
 def caught_up(mem: Memory) -> bool:
     """The dense index holds exactly the store's memories, at the store's log position."""
     info = mem.dense_index.stats()
-    return bool(info["count"] == info["memories"] and not info["stale"]) and (
-        manifest_version(mem) <= mem.store.change_seq() if info["kind"] == "spann" else True
+    return bool(info.count == info.memories and not info.stale) and (
+        manifest_version(mem) <= mem.store.change_seq() if info.kind == "spann" else True
     )
 
 
@@ -182,7 +182,7 @@ def test_a_store_ahead_of_its_index_is_caught_up_not_rebuilt(
     again = opener()
     assert again.dense_index.last_build is None  # caught up from the change log
     assert all_ids(again) == set(ids[10:])
-    assert again.dense_index.stats()["pending"] == 10
+    assert again.dense_index.stats().pending == 10
 
 
 def test_an_old_index_folder_put_back_is_caught_up(opener: Any, tmp_path: Path) -> None:
@@ -305,9 +305,11 @@ def test_rebuild_and_stats(opener: Any) -> None:
     mem.dense_index.rebuild()
     assert mem.dense_index.last_build == "asked for (engram index rebuild)"
     stats = mem.dense_index.stats()
-    assert stats["kind"] == "spann" and stats["count"] == stats["memories"] == 80
-    assert stats["store_version"] == stats["log_seq"] and not stats["stale"]
-    assert stats["heads"] >= 1 and stats["disk_bytes"] > 0 and "list_size" in stats
+    assert stats.kind == "spann" and stats.count == stats.memories == 80
+    assert stats.store_version == stats.log_seq and not stats.stale
+    assert stats.spann is not None
+    assert stats.spann["heads"] >= 1 and stats.spann["disk_bytes"] > 0
+    assert "list_size" in stats.spann
 
 
 def test_build_refuses_without_a_file_or_with_kind_flat(opener: Any, tmp_path: Path) -> None:
