@@ -156,10 +156,10 @@ def open_locomo(path: Path) -> Memory:
 
 def documents(mem: Memory) -> dict[int, str]:
     """memory id → document id."""
-    ids = mem.store.select_ids("1", []).tolist()
+    ids = mem.ids()
     out = {}
     for i in range(0, len(ids), 500):
-        for r in mem.store.get_many(ids[i : i + 500]):
+        for r in mem.get_many(ids[i : i + 500]):
             out[r.id] = str(r.position.document)
     return out
 
@@ -443,7 +443,7 @@ def stage_coverage(ctx: dict[str, Any], ship: bool) -> dict[str, Any]:
     cal = mem.calibrate(cues=200, seed=0)
     report: dict[str, Any] = {"scifact_calibrate_s": round(time.perf_counter() - t0, 1)}
     ids = sorted(doc)
-    texts = mem.store.texts(random.Random(1).sample(ids, 600))
+    texts = {r.id: r.text for r in mem.get_many(random.Random(1).sample(ids, 600))}
     fresh = sample_cues(sorted(texts.items()), n=500, seed=1)
     report["scifact_cues"] = _coverage(mem, None, fresh, cal)
     pools = ctx["test_pools"]
@@ -474,9 +474,9 @@ def locomo_coverage(ctx: dict[str, Any]) -> dict[str, Any]:
         mem.relevance_model = ctx["relevance"]
     rows = [json.loads(x) for x in (DATA / "locomo" / "qa.jsonl").read_text().splitlines()]
     dia: dict[int, str] = {}
-    ids = mem.store.select_ids("1", []).tolist()
+    ids = mem.ids()
     for i in range(0, len(ids), 500):
-        for r in mem.store.get_many(ids[i : i + 500]):
+        for r in mem.get_many(ids[i : i + 500]):
             dia[r.id] = str(r.meta.get("dia_id"))
     cov: dict[str, list[float]] = {str(a): [] for a in ALPHAS}
     size: dict[str, list[int]] = {str(a): [] for a in ALPHAS}
@@ -484,8 +484,8 @@ def locomo_coverage(ctx: dict[str, Any]) -> dict[str, Any]:
     for conv in sorted({r["conv"] for r in rows}):
         ns = f"locomo.{conv}"
         cal = mem.calibrate(namespace=ns, cues=100, seed=0)
-        conv_ids = mem.store.select_ids("m.namespace = ?", [ns]).tolist()
-        fresh = sample_cues(sorted(mem.store.texts(conv_ids).items()), n=100, seed=1)
+        conv_texts = {r.id: r.text for r in mem.get_many(mem.ids(namespace=ns))}
+        fresh = sample_cues(sorted(conv_texts.items()), n=100, seed=1)
         cue_pools = candidates(mem, [c for _, c in fresh], ns)
         qs = [r for r in rows if r["conv"] == conv and r["category"] != 5 and r["evidence"]]
         pools = candidates(mem, [r["question"] for r in qs], ns)

@@ -585,6 +585,28 @@ class Memory:
         )
 
     @_sqlite_errors
+    def ids(self, *, namespace: str | None = None, where: Any = None) -> list[int]:
+        """The ids of the memories in a namespace and/or matching a filter (all by default),
+        in id order.
+
+        Raises:
+            NotFoundError: an unknown namespace.
+            InvalidFilterError: a malformed filter.
+        """
+        store = self.store
+        with store.reading():
+            sql, params = self._reader.where(namespace, where)
+            return [int(i) for i in store.select_ids(sql or "1", params).tolist()]
+
+    @_sqlite_errors
+    def get_many(self, ids: Sequence[int], *, sightings: bool = False) -> list[MemoryRecord]:
+        """Memories by id, in the order asked (missing ids are left out); ``sightings``
+        adds every place each was seen."""
+        store = self.store
+        with store.reading():
+            return store.get_many([int(i) for i in ids], sightings=sightings)
+
+    @_sqlite_errors
     def get(self, memory_id: int) -> MemoryRecord:
         """One memory with every place it was seen.
 

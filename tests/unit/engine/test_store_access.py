@@ -148,3 +148,14 @@ def test_check_finds_nothing_wrong_in_a_sound_store(tmp_path: Path) -> None:
         assert mem.check() == []
         mem.store.conn_write.execute("DELETE FROM memories_fts")  # damage the lexical index
         assert any("lexical index" in p for p in mem.check())
+
+
+def test_ids_and_get_many_are_public_reads(tmp_path: Path) -> None:
+    with Memory.open(tmp_path / "m.db", embed=HASH) as mem:
+        a = mem.add_many(["alpha note about owls", "beta note about larks"], namespace="a").ids
+        b = mem.add("gamma note about wrens", namespace="b", meta={"k": 1}).ids
+        assert mem.ids() == sorted([*a, *b])
+        assert mem.ids(namespace="a") == list(a)
+        assert mem.ids(where={"k": 1}) == list(b)
+        got = mem.get_many([b[0], 999, a[0]], sightings=True)
+        assert [r.id for r in got] == [b[0], a[0]] and len(got[0].sightings) == 1
