@@ -28,28 +28,28 @@ file lock (``<store>.spann/.lock``) that other processes take shared while openi
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import fcntl
-import hashlib
 import logging
-import os
-import re
 import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.ann.spann import SpannConfig, SpannIndex, read_manifest
+from engramdb.ann.spann import SpannIndex, read_manifest
 from engramdb.config import AnnConfig
 from engramdb.embed.base import Embedder
+from engramdb.engine._spann_folder import (
+    folder_lock,
+    manifest_summary,
+    spann_config,
+    spann_folder,
+)
 from engramdb.engine._views import DenseView, FlatBase, RWLock, SpannBase, StaleViewError
-from engramdb.errors import ConfigError, IndexFormatError, InvalidInputError, StoreError
+from engramdb.errors import IndexFormatError, InvalidInputError, StoreError
 from engramdb.store.sqlite import SQLiteStore
 from engramdb.types import IdMatrix, IndexStats, Matrix
 
@@ -60,61 +60,12 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _Ints = npt.NDArray[np.int64]
-SUFFIX = ".spann"
-_LAYOUT = ".v2"  # folders whose store_version is a change-log position
 _NO_INDEX = "no SPANN index yet"
 _HISTORY = 16  # recent views kept for readers whose snapshot is a little older
 _ATTEMPTS = 5  # read snapshots tried before giving up on a view
 _FOLD_MIN = 2048  # changes gathered before a fold into SPANN (or into flat arrays)
 _RETAIN = 100_000  # change-log rows kept for processes that lag behind
 _FOLD_SLICE = 1024  # vectors folded into SPANN per exclusive hold
-
-
-def spann_config(config: AnnConfig) -> SpannConfig:
-    """The :class:`SpannConfig` of ``config.spann``.
-
-    Raises:
-        ConfigError: an unknown setting or a bad value.
-    """
-    names = [f.name for f in dataclasses.fields(SpannConfig)]
-    unknown = sorted(set(config.spann) - set(names))
-    if unknown:
-        raise ConfigError(
-            f"unknown setting(s) in [ann.spann]: {', '.join(unknown)}; valid: {', '.join(names)}"
-        )
-    try:
-        return SpannConfig(**dict(config.spann))
-    except TypeError as exc:
-        raise ConfigError(f"bad value in [ann.spann]: {exc}") from exc
-
-
-def spann_folder(store_path: str, model_id: str) -> Path | None:
-    """Where the SPANN index of ``store_path`` for ``model_id`` lives (``None`` in memory)."""
-    if store_path in ("", ":memory:"):
-        return None
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id).strip("._")[:64] or "model"
-    digest = hashlib.blake2b(model_id.encode("utf-8"), digest_size=4).hexdigest()
-    return Path(store_path + SUFFIX) / f"{slug}-{digest}{_LAYOUT}"
-
-
-@contextmanager
-def _folder_lock(parent: Path, *, exclusive: bool) -> Iterator[None]:
-    """An advisory lock on the SPANN folders of one store, across processes."""
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(parent / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        if exclusive:
-            raise
-        fd = -1  # a read-only place: nobody can be writing there
-    try:
-        if fd >= 0:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        if fd >= 0:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 class DenseIndex:
@@ -232,7 +183,7 @@ class DenseIndex:
         if self.path is None or not self.path.is_dir():
             return None
         lock = (
-            contextlib.nullcontext() if locked else _folder_lock(self.path.parent, exclusive=False)
+            contextlib.nullcontext() if locked else folder_lock(self.path.parent, exclusive=False)
         )
         with lock:
             try:
@@ -354,7 +305,7 @@ class DenseIndex:
         base and in a view's delta (searches drop the repeat)."""
         assert self.path is not None and isinstance(view.base, SpannBase)
         base = view.base
-        with _folder_lock(self.path.parent, exclusive=True):
+        with folder_lock(self.path.parent, exclusive=True):
             try:
                 on_disk = read_manifest(self.path).get("store_version")
             except IndexFormatError:
@@ -428,7 +379,7 @@ class DenseIndex:
                 not p.name.startswith(".") for p in self.path.parent.iterdir()
             )
             return None, "built for another embedder model" if others else _NO_INDEX
-        with _folder_lock(self.path.parent, exclusive=False):
+        with folder_lock(self.path.parent, exclusive=False):
             try:
                 index = SpannIndex.open(self.path)
             except IndexFormatError as exc:
@@ -540,7 +491,7 @@ class DenseIndex:
                 with self._rw.read():
                     spann = view.base.index.stats()
             elif self.path is not None and self.path.is_dir():
-                spann = _manifest_summary(self.path)
+                spann = manifest_summary(self.path)
             return IndexStats(
                 kind=view.base.kind,
                 configured=self.config.kind,
@@ -600,9 +551,7 @@ class DenseIndex:
         view at ``view.seq`` (flat when there is nothing to build from)."""
         assert self.path is not None
         ids, vectors = view.vectors()
-        lock = (
-            contextlib.nullcontext() if locked else _folder_lock(self.path.parent, exclusive=True)
-        )
+        lock = contextlib.nullcontext() if locked else folder_lock(self.path.parent, exclusive=True)
         with lock:
             self._clear_folder()
             if ids.size == 0:  # nothing to build from: flat until the first write
@@ -635,16 +584,3 @@ class DenseIndex:
                     shutil.rmtree(entry, ignore_errors=True)
             elif entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
-
-
-def _manifest_summary(path: Path) -> dict[str, Any]:
-    """A SPANN folder's manifest in brief (for a store using the flat index)."""
-    try:
-        manifest = read_manifest(path)
-    except IndexFormatError as exc:
-        return {"path": str(path), "error": str(exc)}
-    return {
-        "path": str(path),
-        "count": manifest.get("count"),
-        "store_version": manifest.get("store_version"),
-    }
