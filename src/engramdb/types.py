@@ -15,9 +15,11 @@ __all__ = [
     "Chunk",
     "Hit",
     "Hits",
+    "GraphStats",
     "IdMatrix",
     "IndexStats",
     "Matrix",
+    "LexicalStats",
     "MemoryRecord",
     "Position",
     "Recognition",
@@ -213,22 +215,6 @@ class Recognition:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Stats:
-    """Counts, sizes and index freshness of a store."""
-
-    path: str
-    namespaces: Mapping[str, int]
-    memories: int
-    sightings: int
-    sources: int
-    embeddings: int
-    db_bytes: int
-    data_version: int
-    embedder: str
-    indexes: Mapping[str, Mapping[str, Any]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class IndexStats:
     """The dense index in use, its size and whether it reflects the store.
 
@@ -263,6 +249,54 @@ class IndexStats:
     path: str | None
     last_build: str | None
     spann: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LexicalStats:
+    """The lexical (FTS5) index: its table, rows and tokenizer."""
+
+    fts_table: str
+    table: str
+    column: str
+    rows: int
+    tokenizer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphStats:
+    """The memory graph: its extractor and row counts."""
+
+    extractor: str
+    phrases: int
+    passages: int
+    mentions: int
+    pair_edges: int
+    synonym_edges: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stats:
+    """Counts, sizes and index freshness of a store, as of one read snapshot.
+
+    Attributes:
+        lexical: the lexical index.
+        dense: the dense index (:class:`IndexStats`; ``dense.stale`` is false when it holds
+            exactly the store's memories).
+        graph: the memory graph, when it is on.
+    """
+
+    path: str
+    namespaces: Mapping[str, int]
+    memories: int
+    sightings: int
+    sources: int
+    embeddings: int
+    db_bytes: int
+    data_version: int
+    embedder: str
+    lexical: LexicalStats
+    dense: IndexStats
+    graph: GraphStats | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

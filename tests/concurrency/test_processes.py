@@ -244,10 +244,10 @@ def test_stats_of_a_long_lived_process_count_what_another_process_added(
     with open_memory(path, kind) as mem, reaped([agent.process]):
         agent.started()
         before = mem.stats()
-        assert before.indexes["dense"]["fresh"]
+        assert not before.dense.stale
         agent("add", notes(3, "other"), "other")
         agent.stop()
         stats = mem.stats()
         assert stats.memories == before.memories + 3
-        assert stats.indexes["dense"]["vectors"] == stats.memories, stats.indexes["dense"]
-        assert stats.indexes["dense"]["fresh"], stats.indexes["dense"]
+        assert stats.dense.count == stats.memories, stats.dense
+        assert not stats.dense.stale, stats.dense

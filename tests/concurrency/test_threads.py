@@ -233,7 +233,7 @@ def read_once(mem: Memory, ledger: Ledger, rng: random.Random) -> None:
         hits = ()
     else:
         stats = mem.stats()
-        assert stats.memories >= 0 and stats.indexes["dense"]["vectors"] >= 0
+        assert stats.memories >= 0 and stats.dense.count >= 0
         hits = ()
     read.end = ledger.tick()
     if target is not None and op.startswith("recall"):

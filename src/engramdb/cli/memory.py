@@ -246,5 +246,17 @@ def stats(as_json: bool, db: str | None, config: str | None) -> None:
     for ns, n in s.namespaces.items():
         click.echo(f"  {ns:<10} {n}")
     click.echo(f"embedder    {s.embedder} ({s.embeddings} cached vectors)")
-    for name, info in s.indexes.items():
-        click.echo(f"index       {name}: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    lex = s.lexical
+    click.echo(f"lexical     {lex.rows} rows in {lex.fts_table} (tokenizer {lex.tokenizer})")
+    dense = s.dense
+    click.echo(
+        f"dense       {dense.kind}: {dense.count} vectors"
+        + (f", {dense.pending} changes not yet folded" if dense.kind == "spann" else "")
+        + ("  STALE" if dense.stale else "")
+    )
+    if s.graph is not None:
+        g = s.graph
+        click.echo(
+            f"graph       {g.passages} passages, {g.phrases} phrases, {g.pair_edges} pair edges, "
+            f"{g.synonym_edges} synonym edges ({g.extractor})"
+        )

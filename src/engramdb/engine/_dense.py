@@ -466,21 +466,6 @@ class DenseIndex:
 
     # -- reporting --------------------------------------------------------------------------
 
-    def summary(self, memories: int, seq: int | None = None) -> dict[str, Any]:
-        """The ``dense`` entry of :meth:`Memory.stats` (inside a read snapshot at ``seq``)."""
-        view = (self.view(seq) if seq is not None else None) or self._current()
-        count = len(view)
-        if view.base.kind == "flat":
-            return {"kind": "flat", "vectors": count, "fresh": count == memories}
-        return {
-            "kind": "spann",
-            "vectors": count,
-            "fresh": count == memories,
-            "store_version": view.base_seq,
-            "pending": view.pending,
-            "path": str(self.path),
-        }
-
     def stats(self) -> IndexStats:
         """What ``engram index stats`` shows: the index in use, its numbers and freshness."""
         with self._store.reading() as seq:

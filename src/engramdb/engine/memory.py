@@ -41,7 +41,18 @@ from engramdb.ingest import load_path, normalize_text
 from engramdb.lexical.fts5 import FTS5Index
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import SQLiteStore, store_error
-from engramdb.types import AddResult, Hit, Hits, Matrix, MemoryRecord, Recognition, Record, Stats
+from engramdb.types import (
+    AddResult,
+    GraphStats,
+    Hit,
+    Hits,
+    LexicalStats,
+    Matrix,
+    MemoryRecord,
+    Recognition,
+    Record,
+    Stats,
+)
 
 __all__ = ["DEFAULT_NAMESPACE", "Memory"]
 
@@ -641,7 +652,7 @@ class Memory:
     def stats(self) -> Stats:
         """Counts, sizes and index freshness."""
         store = self.store
-        with store.reading() as seq:
+        with store.reading():
             counts = store.counts()
             return Stats(
                 path=store.path,
@@ -653,9 +664,20 @@ class Memory:
                 db_bytes=store.size_bytes(),
                 data_version=store.data_version,
                 embedder=self.embedder.model_id,
-                indexes={
-                    "lexical": self._lexical.stats(),
-                    "dense": self._dense.summary(counts["memories"], seq),
-                    **({"graph": self._graph.stats()} if self._graph is not None else {}),
-                },
+                lexical=LexicalStats(**self._lexical.stats()),  # type: ignore[arg-type]
+                dense=self._dense.stats(),
+                graph=self._graph_stats(),
             )
+
+    def _graph_stats(self) -> GraphStats | None:
+        if self._graph is None:
+            return None
+        info = self._graph.stats()
+        return GraphStats(
+            extractor=str(info["extractor"]),
+            phrases=int(info["phrases"]),
+            passages=int(info["passages"]),
+            mentions=int(info["mentions"]),
+            pair_edges=int(info["pair_edges"]),
+            synonym_edges=int(info["synonym_edges"]),
+        )

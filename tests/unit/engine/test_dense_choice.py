@@ -85,7 +85,8 @@ def test_small_file_store_uses_flat_and_writes_no_folder(opener: Any, db_path: P
     mem = opener()
     mem.add_many(texts(30))
     assert mem.dense_index.kind == "flat"
-    assert mem.stats().indexes["dense"] == {"kind": "flat", "vectors": 30, "fresh": True}
+    dense = mem.stats().dense
+    assert (dense.kind, dense.count, dense.stale) == ("flat", 30, False)
     assert not Path(f"{db_path}.spann").exists()
 
 
@@ -95,8 +96,8 @@ def test_store_above_threshold_uses_spann(opener: Any, db_path: Path) -> None:
     assert mem.dense_index.kind == "spann"
     path = mem.dense_index.path
     assert path is not None and path.parent == Path(f"{db_path}.spann") and path.is_dir()
-    dense = mem.stats().indexes["dense"]
-    assert dense["kind"] == "spann" and dense["vectors"] == 80 and dense["fresh"]
+    dense = mem.stats().dense
+    assert dense.kind == "spann" and dense.count == 80 and not dense.stale
     assert manifest_version(mem) == mem.store.change_seq() and caught_up(mem)
 
 
@@ -386,4 +387,4 @@ def test_stats_of_the_whole_store_reports_the_dense_kind(opener: Any) -> None:
     ids, vectors = mem.dense_index.vectors()
     assert sorted(ids.tolist()) == sorted(all_ids(mem)) and vectors.shape == (80, 32)
     assert np.isfinite(vectors).all()
-    assert mem.stats().indexes["dense"]["kind"] == "spann"
+    assert mem.stats().dense.kind == "spann"

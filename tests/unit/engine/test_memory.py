@@ -301,7 +301,7 @@ def test_reopen_keeps_everything(open_memory: Any, db_path: Path) -> None:
     mem.close()
     mem = open_memory()
     assert mem.recall("freeze", k=1)[0].text == FREEZE
-    assert mem.stats().indexes["dense"]["fresh"] is True
+    assert mem.stats().dense.stale is False
 
 
 def test_not_a_store_file(tmp_path: Path) -> None:
@@ -326,7 +326,7 @@ def test_stats_counts(memory: Memory) -> None:
     s = memory.stats()
     assert s.memories == 2 and s.sightings == 3 and s.sources == 3
     assert dict(s.namespaces) == {"a": 1, "b": 1}
-    assert s.indexes["dense"]["vectors"] == 2
+    assert s.dense.count == 2
 
 
 def test_dense_channel_equals_brute_force(memory: Memory) -> None:

@@ -48,7 +48,7 @@ def test_graph_channel_is_off_by_default(memory: Memory) -> None:
         memory.recall("Paris", channels="graph")
     with pytest.raises(InvalidInputError, match="graph is off"):
         _ = memory.graph
-    assert "graph" not in memory.stats().indexes
+    assert memory.stats().graph is None
 
 
 def test_missing_spacy_names_the_graph_extra_and_writes_nothing(
@@ -92,11 +92,12 @@ def test_hybrid_graph_fuses_all_three_channels(graph_memory: Memory) -> None:
 
 def test_forget_removes_phrases_no_memory_supports(graph_memory: Memory) -> None:
     with graph_memory as mem:
-        before = mem.stats().indexes["graph"]
+        before = mem.stats().graph
         assert "poland" in [p for p, _, _ in mem.graph.store.neighbors("warsaw")]
         mem.forget([2])
-        after = mem.stats().indexes["graph"]
-        assert after["passages"] == before["passages"] - 1
+        after = mem.stats().graph
+        assert before is not None and after is not None
+        assert after.passages == before.passages - 1
         assert mem.graph.store.passages_of("poland") == []
         assert "poland" not in [p for p, _, _ in mem.graph.store.neighbors("warsaw")]
         assert 2 not in mem.recall(QUESTION, k=5, channels="graph").ids
@@ -110,13 +111,13 @@ def test_graph_is_backfilled_when_enabled_later(tmp_path: Path) -> None:
     with Memory.open(path, embed=HASH) as mem:
         mem.add_many(CORPUS)
     with Memory.open(path, embed=HASH, graph=GRAPH) as mem:
-        assert mem.stats().indexes["graph"]["passages"] == len(CORPUS)
+        assert mem.stats().graph.passages == len(CORPUS)
         mem.add("Poland borders Germany.")
-        assert mem.stats().indexes["graph"]["passages"] == len(CORPUS) + 1
+        assert mem.stats().graph.passages == len(CORPUS) + 1
     with Memory.open(path, embed=HASH) as mem:  # graph off: a forget still cascades
         mem.forget([1])
     with Memory.open(path, embed=HASH, graph=GRAPH) as mem:
-        assert mem.stats().indexes["graph"]["passages"] == len(CORPUS)
+        assert mem.stats().graph.passages == len(CORPUS)
         assert mem.graph.store.passages_of("marie curie") == [4]
 
 
