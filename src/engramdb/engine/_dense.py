@@ -47,6 +47,7 @@ from engramdb.engine._spann_folder import (
     manifest_summary,
     spann_config,
     spann_folder,
+    sweep_leftovers,
 )
 from engramdb.engine._views import DenseView, FlatBase, RWLock, SpannBase, StaleViewError
 from engramdb.errors import IndexFormatError, InvalidInputError, StoreError
@@ -353,6 +354,10 @@ class DenseIndex:
 
     def load(self) -> None:
         """Choose the index and fill it (once, when the Memory opens)."""
+        if self.path is not None and not self._store.readonly:
+            swept = sweep_leftovers(self.path.parent)
+            if swept:
+                logger.info("removed %d folders left by interrupted index builds", swept)
         with self._store.reading() as seq:
             count = self._memory_count()
             if not self._wants_spann(count):

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,14 @@ from engramdb.ann.spann import SpannConfig, read_manifest
 from engramdb.config import AnnConfig
 from engramdb.errors import ConfigError, IndexFormatError
 
-__all__ = ["SUFFIX", "folder_lock", "manifest_summary", "spann_config", "spann_folder"]
+__all__ = [
+    "SUFFIX",
+    "folder_lock",
+    "manifest_summary",
+    "spann_config",
+    "spann_folder",
+    "sweep_leftovers",
+]
 
 SUFFIX = ".spann"
 _LAYOUT = ".v2"  # folders whose store_version is a change-log position
@@ -67,6 +75,32 @@ def folder_lock(parent: Path, *, exclusive: bool) -> Iterator[None]:
         if fd >= 0:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def sweep_leftovers(parent: Path) -> int:
+    """Remove what killed builds and swaps left in ``parent`` (``.<name>.tmp-*``,
+    ``.<name>.old-*``), when no process holds the folder lock (never waits for it).
+    Returns how many were removed."""
+    if not parent.is_dir():
+        return 0
+    try:
+        fd = os.open(parent / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a build or fold is running: its folders are not leftovers
+            return 0
+        gone = 0
+        for entry in parent.iterdir():
+            if entry.name.startswith(".") and (".tmp-" in entry.name or ".old-" in entry.name):
+                shutil.rmtree(entry, ignore_errors=True)
+                gone += 1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return gone
+    finally:
+        os.close(fd)
 
 
 def manifest_summary(path: Path) -> dict[str, Any]:

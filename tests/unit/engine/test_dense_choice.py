@@ -388,3 +388,17 @@ def test_stats_of_the_whole_store_reports_the_dense_kind(opener: Any) -> None:
     assert sorted(ids.tolist()) == sorted(all_ids(mem)) and vectors.shape == (80, 32)
     assert np.isfinite(vectors).all()
     assert mem.stats().dense.kind == "spann"
+
+
+def test_folders_left_by_killed_builds_are_swept_on_open(opener: Any, db_path: Path) -> None:
+    mem = opener()
+    mem.add_many(texts(80))
+    path = mem.dense_index.path
+    assert mem.dense_index.kind == "spann" and path is not None
+    parent = path.parent
+    mem.close()
+    (parent / f".{path.name}.tmp-0123456789ab").mkdir()
+    (parent / f".{path.name}.old-0123456789ab").mkdir()
+    again = opener()
+    assert not [p for p in parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    assert again.dense_index.kind == "spann" and again.dense_index.last_build is None
