@@ -174,30 +174,13 @@ class DenseIndex:
                 return fresh
         if changes is None:
             logger.info("the change log no longer reaches position %d: reloading", view.seq)
-            ids, vectors = self._store_vectors(cache=False)
-            return DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+            return self._flat_view(seq, cache=False)
         return view.apply(changes[0], changes[1], seq, self._vectors_of)
 
     def _reopen(self, seq: int, *, locked: bool = False) -> DenseView | None:
         """The SPANN folder as another process left it, caught up to ``seq``, if usable
         (``locked``: the caller holds the folder lock already; flock would wait on it)."""
-        if self.path is None or not self.path.is_dir():
-            return None
-        lock = (
-            contextlib.nullcontext() if locked else folder_lock(self.path.parent, exclusive=False)
-        )
-        with lock:
-            try:
-                index = SpannIndex.open(self.path)
-            except IndexFormatError:
-                return None
-        base_seq = index.store_version
-        changes = None if base_seq is None else self._store.changes_since(base_seq)
-        if base_seq is None or base_seq > seq or changes is None or self._unusable(index):
-            index.close()
-            return None
-        view = DenseView(SpannBase(index, self._rw), base_seq, base_seq, self.dim)
-        return view.apply(changes[0], changes[1], seq, self._vectors_of)
+        return self._open_spann(seq, locked=locked)[0]
 
     def _vectors_of(self, ids: _Ints) -> tuple[_Ints, Matrix]:
         found, vectors, missing = self._store.vectors_of(self._embedder.model_id, ids.tolist())
@@ -224,6 +207,7 @@ class DenseIndex:
         """Inside a write transaction: prepare the view of the state about to be committed
         (``known``: vectors of the memories just added, to save reading them back)."""
         seq = self._store.change_seq()
+        known = known or {}
         with self._lock:
             base = self._current()
             if seq == base.seq:
@@ -232,25 +216,15 @@ class DenseIndex:
             changes = self._store.changes_since(base.seq)
 
             def source(ids: _Ints) -> tuple[_Ints, Matrix]:
-                have = [i for i in ids.tolist() if known is not None and i in known]
-                rest = np.asarray([i for i in ids.tolist() if known is None or i not in known])
-                out_ids, out = (
-                    self._vectors_of(rest.astype(np.int64))
-                    if rest.size
-                    else (
-                        np.empty(0, np.int64),
-                        np.empty((0, self.dim), np.float32),
-                    )
-                )
-                if have:
-                    assert known is not None
-                    out_ids = np.concatenate([out_ids, np.asarray(have, dtype=np.int64)])
-                    out = np.concatenate([out, np.stack([known[i] for i in have])])
-                return out_ids, out
+                have = np.asarray([i for i in ids.tolist() if i in known], dtype=np.int64)
+                found, vectors = self._vectors_of(np.setdiff1d(ids, have))
+                if not have.size:
+                    return found, vectors
+                just_added = np.stack([known[i] for i in have.tolist()])
+                return np.concatenate([found, have]), np.concatenate([vectors, just_added])
 
             if changes is None:
-                ids, vectors = self._store_vectors(cache=False)
-                self._pending = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+                self._pending = self._flat_view(seq, cache=False)
             else:
                 self._pending = base.apply(changes[0], changes[1], seq, source)
 
@@ -331,8 +305,7 @@ class DenseIndex:
             except Exception as exc:  # the folder is half-updated: build it anew from the view
                 logger.error("cannot update the SPANN index at %s (%s); rebuilding", self.path, exc)
                 with self._store.reading() as seq:  # the view's base is half-changed too
-                    ids, vectors = self._store_vectors(cache=False)
-                flat = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+                    flat = self._flat_view(seq, cache=False)
                 return self._build(flat, f"an earlier update of the index failed ({exc})", True)
         return DenseView(base, view.seq, view.seq, self.dim)
 
@@ -361,30 +334,32 @@ class DenseIndex:
         with self._store.reading() as seq:
             count = self._memory_count()
             if not self._wants_spann(count):
-                ids, vectors = self._store_vectors(cache=not self._store.readonly)
-                self._install(DenseView(FlatBase(ids, vectors), seq, seq, self.dim))
+                self._install(self._flat_view(seq, cache=not self._store.readonly))
                 return
             view, reason = self._open_spann(seq)
             if view is not None:
                 self._install(view)
                 return
-            ids, vectors = self._store_vectors(cache=not self._store.readonly)
-            flat = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+            flat = self._flat_view(seq, cache=not self._store.readonly)
             if self._store.readonly:
                 logger.warning("searching exactly: the SPANN index is unusable (%s)", reason)
                 self._install(flat)
                 return
             self._install(self._build(flat, reason, warn=reason != _NO_INDEX))
 
-    def _open_spann(self, seq: int) -> tuple[DenseView | None, str]:
-        """The SPANN folder caught up to ``seq``, or why it must be rebuilt."""
+    def _open_spann(self, seq: int, *, locked: bool = False) -> tuple[DenseView | None, str]:
+        """The SPANN folder caught up to ``seq``, or why it must be rebuilt (``locked``:
+        the caller holds the folder lock already)."""
         assert self.path is not None
         if not self.path.is_dir():
             others = self.path.parent.is_dir() and any(
                 not p.name.startswith(".") for p in self.path.parent.iterdir()
             )
             return None, "built for another embedder model" if others else _NO_INDEX
-        with folder_lock(self.path.parent, exclusive=False):
+        lock = (
+            contextlib.nullcontext() if locked else folder_lock(self.path.parent, exclusive=False)
+        )
+        with lock:
             try:
                 index = SpannIndex.open(self.path)
             except IndexFormatError as exc:
@@ -449,8 +424,7 @@ class DenseIndex:
         """
         with self._store.exclusive(), self._folding:
             with self._store.reading() as seq:
-                ids, vectors = self._store_vectors(cache=True)
-            view = DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
+                view = self._flat_view(seq, cache=True)
             if self._current().base.kind == "spann":
                 view = self._build(view, "asked for (engram index rebuild)")
             self._install_caught_up(view)
@@ -533,6 +507,11 @@ class DenseIndex:
             ids = np.concatenate([ids, np.asarray([i for i, _, _ in missing], dtype=np.int64)])
             vectors = np.concatenate([vectors, np.asarray(fresh, dtype=np.float32)])
         return ids, vectors
+
+    def _flat_view(self, seq: int, *, cache: bool) -> DenseView:
+        """Every memory's vector (as of the caller's snapshot at ``seq``) as a flat view."""
+        ids, vectors = self._store_vectors(cache=cache)
+        return DenseView(FlatBase(ids, vectors), seq, seq, self.dim)
 
     def _build(
         self, view: DenseView, reason: str, locked: bool = False, *, warn: bool = False
