@@ -9,6 +9,7 @@ returns a new view, so a reader holding one never sees half an update.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -95,10 +96,22 @@ class Base(Protocol):
     def contains(self, ids: _Ints) -> npt.NDArray[np.bool_]: ...
 
     def search(
-        self, queries: Matrix, k: int, allow: _Ints | None, deny: _Ints | None
-    ) -> tuple[IdMatrix, Matrix]: ...
+        self, queries: Matrix, k: int, allow: _Ints | None, deny: _Ints | None, epoch: int
+    ) -> tuple[IdMatrix, Matrix]:
+        """Search as of ``epoch``.
 
-    def vectors(self) -> tuple[_Ints, Matrix]: ...
+        Raises:
+            StaleViewError: the base changed since ``epoch``.
+        """
+        ...
+
+    def vectors(self, epoch: int) -> tuple[_Ints, Matrix]:
+        """Every vector as of ``epoch``.
+
+        Raises:
+            StaleViewError: the base changed since ``epoch``.
+        """
+        ...
 
     def close(self) -> None: ...
 
@@ -135,7 +148,7 @@ class FlatBase:
         return np.asarray(self.rows(ids) >= 0)
 
     def search(
-        self, queries: Matrix, k: int, allow: _Ints | None, deny: _Ints | None
+        self, queries: Matrix, k: int, allow: _Ints | None, deny: _Ints | None, epoch: int
     ) -> tuple[IdMatrix, Matrix]:
         if allow is None:
             scores = queries @ self.matrix.T
@@ -151,7 +164,7 @@ class FlatBase:
         rows = np.sort(rows[rows >= 0])
         return top_k(queries @ self.matrix[rows].T, self.ids[rows], k)
 
-    def vectors(self) -> tuple[_Ints, Matrix]:
+    def vectors(self, epoch: int) -> tuple[_Ints, Matrix]:
         return self.ids, self.matrix
 
     def close(self) -> None:
@@ -183,16 +196,16 @@ class SpannBase:
             return self.index.contains(ids)
 
     def search(
-        self, queries: Matrix, k: int, allow: _Ints | None, deny: _Ints | None, epoch: int = -1
+        self, queries: Matrix, k: int, allow: _Ints | None, deny: _Ints | None, epoch: int
     ) -> tuple[IdMatrix, Matrix]:
         with self.lock.read():
-            if epoch >= 0 and epoch != self.epoch:
+            if epoch != self.epoch:
                 raise StaleViewError
             return self.index.search(queries, k, allow=allow, deny=deny)
 
-    def vectors(self, epoch: int = -1) -> tuple[_Ints, Matrix]:
+    def vectors(self, epoch: int) -> tuple[_Ints, Matrix]:
         with self.lock.read():
-            if epoch >= 0 and epoch != self.epoch:
+            if epoch != self.epoch:
                 raise StaleViewError
             return self.index.vectors()
 
@@ -234,10 +247,8 @@ class DenseView:
     ) -> tuple[IdMatrix, Matrix]:
         """The ``k`` best ids per query; ``allow`` restricts results to those ids."""
         deny = self.dead if self.dead.size else None
-        if isinstance(self.base, SpannBase):
+        if len(self.base):
             ids, scores = self.base.search(queries, k, allow, deny, self.epoch)
-        elif len(self.base):
-            ids, scores = self.base.search(queries, k, allow, deny)
         else:
             ids = np.full((queries.shape[0], k), -1, dtype=np.int64)
             scores = np.full((queries.shape[0], k), -np.inf, dtype=np.float32)
@@ -270,10 +281,7 @@ class DenseView:
         Raises:
             StaleViewError: the base was folded into since this view was made.
         """
-        if isinstance(self.base, SpannBase):
-            ids, vecs = self.base.vectors(self.epoch)
-        else:
-            ids, vecs = self.base.vectors()
+        ids, vecs = self.base.vectors(self.epoch)
         if self.dead.size:
             keep = ~np.isin(ids, self.dead)
             ids, vecs = ids[keep], vecs[keep]
@@ -287,16 +295,7 @@ class DenseView:
 
         ``source`` gives the vectors of the ids added (as of the same snapshot)."""
         if not ids.size:
-            return DenseView(
-                self.base,
-                self.base_seq,
-                seq,
-                self.dim,
-                self.delta_ids,
-                self.delta,
-                self.dead,
-                self.epoch,
-            )
+            return dataclasses.replace(self, seq=seq)
         last: dict[int, int] = {}
         for memory_id, op in zip(ids.tolist(), ops.tolist(), strict=True):
             last[memory_id] = op
@@ -311,9 +310,7 @@ class DenseView:
             found, vectors = source(added)
             delta_ids = np.concatenate([delta_ids, found])
             delta = np.concatenate([delta, np.asarray(vectors, dtype=np.float32)])
-        return DenseView(
-            self.base, self.base_seq, seq, self.dim, delta_ids, delta, dead, self.epoch
-        )
+        return dataclasses.replace(self, seq=seq, delta_ids=delta_ids, delta=delta, dead=dead)
 
     def folded(self) -> FlatBase:
         """A flat base holding exactly this view's vectors."""
