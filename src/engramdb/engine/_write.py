@@ -223,10 +223,11 @@ class Writer:
         :func:`~engramdb.recognize.best_near` says so (stored memories win ties)."""
         sig = item.signature
         assert sig is not None
-        stored = self.store.band_candidates(item.namespace, sig.bands, _MAX_CANDIDATES)
         candidates: list[tuple[tuple[int, int], str, frozenset[str]]] = [
-            ((0, memory_id), text, self._grams(text))
-            for memory_id, text in self.store.texts(stored).items()
+            ((0, memory_id), text, grams)
+            for memory_id, text, grams in _stored_candidates(
+                self.store, self.hasher, item.namespace, sig.bands
+            )
         ]
         local = {j for band, key in enumerate(sig.bands) for j in bands.get((band, key), ())}
         candidates += [((1, j), items[j].text, self._grams(items[j].text)) for j in sorted(local)]
@@ -396,12 +397,20 @@ def recognize(
         if exact.size:
             return Recognition(kind="exact", score=1.0, match=store.get(int(exact[0])))
         grams, sig = hasher.signatures([normalize_for_hash(text)])[0]
-        stored = store.band_candidates(namespace, sig.bands, _MAX_CANDIDATES)
-        candidates = [
-            (memory_id, other, shingles(normalize_for_hash(other), hasher.shingle))
-            for memory_id, other in store.texts(stored).items()
-        ]
+        candidates = _stored_candidates(store, hasher, namespace, sig.bands)
         scan = scan_near(text, grams, candidates, threshold=threshold)
         if scan.match is not None:
             return Recognition(kind="near", score=scan.match.score, match=store.get(scan.match.key))
         return Recognition(kind="new", score=scan.top.score if scan.top else 0.0, match=None)
+
+
+def _stored_candidates(
+    store: SQLiteStore, hasher: MinHasher, namespace: str | None, bands: Sequence[bytes]
+) -> list[tuple[int, str, frozenset[str]]]:
+    """Stored memories that share a MinHash band: ``(id, text, shingles)``, as
+    :func:`~engramdb.recognize.best_near` takes them."""
+    found = store.band_candidates(namespace, bands, _MAX_CANDIDATES)
+    return [
+        (memory_id, text, shingles(normalize_for_hash(text), hasher.shingle))
+        for memory_id, text in store.texts(found).items()
+    ]

@@ -373,15 +373,13 @@ class Memory:
         if sum(given) != 1:
             raise InvalidInputError("forget needs exactly one of: ids, source, or namespace/where")
         store = self.store
-        if namespace is not None or where is not None:
-            self._reader.where(namespace, where)  # a bad filter fails before any write
+        sql, params = self._reader.where(namespace, where)  # a bad filter fails before a write
 
         def select() -> list[int]:
             if ids is not None:
                 return store.delete_memories([int(i) for i in ids])
             if source is not None:
                 return [i for name in _source_names(source) for i in store.forget_source(name)[0]]
-            sql, params = self._reader.where(namespace, where)
             return store.delete_memories(store.select_ids(sql or "1", params).tolist())
 
         return self._writer.forget(select)
