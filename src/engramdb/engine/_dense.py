@@ -320,6 +320,9 @@ class DenseIndex:
         view = self._current()
         if view.base.kind == "spann":
             keep = max(keep, view.seq - view.base_seq)
+        first = self._store.oldest_change()
+        if first is None or self._store.change_seq() - first < keep + _FOLD_MIN:
+            return  # little to drop: no write transaction for it on every write
         with self._store.atomic(bump=False):
             self._store.prune_changes(keep)
 

@@ -498,17 +498,21 @@ class SQLiteStore:
     def changes_since(self, seq: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
         """``(memory ids, ops)`` of the changes after ``seq`` in order (op 1 added, 0 deleted),
         or ``None`` when the log no longer reaches back to ``seq`` (it was pruned)."""
-        conn = self.conn
-        first = conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
-        if first is not None and int(first) > seq + 1:
+        first = self.oldest_change()
+        if first is not None and first > seq + 1:
             return None
         if first is None and self.change_seq() > seq:
             return None
-        rows = conn.execute(
+        rows = self.conn.execute(
             "SELECT memory_id, op FROM changes WHERE seq > ? ORDER BY seq", (seq,)
         ).fetchall()
         arr = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
         return arr[:, 0].copy(), arr[:, 1].copy()
+
+    def oldest_change(self) -> int | None:
+        """The position of the oldest change the log still holds (``None``: it is empty)."""
+        first = self.conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+        return None if first is None else int(first)
 
     def prune_changes(self, keep: int) -> int:
         """Drop all but the last ``keep`` changes; call inside :meth:`atomic`. Returns the

@@ -402,3 +402,19 @@ def test_folders_left_by_killed_builds_are_swept_on_open(opener: Any, db_path: P
     again = opener()
     assert not [p for p in parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
     assert again.dense_index.kind == "spann" and again.dense_index.last_build is None
+
+
+def test_the_change_log_is_pruned_in_batches(opener: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engramdb.engine._dense as dense_module
+
+    monkeypatch.setattr(dense_module, "_RETAIN", 10)
+    monkeypatch.setattr(dense_module, "_FOLD_MIN", 4)
+    mem = opener(ann={"kind": "flat"})
+    for text in texts(40):
+        mem.add(text)
+        first = mem.store.oldest_change()
+        assert first is not None
+        span = mem.store.change_seq() - first
+        assert span < 10 + 4  # at most the kept rows plus one batch of slack
+    assert mem.store.oldest_change() != 1  # old rows were dropped
+    assert len(mem.dense_index) == 40
