@@ -94,8 +94,8 @@ def main() -> None:
 from engramdb.cli import memory as _memory  # noqa: E402  (registers commands)
 
 _ = _memory
-from engramdb.cli import calibrate as _calibrate  # noqa: E402, F401  (registers commands)
 from engramdb.cli import context as _context  # noqa: E402, F401  (registers commands)
 from engramdb.cli import eval as _eval  # noqa: E402, F401  (registers commands)
 from engramdb.cli import graph as _graph  # noqa: E402, F401  (registers commands)
 from engramdb.cli import index as _index  # noqa: E402, F401  (registers commands)
+from engramdb.cli import maintain as _maintain  # noqa: E402, F401  (registers commands)

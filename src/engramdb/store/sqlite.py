@@ -227,7 +227,6 @@ class SQLiteStore:
         if not self.memory:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         conn.execute("PRAGMA synchronous=NORMAL")
         apply_migrations(conn)
         row = conn.execute("SELECT value FROM store_info WHERE key='format'").fetchone()
@@ -298,7 +297,6 @@ class SQLiteStore:
                 conn = self._connect(f"file:{quoted}?immutable=1", uri=True)
         else:
             conn = self._connect(self.path)
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         conn.execute("PRAGMA query_only=ON")
         return conn
 
