@@ -230,7 +230,9 @@ class Writer:
             )
         ]
         local = {j for band, key in enumerate(sig.bands) for j in bands.get((band, key), ())}
-        candidates += [((1, j), items[j].text, self._grams(items[j].text)) for j in sorted(local)]
+        candidates += [
+            ((1, j), items[j].text, _grams(self.hasher, items[j].text)) for j in sorted(local)
+        ]
         match = best_near(
             item.text, item.grams, candidates, threshold=self.config.recognize.near_threshold
         )
@@ -238,9 +240,6 @@ class Writer:
             where, key = match.key
             item.kind, item.score = "near", match.score
             item.target, item.batch_target = (key, None) if where == 0 else (None, key)
-
-    def _grams(self, text: str) -> frozenset[str]:
-        return shingles(normalize_for_hash(text), self.hasher.shingle)
 
     def _embed(self, items: Sequence[_Item], progress: Progress | None) -> tuple[Matrix, int]:
         """Vectors of ``items``; new ones are cached batch by batch as they are computed
@@ -411,6 +410,10 @@ def _stored_candidates(
     :func:`~engramdb.recognize.best_near` takes them."""
     found = store.band_candidates(namespace, bands, _MAX_CANDIDATES)
     return [
-        (memory_id, text, shingles(normalize_for_hash(text), hasher.shingle))
-        for memory_id, text in store.texts(found).items()
+        (memory_id, text, _grams(hasher, text)) for memory_id, text in store.texts(found).items()
     ]
+
+
+def _grams(hasher: MinHasher, text: str) -> frozenset[str]:
+    """The shingles near-duplicate scores compare (as MinHash signatures are made)."""
+    return shingles(normalize_for_hash(text), hasher.shingle)
