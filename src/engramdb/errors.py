@@ -9,7 +9,10 @@ from the natural built-in where there is one, so ``except ValueError`` keeps wor
     │   └── IngestError                   400   "Ingest"            (unreadable, binary, bad JSON)
     ├── InvalidFilterError(ValueError)    400   "InvalidFilter"
     ├── DimensionMismatchError(ValueError) 400  "DimensionMismatch"
-    ├── NotFoundError(KeyError)           404   "NotFound"          (memory id, namespace)
+    ├── NotFoundError(KeyError)           404   "NotFound"          (memory id, namespace, job)
+    ├── UnauthorizedError                 401   "Unauthorized"      (no key, or not a valid one)
+    ├── ForbiddenError(PermissionError)   403   "Forbidden"         (a read-only key writing)
+    ├── TooLargeError(ValueError)         413   "TooLarge"          (a request body over its limit)
     ├── StoreError                        500   "Store"
     │   ├── StoreClosedError              500   "StoreClosed"
     │   ├── NotAStoreError                500   "NotAStore"         (file is not an engramdb store)
@@ -30,6 +33,7 @@ __all__ = [
     "CorruptStoreError",
     "DimensionMismatchError",
     "EngramError",
+    "ForbiddenError",
     "IndexFormatError",
     "IngestError",
     "InvalidFilterError",
@@ -42,6 +46,8 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StoreNotFoundError",
+    "TooLargeError",
+    "UnauthorizedError",
 ]
 
 
@@ -111,6 +117,27 @@ class NotFoundError(EngramError, KeyError):
 
     code = 404
     name = "NotFound"
+
+
+class UnauthorizedError(EngramError):
+    """A service request came without a key, or with one that is unknown or revoked."""
+
+    code = 401
+    name = "Unauthorized"
+
+
+class ForbiddenError(EngramError, PermissionError):
+    """A valid key asked for something it may not do (a read-only key writing)."""
+
+    code = 403
+    name = "Forbidden"
+
+
+class TooLargeError(EngramError, ValueError):
+    """A request body or upload is over its size limit."""
+
+    code = 413
+    name = "TooLarge"
 
 
 class StoreError(EngramError):

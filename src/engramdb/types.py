@@ -13,6 +13,7 @@ __all__ = [
     "AddResult",
     "ChannelScore",
     "Chunk",
+    "Decision",
     "Hit",
     "Hits",
     "GraphStats",
@@ -299,6 +300,10 @@ class Stats:
     graph: GraphStats | None = None
 
 
+Decision = Literal["new", "exact", "near", "skipped"]
+"""What recognition decided for one added chunk (``"skipped"``: already recorded there)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AddResult:
     """What an ``add`` or ``add_many`` did.
@@ -310,6 +315,9 @@ class AddResult:
         near: inputs merged into a near-duplicate memory.
         skipped: inputs already recorded at the same place (re-ingest; nothing changed).
         embedded: texts run through the embedder (the rest came from the cache).
+        decisions: what recognition decided for each chunk, in the order of ``ids``:
+            ``"new"``, ``"exact"``, ``"near"`` or ``"skipped"``.
+        inputs: for each chunk, the index of the input record it came from.
     """
 
     ids: tuple[int, ...]
@@ -318,3 +326,5 @@ class AddResult:
     near: int
     skipped: int
     embedded: int
+    decisions: tuple[Decision, ...] = ()
+    inputs: tuple[int, ...] = ()

@@ -100,6 +100,7 @@ class _Item:
     score: float = 1.0
     grams: frozenset[str] = field(default_factory=frozenset)
     signature: Signature | None = None
+    origin: int = 0  # the index of the input record this chunk came from
 
 
 class Writer:
@@ -160,6 +161,8 @@ class Writer:
                 near=sum(1 for it in items if it.kind == "near" and it.score >= 0),
                 skipped=sum(1 for it in items if it.score < 0),
                 embedded=embedded,
+                decisions=tuple("skipped" if it.score < 0 else it.kind for it in items),
+                inputs=tuple(it.origin for it in items),
             )
         raise StoreError(
             f"this write was overtaken by other writers {_ATTEMPTS} times (the memories it "
@@ -170,7 +173,7 @@ class Writer:
 
     def _chunk(self, records: Sequence[Record], namespace: str) -> list[_Item]:
         items: list[_Item] = []
-        for record in records:
+        for origin, record in enumerate(records):
             text = normalize_text(record.text)
             if not text:
                 continue
@@ -191,7 +194,9 @@ class Writer:
                     event_time=record.event_time,
                     text_hash=digest,
                 )
-                items.append(_Item(namespace, piece, digest, norm, sighting, dict(record.meta)))
+                items.append(
+                    _Item(namespace, piece, digest, norm, sighting, dict(record.meta), origin=origin)
+                )
         if not items and records:
             raise InvalidInputError("nothing to add: every text is empty or whitespace")
         return items

@@ -356,7 +356,8 @@ class Memory:
         namespace: str | None = None,
         where: Any = None,
     ) -> int:
-        """Forget memories by id, by source, or by namespace and/or filter.
+        """Forget memories by id, by source (optionally in one namespace), or by namespace
+        and/or filter.
 
         Everything derived from them goes too: index entries, near-duplicate bands, cached
         embeddings no other memory uses. Forgetting a source removes its sightings; a memory
@@ -366,12 +367,18 @@ class Memory:
             The number of memories removed.
 
         Raises:
-            InvalidInputError: no criterion, or ids together with another criterion.
+            InvalidInputError: no criterion, ids together with another criterion, or a
+                source together with a filter.
             NotFoundError: an unknown namespace.
         """
-        given = [ids is not None, source is not None, namespace is not None or where is not None]
-        if sum(given) != 1:
-            raise InvalidInputError("forget needs exactly one of: ids, source, or namespace/where")
+        given = [ids is not None, source is not None, where is not None]
+        if sum(given) > 1 or (ids is not None and namespace is not None):
+            raise InvalidInputError(
+                "forget needs exactly one of: ids, source (with or without a namespace), "
+                "or namespace/where"
+            )
+        if not any(given) and namespace is None:
+            raise InvalidInputError("forget needs one of: ids, source, or namespace/where")
         store = self.store
         sql, params = self._reader.where(namespace, where)  # a bad filter fails before a write
 
@@ -379,7 +386,11 @@ class Memory:
             if ids is not None:
                 return store.delete_memories([int(i) for i in ids])
             if source is not None:
-                return [i for name in _source_names(source) for i in store.forget_source(name)[0]]
+                return [
+                    i
+                    for name in _source_names(source)
+                    for i in store.forget_source(name, namespace=namespace)[0]
+                ]
             return store.delete_memories(store.select_ids(sql or "1", params).tolist())
 
         return self._writer.forget(select)
@@ -592,6 +603,13 @@ class Memory:
         return recognize(
             self.store, self._hasher, self.config.recognize.near_threshold, text, namespace
         )
+
+    @_sqlite_errors
+    def namespaces(self) -> dict[str, int]:
+        """Every namespace that holds memories, with its count of memories."""
+        store = self.store
+        with store.reading():
+            return store.namespaces()
 
     @_sqlite_errors
     def ids(self, *, namespace: str | None = None, where: Any = None) -> list[int]:

@@ -713,21 +713,25 @@ class SQLiteStore:
             ]
         return gone
 
-    def forget_source(self, source: str) -> tuple[list[int], list[int]]:
-        """Remove every sighting from ``source``.
+    def forget_source(
+        self, source: str, *, namespace: str | None = None
+    ) -> tuple[list[int], list[int]]:
+        """Remove every sighting from ``source`` (of memories in ``namespace``, when given).
 
         Memories left without any sighting are deleted; the others lose one from their count
         and, when ``source`` was their origin, take their earliest remaining sighting as origin.
         Returns ``(deleted ids, updated ids)``.
         """
         conn = self.conn
+        cond, params = "source = ?", [source]
+        if namespace is not None:
+            cond += " AND memory_id IN (SELECT id FROM memories WHERE namespace = ?)"
+            params.append(namespace)
         touched = [
             int(r[0])
-            for r in conn.execute(
-                "SELECT DISTINCT memory_id FROM sightings WHERE source = ?", (source,)
-            )
+            for r in conn.execute(f"SELECT DISTINCT memory_id FROM sightings WHERE {cond}", params)
         ]
-        conn.execute("DELETE FROM sightings WHERE source = ?", (source,))
+        conn.execute(f"DELETE FROM sightings WHERE {cond}", params)
         deleted: list[int] = []
         updated: list[int] = []
         for memory_id in touched:

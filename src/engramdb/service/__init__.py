@@ -1,0 +1,27 @@
+"""The shared-memory service layer: scopes, keys, durable ingest jobs and
+:class:`MemoryService`, whose verbs every adapter (REST, MCP, CLI) goes through.
+
+No web dependency lives here; the ``server`` and ``mcp`` packages adapt it.
+"""
+
+from __future__ import annotations
+
+from engramdb.service.core import MemoryService, ServiceStats
+from engramdb.service.jobs import Job, JobFile, JobQueue, JobState, Upload
+from engramdb.service.keys import KEY_PREFIX, KeyInfo, KeyRing, NewKey
+from engramdb.service.scope import Scope
+
+__all__ = [
+    "KEY_PREFIX",
+    "Job",
+    "JobFile",
+    "JobQueue",
+    "JobState",
+    "KeyInfo",
+    "KeyRing",
+    "MemoryService",
+    "NewKey",
+    "Scope",
+    "ServiceStats",
+    "Upload",
+]
