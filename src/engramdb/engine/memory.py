@@ -645,6 +645,27 @@ class Memory:
             return store.get(memory_id)
 
     @_sqlite_errors
+    def related(
+        self, memory_id: int, *, k: int = 10, namespaces: Sequence[str] | None = None
+    ) -> list[tuple[MemoryRecord, tuple[str, ...]]]:
+        """Memories that share the most specific phrases with ``memory_id`` in the memory
+        graph, each with the phrases shared; empty when the graph is off.
+
+        Args:
+            memory_id: the memory to start from.
+            k: how many at most.
+            namespaces: keep memories of these namespaces only (default: all).
+        """
+        check_k(k)
+        if self._graph is None:
+            return []
+        store = self.store
+        with store.reading():
+            found = self._graph.related(memory_id, limit=k, namespaces=namespaces)
+            records = {r.id: r for r in store.get_many([i for i, _ in found])}
+        return [(records[i], phrases) for i, phrases in found if i in records]
+
+    @_sqlite_errors
     def check(self) -> list[str]:
         """Problems found in the store and its indexes (an empty list: all is well).
 

@@ -252,6 +252,13 @@ class GraphChannel:
             allow=allow,
         )
 
+    def related(
+        self, memory_id: int, *, limit: int = 10, namespaces: Sequence[str] | None = None
+    ) -> list[tuple[int, tuple[str, ...]]]:
+        """Memories sharing the most specific phrases with ``memory_id``, with those phrases
+        (see :meth:`SQLiteGraph.related`)."""
+        return self.store.related(memory_id, limit=limit, namespaces=namespaces)
+
     def stats(self) -> dict[str, Any]:
         """Counts of the stored graph plus the extractor in use."""
         return {"kind": "phrase-graph", "extractor": self.extractor.name, **self.store.counts()}

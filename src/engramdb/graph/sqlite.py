@@ -24,6 +24,7 @@ memory, by any path, therefore leaves no orphan node or edge, in the same transa
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -389,6 +390,52 @@ class SQLiteGraph:
             "synonym_edges": "SELECT COUNT(*) FROM graph_synonyms",
         }
         return {k: int(self.conn.execute(q).fetchone()[0]) for k, q in sql.items()}
+
+    def related(
+        self,
+        memory_id: int,
+        *,
+        limit: int = 10,
+        namespaces: Sequence[str] | None = None,
+        max_df: int = 1000,
+    ) -> list[tuple[int, tuple[str, ...]]]:
+        """The passages that share the most specific phrases with ``memory_id``:
+        ``(memory id, shared phrases)``, by the summed IDF of what they share.
+
+        Phrases in more than ``max_df`` passages are too common to relate anything and are
+        skipped (which also bounds the work). ``namespaces`` keeps passages of those only.
+        """
+        conn = self.conn
+        total = max(1, int(conn.execute("SELECT COUNT(*) FROM graph_passages").fetchone()[0]))
+        nodes = conn.execute(
+            "SELECT g.node_id, n.phrase, (SELECT COUNT(*) FROM graph_mentions d"
+            " WHERE d.node_id = g.node_id) FROM graph_mentions g"
+            " JOIN graph_nodes n ON n.id = g.node_id WHERE g.memory_id = ?",
+            (memory_id,),
+        ).fetchall()
+        useful = {int(n): (str(p), math.log(1 + total / df)) for n, p, df in nodes if df <= max_df}
+        if not useful:
+            return []
+        marks = ",".join("?" * len(useful))
+        sql = (
+            f"SELECT g.memory_id, g.node_id FROM graph_mentions g JOIN {self.table} m"
+            f" ON m.id = g.memory_id WHERE g.node_id IN ({marks}) AND g.memory_id != ?"
+        )
+        params: list[object] = [*useful, memory_id]
+        if namespaces is not None:
+            if not namespaces:
+                return []
+            sql += f" AND m.namespace IN ({','.join('?' * len(namespaces))})"
+            params += list(namespaces)
+        scores: dict[int, float] = {}
+        shared: dict[int, list[str]] = {}
+        for other, node in conn.execute(sql, params):
+            phrase, idf = useful[int(node)]
+            scores[int(other)] = scores.get(int(other), 0.0) + idf
+            shared.setdefault(int(other), []).append(phrase)
+        weight = dict(useful.values())
+        best = sorted(scores, key=lambda i: (-round(scores[i], 9), i))[:limit]
+        return [(i, tuple(sorted(shared[i], key=lambda p: (-weight[p], p)))) for i in best]
 
     def neighbors(self, phrase: str, *, limit: int = 20) -> list[tuple[str, str, float]]:
         """A phrase's neighbours: ``(phrase, kind, weight)``, kind ``"cooccur"`` or

@@ -238,6 +238,23 @@ class MemoryService:
             raise _no_memory(memory_id)
         return record
 
+    @property
+    def graph(self) -> bool:
+        """Whether the memory graph is on (memories then have phrase neighbours)."""
+        return self._memory.config.graph.enabled
+
+    def neighbours(
+        self, scope: Scope, memory_id: int, *, k: int = 10
+    ) -> list[tuple[MemoryRecord, tuple[str, ...]]]:
+        """The scope's memories that share the most specific phrases with a memory of the
+        scope, with the phrases shared (none when the graph is off).
+
+        Raises:
+            NotFoundError: no such memory in the scope.
+        """
+        self.get(scope, memory_id)
+        return self._memory.related(memory_id, k=k, namespaces=scope.namespaces)
+
     def _where(self, scope: Scope, namespace: str | None, where: Any) -> tuple[bool, Any]:
         """``(visible, filter)``: whether the read can see anything, and its filter with the
         scope's namespaces folded in."""

@@ -304,8 +304,8 @@ class JobQueue:
         while not self._stop:
             try:
                 ran = self.run_next()
-            except EngramError:
-                logger.exception("the job runner could not claim a job")
+            except Exception:  # the runner outlives any one failure; the log has it
+                logger.exception("the job runner failed")
                 ran = False
             if not ran:
                 with self._wake:
@@ -368,6 +368,10 @@ class JobQueue:
         except EngramError as exc:
             logger.warning("job %s failed: %s", job_id, exc)
             self._finish(job_id, "failed", str(exc))
+            return
+        except Exception as exc:
+            logger.exception("job %s failed", job_id)
+            self._finish(job_id, "failed", f"internal error ({type(exc).__name__})")
             return
         self._finish(job_id, "done", None)
         shutil.rmtree(spool, ignore_errors=True)

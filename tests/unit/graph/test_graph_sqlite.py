@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -231,3 +232,33 @@ def test_snapshot_neighbors_and_paths(conn: sqlite3.Connection) -> None:
     assert index.phrases_of(3) == ["radium"]
     assert bool(index.named[index.phrase_index("warsaw")])  # type: ignore[index]
     assert not index.named[index.phrase_index("poland")]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_related_passages_match_a_brute_force_count(seed: int) -> None:
+    rng = random.Random(seed)
+    conn = _connect()
+    conn.execute("ALTER TABLE memories ADD COLUMN namespace TEXT NOT NULL DEFAULT 'a'")
+    g = _graph(conn)
+    items = [(i, _extraction(rng)) for i in range(1, 25)]
+    _add(g, items)
+    conn.execute("UPDATE memories SET namespace = 'b' WHERE id % 3 = 0")
+    phrases = {i: set(ex.phrases) for i, ex in items if ex.phrases}
+    df = {p: sum(p in s for s in phrases.values()) for s in phrases.values() for p in s}
+    idf = {p: math.log(1 + len(phrases) / n) for p, n in df.items()}
+    for start, mine in phrases.items():
+        expected = {
+            other: round(sum(idf[p] for p in mine & theirs), 9)
+            for other, theirs in phrases.items()
+            if other != start and mine & theirs
+        }
+        best = sorted(expected, key=lambda i: (-expected[i], i))[:5]
+        found = g.related(start, limit=5)
+        assert [i for i, _ in found] == best
+        for other, shared in found:
+            assert set(shared) == mine & phrases[other]
+        in_b = [i for i, _ in g.related(start, limit=30, namespaces=["b"])]
+        assert in_b == [i for i in sorted(expected, key=lambda i: (-expected[i], i)) if i % 3 == 0]
+        assert g.related(start, namespaces=[]) == []
+    assert g.related(999) == []
+    conn.close()
