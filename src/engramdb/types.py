@@ -18,6 +18,7 @@ __all__ = [
     "Hits",
     "GraphStats",
     "IdMatrix",
+    "ImportResult",
     "IndexStats",
     "Matrix",
     "LexicalStats",
@@ -328,3 +329,28 @@ class AddResult:
     embedded: int
     decisions: tuple[Decision, ...] = ()
     inputs: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportResult:
+    """What an import of exported memories did.
+
+    Attributes:
+        records: memory records read (header records not counted).
+        added: memories created.
+        merged: records whose memory was there already (same namespace and content hash);
+            their sightings were added to it.
+        sightings: sightings written, the origins of the added memories included.
+        known_sightings: sightings that were recorded already (nothing written for them).
+        reused: vectors taken from the input (made by the store's embedder).
+        embedded: texts run through the embedder (the rest came from the input or the
+            store's embedding cache).
+    """
+
+    records: int
+    added: int
+    merged: int
+    sightings: int
+    known_sightings: int
+    reused: int
+    embedded: int

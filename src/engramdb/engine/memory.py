@@ -6,9 +6,9 @@ import functools
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from engramdb.calibrate import (
     ConformalCalibration,
@@ -28,6 +28,7 @@ from engramdb.engine._precision import (
     stack,
 )
 from engramdb.engine._read import Reader, check_channels, check_k
+from engramdb.engine._transfer import backup, export_records, import_file, import_numbered
 from engramdb.engine._write import Progress, Writer, check_namespace, recognize, to_record
 from engramdb.errors import (
     InvalidInputError,
@@ -46,6 +47,7 @@ from engramdb.types import (
     GraphStats,
     Hit,
     Hits,
+    ImportResult,
     LexicalStats,
     Matrix,
     MemoryRecord,
@@ -664,6 +666,112 @@ class Memory:
             found = self._graph.related(memory_id, limit=k, namespaces=namespaces)
             records = {r.id: r for r in store.get_many([i for i, _ in found])}
         return [(records[i], phrases) for i, phrases in found if i in records]
+
+    # -- export, import, backup -----------------------------------------------------------
+
+    @_sqlite_errors
+    def export(
+        self, *, namespace: str | None = None, vectors: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Every memory of ``namespace`` (all with ``None``), in id order, as JSON-ready
+        records with their sightings, times and metadata; a header record comes first.
+
+        The records stream: memories are read a page at a time, each page in one read
+        snapshot (so writes that land during a long export may or may not be in it). One
+        JSON object per line makes an ``engramdb.export`` JSON Lines file, the format of
+        :meth:`import_records` and :meth:`import_file` (described in
+        :mod:`engramdb.engine._transfer_format`).
+
+        Args:
+            namespace: the namespace to export (default: every one).
+            vectors: add each memory's embedding, as base64 of little-endian float32,
+                with the embedder's ``model_id`` (an import by the same embedder then
+                embeds nothing).
+
+        Raises:
+            NotFoundError: an unknown namespace (raised at once, not on iteration).
+            StoreClosedError: the memory was closed.
+        """
+        store = self.store
+        if namespace is not None:
+            with store.reading():
+                self._reader.where(namespace, None)
+        return export_records(store, self.embedder, namespace=namespace, vectors=vectors)
+
+    @_sqlite_errors
+    def import_records(
+        self, records: Iterable[Mapping[str, Any]], *, namespace: str | None = None
+    ) -> ImportResult:
+        """Import exported memory records (from :meth:`export`), with their sightings,
+        times and metadata, a transaction per batch of records.
+
+        A memory whose namespace already holds its content merges: its sightings are added,
+        those already recorded skipped (so importing twice changes nothing the second time).
+        A vector in a record is used when the store's embedder made it; other texts are
+        embedded. Records in a list or tuple are all checked before anything is written;
+        from another iterable, each batch is checked before it is written (earlier batches
+        stay).
+
+        Args:
+            records: export records (header records are checked and skipped).
+            namespace: import every record into this namespace instead of its own.
+
+        Raises:
+            IngestError: a malformed record (an :class:`InvalidInputError`), naming its
+                1-based position as "line N"; its batch is not written.
+            InvalidInputError: a bad ``namespace``.
+            StoreClosedError: the memory was closed.
+        """
+        self.store  # noqa: B018 - raises when closed
+        check_first = enumerate(records, start=1) if isinstance(records, list | tuple) else None
+        return import_numbered(
+            self._writer,
+            enumerate(records, start=1),
+            namespace=namespace,
+            name=None,
+            check_first=check_first,
+        )
+
+    @_sqlite_errors
+    def import_file(
+        self, source: str | os.PathLike[str] | IO[bytes], *, namespace: str | None = None
+    ) -> ImportResult:
+        """:meth:`import_records` from an ``engramdb.export`` JSON Lines file (checked in
+        full before the first write) or a binary stream such as ``sys.stdin.buffer``
+        (checked batch by batch). Lines are read one at a time.
+
+        Raises:
+            IngestError: the file cannot be read, or a line is malformed, too long, or
+                nested too deeply (naming the file and the line).
+            InvalidInputError: a bad ``namespace``.
+            StoreClosedError: the memory was closed.
+        """
+        self.store  # noqa: B018 - raises when closed
+        return import_file(self._writer, source, namespace=namespace)
+
+    @_sqlite_errors
+    def backup(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Copy the store, while others go on writing, to the file ``dest``.
+
+        The copy is one consistent state, made with SQLite's backup API from a read
+        connection into a temporary file beside ``dest``, checked with ``PRAGMA
+        integrity_check``, then renamed into place (``dest`` never holds a partial copy).
+
+        Args:
+            dest: the backup file.
+            overwrite: replace ``dest`` when it exists.
+
+        Returns:
+            The path of the backup.
+
+        Raises:
+            InvalidInputError: ``dest`` exists (without ``overwrite``), is the store
+                itself, is a folder, or its folder is missing.
+            CorruptStoreError: the copy fails its integrity check.
+            StoreError: the copy could not be written.
+            StoreClosedError: the memory was closed.
+        """
+        return backup(self.store, dest, overwrite=overwrite)
 
     @_sqlite_errors
     def check(self) -> list[str]:

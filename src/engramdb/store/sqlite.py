@@ -30,7 +30,14 @@ from engramdb.errors import (
 from engramdb.store.migrations import apply_migrations, available_migrations
 from engramdb.types import Matrix, MemoryRecord, Position, Sighting
 
-__all__ = ["NewMemory", "NewSighting", "SQLiteStore", "is_corruption", "store_error"]
+__all__ = [
+    "NewMemory",
+    "NewSighting",
+    "SQLiteStore",
+    "SightingRow",
+    "is_corruption",
+    "store_error",
+]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _FORMAT = "engramdb.store"
@@ -64,6 +71,16 @@ class NewMemory:
     hash: str
     sighting: NewSighting
     meta: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SightingRow:
+    """A stored sighting with its text hash, as an export writes it and an import adds it."""
+
+    sighting: NewSighting
+    seen_time: float
+    kind: str
+    score: float
 
 
 _BUSY_MS = 5000
@@ -543,6 +560,49 @@ class SQLiteStore:
         problems = [str(r[0]) for r in rows]
         return [] if problems == ["ok"] else problems
 
+    def backup_to(self, target: Path) -> None:
+        """Copy one consistent state of the store into a new file at ``target`` with SQLite's
+        backup API, then check the copy with ``PRAGMA integrity_check``.
+
+        The copy is read through a connection of its own, in one step: writers (threads of
+        this process or other processes) go on meanwhile, and the copy is the state committed
+        when it started.
+
+        Raises:
+            StoreClosedError: the store was closed.
+            CorruptStoreError: the copy fails its integrity check.
+            StoreError: ``target`` exists, or the copy could not be written.
+        """
+        if target.exists():
+            raise StoreError(f"cannot back up to {target}: it exists")
+        with self.reading():  # close() waits for the copy
+            if self.memory:
+                with self._lock:
+                    self._copy(self.conn_write, target)
+                return
+            source = self._open_reader()
+            try:
+                self._copy(source, target)
+            finally:
+                source.close()
+
+    def _copy(self, source: sqlite3.Connection, target: Path) -> None:
+        try:
+            copy = sqlite3.connect(str(target), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot create the backup {target}: {exc}") from exc
+        try:
+            source.backup(copy)
+            problems = [str(r[0]) for r in copy.execute("PRAGMA integrity_check").fetchall()]
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path, f"backing it up to {target}") from exc
+        finally:
+            copy.close()
+        if problems != ["ok"]:
+            raise CorruptStoreError(
+                f"the backup of {self.path} fails its integrity check: {'; '.join(problems[:5])}"
+            )
+
     # -- memories --------------------------------------------------------------------------
 
     def find_hash(self, namespace: str, text_hash: str) -> int | None:
@@ -559,6 +619,13 @@ class SQLiteStore:
 
     def insert_memory(self, memory: NewMemory, *, now: float) -> int:
         """Insert a memory with its origin sighting; call inside :meth:`atomic`."""
+        memory_id = self.insert_memory_row(memory, ingest_time=now)
+        self.add_sighting(memory_id, memory.sighting, kind="origin", score=1.0, now=now)
+        return memory_id
+
+    def insert_memory_row(self, memory: NewMemory, *, ingest_time: float) -> int:
+        """Insert a memory's row (its origin in ``memory.sighting``) without any sighting;
+        the caller adds them next, the ``origin`` first. Call inside :meth:`atomic`."""
         s = memory.sighting
         cur = self.conn.execute(
             "INSERT INTO memories (namespace, text, hash, source, document, ordinal, char_start,"
@@ -573,13 +640,11 @@ class SQLiteStore:
                 s.start,
                 s.end,
                 s.event_time,
-                now,
+                ingest_time,
                 json.dumps(dict(memory.meta), sort_keys=True, ensure_ascii=False),
             ),
         )
-        memory_id = int(cur.lastrowid or 0)
-        self.add_sighting(memory_id, s, kind="origin", score=1.0, now=now)
-        return memory_id
+        return int(cur.lastrowid or 0)
 
     def add_sighting(
         self, memory_id: int, s: NewSighting, *, kind: str, score: float, now: float
@@ -671,6 +736,31 @@ class SQLiteStore:
                 )
         return out
 
+    def sighting_rows(self, ids: Sequence[int]) -> dict[int, list[SightingRow]]:
+        """``{memory id: its sightings}`` in the order they were recorded, text hashes included."""
+        out: dict[int, list[SightingRow]] = {}
+        for chunk in _chunks(list(ids), 900):
+            marks = ",".join("?" * len(chunk))
+            for r in self.conn.execute(
+                "SELECT memory_id, source, document, ordinal, char_start, char_end, event_time,"
+                " text_hash, seen_time, kind, score FROM sightings"
+                f" WHERE memory_id IN ({marks}) ORDER BY memory_id, id",
+                chunk,
+            ):
+                sighting = NewSighting(
+                    source=r[1],
+                    document=r[2],
+                    ordinal=r[3],
+                    start=r[4],
+                    end=r[5],
+                    event_time=r[6],
+                    text_hash=r[7],
+                )
+                out.setdefault(int(r[0]), []).append(
+                    SightingRow(sighting=sighting, seen_time=r[8], kind=r[9], score=r[10])
+                )
+        return out
+
     def texts(self, ids: Sequence[int]) -> dict[int, str]:
         """``{id: text}`` for the given ids."""
         out: dict[int, str] = {}
@@ -688,6 +778,19 @@ class SQLiteStore:
         """Ids of memories matching an SQL condition over alias ``m``."""
         rows = self.conn.execute(f"SELECT m.id FROM memories m WHERE {where} ORDER BY m.id", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def page_ids(self, namespace: str | None, *, after: int, limit: int) -> list[int]:
+        """Up to ``limit`` memory ids above ``after`` (in ``namespace``, when given), in order."""
+        if namespace is None:
+            rows = self.conn.execute(
+                "SELECT id FROM memories WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            )
+        else:
+            rows = self.conn.execute(
+                "SELECT id FROM memories WHERE namespace = ? AND id > ? ORDER BY id LIMIT ?",
+                (namespace, after, limit),
+            )
+        return [int(r[0]) for r in rows]
 
     def namespaces(self) -> dict[str, int]:
         """``{namespace: memory count}``."""
