@@ -128,7 +128,8 @@ export async function api(path, { method = "GET", body, form, signal } = {}) {
 export function describe(err) {
   if (!(err instanceof ApiError)) return err && err.message ? err.message : String(err);
   let text = err.message;
-  if (err.details.length) text += ` (${err.details.join("; ")})`;
+  const unsaid = err.details.filter((line) => !text.includes(line));
+  if (unsaid.length) text += ` (${unsaid.join("; ")})`;
   if (err.status === 401) text = `Not signed in: ${text}`;
   else if (err.status === 403) text = `Not allowed: ${text}`;
   else if (err.status >= 500) {

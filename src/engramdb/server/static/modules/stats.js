@@ -1,7 +1,7 @@
 // Namespaces and their counts, the embedder, the key, and the store's statistics.
 
 import { api } from "./api.js";
-import { $, dl, fill, fmtNum, fmtValue, h, table } from "./dom.js";
+import { $, dl, fill, fmtBytes, fmtNum, fmtValue, h, table } from "./dom.js";
 import { hush, sayError } from "./ui.js";
 
 let ctx;
@@ -12,7 +12,8 @@ let body;
 function flatten(value, prefix = "", out = []) {
   if (value && typeof value === "object" && !Array.isArray(value)) {
     for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
-  } else out.push([prefix, fmtValue(value)]);
+  } else if (/bytes$/.test(prefix) && typeof value === "number") out.push([prefix, fmtBytes(value)]);
+  else out.push([prefix, fmtValue(value)]);
   return out;
 }
 
