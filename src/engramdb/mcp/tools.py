@@ -1,0 +1,494 @@
+"""The MCP tools: what each one says to the model, what it accepts and what it answers.
+
+Each tool is a :class:`ToolSpec`: a name, a description written for the model that will call
+it, an arguments model (its JSON schema is what clients list; it also validates every call),
+annotations (read-only, destructive, idempotent) and a plain function over
+:class:`~engramdb.service.MemoryService` and the caller's :class:`~engramdb.service.Scope`.
+Answers are compact: a JSON text (also sent as structured content) or, for ``context``, the
+packed, cited text itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from engramdb.config import CHANNEL_GROUPS, CHANNELS, MAX_K
+from engramdb.errors import InvalidInputError
+from engramdb.service import MemoryService, Scope
+from engramdb.types import Hit, MemoryRecord, Record
+
+__all__ = ["MAX_BUDGET_TOKENS", "TOOLS", "Answer", "ToolSpec"]
+
+MAX_BUDGET_TOKENS = 100_000
+"""The largest ``budget_tokens`` the ``context`` tool accepts."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    """What a tool returns: the text the model reads, and the same as data when it is data."""
+
+    text: str
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolSpec:
+    """One tool.
+
+    Attributes:
+        name: the tool's name.
+        title: a short human-readable name.
+        description: what it does and when to use it, for the model.
+        arguments: the pydantic model of its arguments.
+        annotations: the behaviour hints clients see.
+        run: the tool itself, on validated arguments (blocking: called on a worker thread).
+    """
+
+    name: str
+    title: str
+    description: str
+    arguments: type[BaseModel]
+    annotations: ToolAnnotations
+    run: Callable[[MemoryService, Scope, Any], Answer]
+
+
+def _json(data: dict[str, Any]) -> Answer:
+    return Answer(text=json.dumps(data, ensure_ascii=False, separators=(",", ":")), data=data)
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _epoch(value: float | str | None) -> float | None:
+    """``event_time`` as UTC epoch seconds, from a number or an ISO-8601 string."""
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInputError(
+            f"event_time must be ISO-8601 (2024-05-02T10:00:00Z) or epoch seconds, got {value!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _compact(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _hit(hit: Hit) -> dict[str, Any]:
+    relevance = None if hit.relevance is None else round(hit.relevance, 3)
+    return _compact(
+        id=hit.id,
+        text=hit.text,
+        source=hit.source,
+        relevance=relevance,
+        event_time=_iso(hit.event_time),
+    )
+
+
+def _memory(record: MemoryRecord) -> dict[str, Any]:
+    return _compact(
+        id=record.id, text=record.text, source=record.source, event_time=_iso(record.event_time)
+    )
+
+
+# -- argument types shared by several tools --------------------------------------------------
+
+_ARGS = ConfigDict(extra="forbid")
+
+Query = Annotated[
+    str, Field(min_length=1, description="What to look for, in natural language or keywords.")
+]
+K = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many hits at most (1 to {MAX_K}).")]
+ReadNamespace = Annotated[
+    str | None,
+    Field(
+        min_length=1, description="Look only in this namespace (default: every one you can read)."
+    ),
+]
+WriteNamespace = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        description="The namespace to write to (default: your first namespace).",
+    ),
+]
+Where = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description=(
+            'Filter on metadata and columns, Mongo-style: {"team": "infra"}, '
+            '{"year": {"$gte": 2023}}, {"source": {"$in": ["slack", "mail"]}}, '
+            '{"event_time": {"$gte": "2024-01-01T00:00:00Z"}}; operators $eq $ne $gt $gte '
+            "$lt $lte $in $nin $exists $and $or $not. Columns: source, event_time, "
+            "ingest_time, namespace, id; any other key is a metadata key."
+        )
+    ),
+]
+Channels = Annotated[
+    str | list[str] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": [*CHANNEL_GROUPS, *CHANNELS]},
+                {"type": "array", "items": {"type": "string", "enum": list(CHANNELS)}},
+            ]
+        }
+    ),
+    Field(
+        description=(
+            "How to search: 'hybrid' (default: keywords and meaning), 'lexical' (exact "
+            "words, names, codes), 'dense' (meaning), 'graph' or 'hybrid+graph' (associations; "
+            "only when the store has its memory graph on), or a list of channels."
+        )
+    ),
+]
+MinRelevance = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Keep only hits whose estimated probability of being relevant is at least this "
+            "(0 to 1), e.g. 0.5; fewer, surer hits."
+        ),
+    ),
+]
+
+
+# -- remember ----------------------------------------------------------------------------------
+
+
+class RememberArgs(BaseModel):
+    model_config = _ARGS
+
+    text: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="What to remember: one self-contained statement (who, what, when).",
+        ),
+    ]
+    namespace: WriteNamespace = None
+    source: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="Where it comes from, e.g. 'chat', 'slack', a file name or a URL "
+            "(forget can later remove everything from one source).",
+        ),
+    ] = None
+    meta: Annotated[
+        dict[str, Any] | None,
+        Field(description='Metadata as a JSON object, e.g. {"team": "infra"} (filterable).'),
+    ] = None
+    event_time: Annotated[
+        float | str | None,
+        Field(
+            description="When it happened: ISO-8601 such as '2024-05-02T10:00:00Z', or UTC "
+            "epoch seconds."
+        ),
+    ] = None
+
+
+def _remember(service: MemoryService, scope: Scope, args: RememberArgs) -> Answer:
+    record = Record(
+        text=args.text,
+        source=args.source,
+        meta=dict(args.meta or {}),
+        event_time=_epoch(args.event_time),
+    )
+    result = service.remember(scope, [record], namespace=args.namespace)
+    memories = [
+        {"id": memory_id, "decision": decision}
+        for memory_id, decision in zip(result.ids, result.decisions, strict=True)
+    ]
+    return _json(
+        {
+            "namespace": scope.writable(args.namespace),
+            "added": result.added,
+            "exact": result.exact,
+            "near": result.near,
+            "skipped": result.skipped,
+            "memories": memories,
+        }
+    )
+
+
+# -- recall ------------------------------------------------------------------------------------
+
+
+class RecallArgs(BaseModel):
+    model_config = _ARGS
+
+    query: Query
+    k: K = 10
+    namespace: ReadNamespace = None
+    channels: Channels = None
+    where: Where = None
+    min_relevance: MinRelevance = None
+
+
+def _recall(service: MemoryService, scope: Scope, args: RecallArgs) -> Answer:
+    hits = service.recall(
+        scope,
+        args.query,
+        k=args.k,
+        namespace=args.namespace,
+        where=args.where,
+        channels=args.channels,
+        min_relevance=args.min_relevance,
+    )
+    data: dict[str, Any] = {"hits": [_hit(hit) for hit in hits]}
+    if hits.abstain:
+        data["abstain"] = True
+        data["reason"] = hits.reason
+    return _json(data)
+
+
+# -- recognize ---------------------------------------------------------------------------------
+
+
+class RecognizeArgs(BaseModel):
+    model_config = _ARGS
+
+    text: Annotated[str, Field(min_length=1, description="The text to look up.")]
+    namespace: ReadNamespace = None
+
+
+def _recognize(service: MemoryService, scope: Scope, args: RecognizeArgs) -> Answer:
+    found = service.recognize(scope, args.text, namespace=args.namespace)
+    return _json(
+        {
+            "kind": found.kind,
+            "score": round(found.score, 3),
+            "match": None if found.match is None else _memory(found.match),
+        }
+    )
+
+
+# -- forget ------------------------------------------------------------------------------------
+
+
+class ForgetArgs(BaseModel):
+    model_config = _ARGS
+
+    id: Annotated[
+        int | None, Field(ge=0, description="Forget this one memory (an id from recall).")
+    ] = None
+    source: Annotated[
+        str | None, Field(min_length=1, description="Forget every memory from this source.")
+    ] = None
+    where: Annotated[
+        dict[str, Any] | None,
+        Field(description='Forget every memory matching this filter, e.g. {"team": "infra"}.'),
+    ] = None
+    namespace: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="With source or where: only in this namespace (default: every "
+            "namespace you can write).",
+        ),
+    ] = None
+
+
+def _forget(service: MemoryService, scope: Scope, args: ForgetArgs) -> Answer:
+    given = [name for name in ("id", "source", "where") if getattr(args, name) is not None]
+    if len(given) != 1:
+        raise InvalidInputError(
+            f"forget needs exactly one of: id, source, where (got {', '.join(given) or 'none'})"
+        )
+    if args.id is not None:
+        if args.namespace is not None:
+            raise InvalidInputError("namespace goes with source or where, not with id")
+        service.delete(scope, args.id)
+        return _json({"forgotten": 1})
+    removed = service.forget(scope, source=args.source, where=args.where, namespace=args.namespace)
+    return _json({"forgotten": removed})
+
+
+# -- context -----------------------------------------------------------------------------------
+
+
+class ContextArgs(BaseModel):
+    model_config = _ARGS
+
+    query: Query
+    budget_tokens: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_BUDGET_TOKENS,
+            description=f"The most tokens the text may take (1 to {MAX_BUDGET_TOKENS}).",
+        ),
+    ] = 1000
+    k: Annotated[
+        int,
+        Field(ge=1, le=MAX_K, description=f"How many memories to consider (1 to {MAX_K})."),
+    ] = 20
+    order: Annotated[
+        Literal["relevance", "chronological", "edges"],
+        Field(
+            description="'relevance' (best first), 'chronological' (oldest first, for "
+            "timelines) or 'edges' (best at the start and the end)."
+        ),
+    ] = "relevance"
+    namespace: ReadNamespace = None
+    channels: Channels = None
+    where: Where = None
+    min_relevance: MinRelevance = None
+
+
+def _context(service: MemoryService, scope: Scope, args: ContextArgs) -> Answer:
+    packed = service.context(
+        scope,
+        args.query,
+        budget_tokens=args.budget_tokens,
+        order=args.order,
+        k=args.k,
+        namespace=args.namespace,
+        where=args.where,
+        channels=args.channels,
+        min_relevance=args.min_relevance,
+    )
+    ids = [memory_id for block in packed.blocks for memory_id in block.ids]
+    data = {
+        "text": packed.text,
+        "tokens": packed.tokens,
+        "budget_tokens": packed.budget_tokens,
+        "ids": ids,
+        "dropped": list(packed.dropped),
+    }
+    return Answer(text=packed.text or "No memory matches this query.", data=data)
+
+
+# -- stats -------------------------------------------------------------------------------------
+
+
+class StatsArgs(BaseModel):
+    model_config = _ARGS
+
+
+def _stats(service: MemoryService, scope: Scope, args: StatsArgs) -> Answer:
+    stats = service.stats(scope)
+    namespaces: Mapping[str, int] = stats.namespaces
+    return _json(
+        {"namespaces": dict(namespaces), "memories": stats.memories, "embedder": stats.embedder}
+    )
+
+
+# -- the list ----------------------------------------------------------------------------------
+
+
+def _hints(*, read_only: bool, destructive: bool = False, idempotent: bool) -> ToolAnnotations:
+    return ToolAnnotations(
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=False,
+    )
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        name="remember",
+        title="Remember",
+        description=(
+            "Store something in long-term memory so that it can be recalled later, in this "
+            "conversation or a future one: a fact about the user, a decision, an event, a "
+            "preference. Write one self-contained statement per call, with the names and the "
+            "date it needs to make sense on its own. Repeats are recognized: a text already "
+            "stored ('exact') or nearly so ('near') is merged into that memory instead of "
+            "stored twice; a long text is cut into several memories. Returns the memory ids "
+            "and, for each, the decision: new, exact, near or skipped (already recorded from "
+            "that source)."
+        ),
+        arguments=RememberArgs,
+        annotations=_hints(read_only=False, idempotent=False),
+        run=_remember,
+    ),
+    ToolSpec(
+        name="recall",
+        title="Recall",
+        description=(
+            "Search long-term memory for what is relevant to a query, by meaning and by "
+            "keywords. Use it before answering anything that may depend on earlier "
+            "conversations, the user, people, decisions or events. Returns the best hits "
+            "first, each with its id, text, source, relevance (the estimated probability, 0 to "
+            "1, that it is relevant) and event_time. No hits means nothing relevant is "
+            "remembered. For a ready-to-quote block within a token budget, use context."
+        ),
+        arguments=RecallArgs,
+        annotations=_hints(read_only=True, idempotent=True),
+        run=_recall,
+    ),
+    ToolSpec(
+        name="recognize",
+        title="Recognize",
+        description=(
+            "Check whether a text is already in memory: 'exact' (the same text is stored), "
+            "'near' (a near-duplicate is stored) or 'new'. Returns the kind, a similarity score "
+            "(0 to 1) and the matching memory. Useful before remember, or to tell whether "
+            "something was seen before."
+        ),
+        arguments=RecognizeArgs,
+        annotations=_hints(read_only=True, idempotent=True),
+        run=_recognize,
+    ),
+    ToolSpec(
+        name="forget",
+        title="Forget",
+        description=(
+            "Delete memories for good: one memory by id (from recall or remember), every "
+            "memory from a source, or every memory matching a where filter. Give exactly one "
+            "of id, source and where. This cannot be undone. Returns how many memories were "
+            "removed."
+        ),
+        arguments=ForgetArgs,
+        annotations=_hints(read_only=False, destructive=True, idempotent=True),
+        run=_forget,
+    ),
+    ToolSpec(
+        name="context",
+        title="Context",
+        description=(
+            "Gather what memory knows about a question into one text that fits a token budget: "
+            "the most relevant memories, deduplicated, ordered and each cited as '[n] source "
+            "(date)'. Use it when you need background to answer; cite the [n] you rely on. "
+            "Returns the text, ready to read."
+        ),
+        arguments=ContextArgs,
+        annotations=_hints(read_only=True, idempotent=True),
+        run=_context,
+    ),
+    ToolSpec(
+        name="stats",
+        title="Memory statistics",
+        description=(
+            "How much is in memory: the number of memories in each namespace you can read, "
+            "their total and the embedding model in use."
+        ),
+        arguments=StatsArgs,
+        annotations=_hints(read_only=True, idempotent=True),
+        run=_stats,
+    ),
+)
+"""Every tool, in the order clients list them."""
