@@ -229,6 +229,14 @@ def test_errors_are_readable_messages(page: Any, server: Server) -> None:
     expect(message).to_contain_text("$near")
     assert not message.inner_text().lstrip().startswith("{")
 
+    # a key refused mid-session (revoked) brings the sign-in back
+    page.evaluate("sessionStorage.setItem('engramdb.key', 'revoked')")
+    page.get_by_role("button", name="Recall", exact=True).click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#view-login [data-msg]")).to_contain_text("no longer accepted")
+    expect(page.get_by_role("navigation", name="Views")).to_be_hidden()
+
+    sign_in(page, server)
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
