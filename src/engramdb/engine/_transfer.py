@@ -195,28 +195,39 @@ def _prepare(writer: Writer, batch: list[Entry]) -> tuple[_Prepared, int, int]:
     prepared = _Prepared()
     for index, (key, entry) in enumerate(fresh.items()):
         signature = writer.hasher.signatures([normalize_for_hash(entry.text)])[0][1]
-        prepared.new[key] = _New(
-            vectors[entry.hash] if entry.vector is None else entry.vector, signature, index
-        )
+        prepared.new[key] = _New(vectors[entry.hash], signature, index)
     if writer.graph is not None and entries:
         prepared.graph = writer.graph.prepare([e.text for e in entries])
     return prepared, reused, embedded
 
 
 def _vectors(writer: Writer, entries: list[Entry]) -> tuple[dict[str, Vector], int, int]:
-    """Vectors (by content hash) of the entries that bring none: from the embedding cache,
-    else embedded. Returns ``(vectors, reused, embedded)``."""
+    """The entries' vectors by content hash: the store's cached one (so that the dense index
+    and the cache agree), else the entry's own, else embedded.
+
+    Returns:
+        ``(vectors, reused, embedded)``: the vectors, how many came from the entries, and
+        how many texts were embedded.
+    """
     store, embedder = writer.store, writer.embedder
-    reused = sum(1 for e in entries if e.vector is not None)
-    wanted = {e.hash: e.text for e in entries if e.vector is None}
     with store.reading():
-        found = store.cached_embeddings(embedder.model_id, list(wanted))
-    todo = [h for h in wanted if h not in found]
+        found = store.cached_embeddings(embedder.model_id, list({e.hash for e in entries}))
+    reused = 0
+    todo: dict[str, str] = {}
+    for entry in entries:
+        if entry.hash in found:
+            continue
+        if entry.vector is not None:
+            found[entry.hash] = entry.vector
+            reused += 1
+        else:
+            todo.setdefault(entry.hash, entry.text)
+    hashes = list(todo)
     step = max(writer.config.embed.batch_size * 8, 64)
-    for start in range(0, len(todo), step):
-        part = todo[start : start + step]
-        found.update(zip(part, embedder.embed_documents([wanted[h] for h in part]), strict=True))
-    return found, reused, len(todo)
+    for start in range(0, len(hashes), step):
+        part = hashes[start : start + step]
+        found.update(zip(part, embedder.embed_documents([todo[h] for h in part]), strict=True))
+    return found, reused, len(hashes)
 
 
 def _write(

@@ -156,11 +156,28 @@ def test_vectors_of_the_same_embedder_are_used(source: Memory, target: Memory) -
 
     target.embedder.embed_documents = refuse  # type: ignore[method-assign]
     result = target.import_records(records)
-    assert result.reused == 5 and result.embedded == 0
+    assert result.reused == 4 and result.embedded == 0  # both cats share one vector
     first = target.get(target.ids()[0])
     stored = target.store.cached_embeddings(target.embedder.model_id, [first.hash])[first.hash]
     np.testing.assert_array_equal(stored, unit)  # the file's bytes, not a recomputation
     assert _strip(list(target.export(vectors=True))) == _strip(records)
+
+
+def test_a_cached_vector_wins_over_the_files(source: Memory, target: Memory) -> None:
+    target.add("Cats sleep most of the day.", namespace="mine")
+    records = list(source.export(namespace="pets", vectors=True))
+    cats = next(r for r in records[1:] if r["text"].startswith("Cats"))
+    cats["embedding"]["data"] = base64.b64encode(np.ones(64, dtype="<f4").tobytes()).decode()
+    result = target.import_records(records)
+    assert result.added == 2 and result.reused == 1  # Bob's vector only
+    cached = target.store.cached_embeddings(target.embedder.model_id, [cats["hash"]])
+    own = target.embedder.embed_documents([cats["text"]])[0]
+    np.testing.assert_array_equal(cached[cats["hash"]], own)
+    ids, vectors = target.dense_index.vectors()
+    pets = target.ids(namespace="pets")
+    for memory_id in pets:
+        row = vectors[list(ids).index(memory_id)]
+        assert not np.allclose(row, 1.0)
 
 
 def test_vectors_of_another_embedder_are_recomputed(source: Memory) -> None:
@@ -430,3 +447,23 @@ def test_import_into_a_graph_store_adds_passages(source: Memory) -> None:
         graph.import_records(source.export())
         stats = graph.stats().graph
         assert stats is not None and stats.passages == 5
+
+
+def test_a_memory_forgotten_during_the_import_is_prepared_again(
+    source: Memory, target: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target.add(FREEZE, source="calendar")
+    original = _transfer._prepare
+    calls = [0]
+
+    def prepare_then_forget(writer: Any, batch: Any) -> Any:
+        prepared = original(writer, batch)
+        calls[0] += 1
+        if calls[0] == 1:  # another writer forgets the memory the batch merges into
+            target.forget(source="calendar")
+        return prepared
+
+    monkeypatch.setattr(_transfer, "_prepare", prepare_then_forget)
+    result = target.import_records(source.export(namespace="default"))
+    assert calls[0] == 2 and (result.added, result.merged) == (3, 0)
+    assert target.check() == [] and target.stats().dense.count == 3
