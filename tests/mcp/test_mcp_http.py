@@ -11,7 +11,7 @@ import anyio
 import httpx
 import httpx2
 import pytest
-from _mcp_support import FACT, data, error, scenario
+from _mcp_support import FACT, data, error, scenario, serving
 from mcp.client.client import Client
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -58,6 +58,13 @@ def test_a_post_to_exactly_the_mount_path_answers_without_redirect(mcp_url: str)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["result"]["serverInfo"]["name"] == "engramdb"
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_only_post_is_served(mcp_url: str, method: str) -> None:
+    response = httpx.request(method, mcp_url, headers=ACCEPT)
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.json()["error"]["type"] == "MethodNotAllowed"
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer not-a-key", "Basic eDp5", "Bearer"])
@@ -134,3 +141,37 @@ def test_the_sdk_client_in_auto_mode_is_scoped_too(service: MemoryService, mcp_u
             return data(await client.call_tool("stats", {}))
 
     assert anyio.run(main)["namespaces"] == {"a": 1}
+
+
+def test_the_rest_server_routes_mcp_to_the_endpoint(service: MemoryService) -> None:
+    from engramdb.server import create_app
+
+    alice = service.keys.add("alice", ["a"]).key
+
+    async def main() -> None:
+        async with session(f"{base}/mcp", alice) as client:
+            await scenario(client, "a")
+
+    with serving(create_app(service)) as base:
+        assert httpx.post(f"{base}/mcp", json=INITIALIZE, headers=ACCEPT).status_code == 401
+        anyio.run(main)
+
+
+def test_the_endpoint_answers_inside_its_lifespan_only(service: MemoryService) -> None:
+    from engramdb.mcp import create_mcp_http
+
+    mcp = create_mcp_http(service)
+
+    async def main() -> list[int]:
+        transport = httpx.ASGITransport(app=mcp.app)
+        statuses = []
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            statuses.append((await http.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code)
+            for _ in range(2):  # a host may start and stop more than once
+                async with mcp.lifespan():
+                    response = await http.post("/mcp", json=INITIALIZE, headers=ACCEPT)
+                    statuses.append(response.status_code)
+            statuses.append((await http.post("/mcp", json=INITIALIZE, headers=ACCEPT)).status_code)
+        return statuses
+
+    assert anyio.run(main) == [503, 200, 200, 503]

@@ -3,6 +3,7 @@ argument checks and errors, and scopes."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -160,3 +161,16 @@ def test_a_namespace_scope_sees_only_its_namespace(service: MemoryService) -> No
 
     assert run(service, Scope.local("me"), body) == [[], "new", 0]
     assert run(service, Scope.local(), body)[1:] == ["exact", 1]
+
+
+def test_a_failing_store_is_a_tool_error(service: MemoryService, monkeypatch: Any) -> None:
+    def locked(scope: Scope) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(service, "stats", locked)
+
+    async def body(client: Client) -> str:
+        return error(await client.call_tool("stats", {}))
+
+    message = run(service, Scope.local(), body)
+    assert message == "Store: the store failed: database is locked [OperationalError]"

@@ -20,7 +20,9 @@ the request to every tool call it carries.
 
 Sessions are stateless and answers are plain JSON: each POST is a whole exchange, nothing is
 held between requests, any worker can answer any request, and a key is checked on every one.
-The tools need nothing more (no server-to-client requests, no notifications to push).
+The tools need nothing more (no server-to-client requests, no notifications to push), so the
+endpoint takes POST only: a GET (a stream of server messages) or a DELETE (the end of a
+session) is a ``405``, which clients take as "no such stream".
 """
 
 from __future__ import annotations
@@ -105,6 +107,10 @@ class _Endpoint:
             await _reply(
                 send, 401, exc.name, str(exc), **{"WWW-Authenticate": 'Bearer realm="engramdb"'}
             )
+            return
+        if scope["method"] != "POST":
+            # Stateless: no stream of server messages to open (GET), no session to end (DELETE).
+            await _reply(send, 405, "MethodNotAllowed", "the MCP endpoint takes POST", Allow="POST")
             return
         await manager.handle_request({**scope, _CALLER: caller}, receive, send)
 

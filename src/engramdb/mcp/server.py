@@ -7,14 +7,16 @@ SQLite and the embedder). Who is calling is asked of ``scope_of`` on every call,
 transport's request (the HTTP request on Streamable HTTP, ``None`` on stdio).
 
 Every failure a caller can cause comes back as a tool result with ``isError`` and a one-line
-message (``NotFound: no memory with id 7``) that the model can read and act on; only an
-unknown tool name is a protocol error, as the specification asks.
+message (``NotFound: no memory with id 7``) that the model can read and act on, and so does a
+store that fails (a lock held too long, a full disk); only an unknown tool name is a protocol
+error, as the specification asks.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -116,6 +118,9 @@ def create_server(
             return _failure(f"{exc.name}: {exc}")
         except RecursionError:
             return _failure("InvalidInput: the arguments are nested too deeply to process")
+        except (sqlite3.Error, OSError) as exc:  # e.g. a lock held past the busy timeout
+            _log.warning("tool %s failed on the store", spec.name, exc_info=exc)
+            return _failure(f"Store: the store failed: {exc} [{type(exc).__name__}]")
         return CallToolResult(
             content=[TextContent(text=answer.text)], structured_content=answer.data
         )
