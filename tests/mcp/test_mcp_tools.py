@@ -174,3 +174,11 @@ def test_a_failing_store_is_a_tool_error(service: MemoryService, monkeypatch: An
 
     message = run(service, Scope.local(), body)
     assert message == "Store: the store failed: database is locked [OperationalError]"
+
+
+def test_a_time_past_the_calendar_comes_back_as_a_number(service: MemoryService) -> None:
+    async def body(client: Client) -> Any:
+        data(await client.call_tool("remember", {"text": FACT, "event_time": 1e18}))
+        return data(await client.call_tool("recall", {"query": "deploy freeze"}))
+
+    assert run(service, Scope.local(), body)["hits"][0]["event_time"] == 1e18

@@ -14,20 +14,24 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel
 
-from engramdb.config import CHANNEL_GROUPS, CHANNELS, MAX_K
 from engramdb.errors import InvalidInputError
+from engramdb.mcp._arguments import (
+    ContextArgs,
+    ForgetArgs,
+    RecallArgs,
+    RecognizeArgs,
+    RememberArgs,
+    StatsArgs,
+)
 from engramdb.service import MemoryService, Scope
 from engramdb.types import Hit, MemoryRecord, Record
 
-__all__ = ["MAX_BUDGET_TOKENS", "TOOLS", "Answer", "ToolSpec"]
-
-MAX_BUDGET_TOKENS = 100_000
-"""The largest ``budget_tokens`` the ``context`` tool accepts."""
+__all__ = ["TOOLS", "Answer", "ToolSpec"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,10 +67,15 @@ def _json(data: dict[str, Any]) -> Answer:
     return Answer(text=json.dumps(data, ensure_ascii=False, separators=(",", ":")), data=data)
 
 
-def _iso(epoch: float | None) -> str | None:
+def _iso(epoch: float | None) -> str | float | None:
+    """``epoch`` as ISO-8601 UTC, or as it is when no calendar date has it (year 10000 on)."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        moment = datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, OSError, ValueError):
+        return epoch
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _epoch(value: float | str | None) -> float | None:
@@ -109,105 +118,6 @@ def _memory(record: MemoryRecord) -> dict[str, Any]:
     )
 
 
-# -- argument types shared by several tools --------------------------------------------------
-
-_ARGS = ConfigDict(extra="forbid")
-
-Query = Annotated[
-    str, Field(min_length=1, description="What to look for, in natural language or keywords.")
-]
-K = Annotated[int, Field(ge=1, le=MAX_K, description=f"How many hits at most (1 to {MAX_K}).")]
-ReadNamespace = Annotated[
-    str | None,
-    Field(
-        min_length=1, description="Look only in this namespace (default: every one you can read)."
-    ),
-]
-WriteNamespace = Annotated[
-    str | None,
-    Field(
-        min_length=1,
-        description="The namespace to write to (default: your first namespace).",
-    ),
-]
-Where = Annotated[
-    dict[str, Any] | None,
-    Field(
-        description=(
-            'Filter on metadata and columns, Mongo-style: {"team": "infra"}, '
-            '{"year": {"$gte": 2023}}, {"source": {"$in": ["slack", "mail"]}}, '
-            '{"event_time": {"$gte": "2024-01-01T00:00:00Z"}}; operators $eq $ne $gt $gte '
-            "$lt $lte $in $nin $exists $and $or $not. Columns: source, event_time, "
-            "ingest_time, namespace, id; any other key is a metadata key."
-        )
-    ),
-]
-Channels = Annotated[
-    str | list[str] | None,
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "enum": [*CHANNEL_GROUPS, *CHANNELS]},
-                {"type": "array", "items": {"type": "string", "enum": list(CHANNELS)}},
-            ]
-        }
-    ),
-    Field(
-        description=(
-            "How to search: 'hybrid' (default: keywords and meaning), 'lexical' (exact "
-            "words, names, codes), 'dense' (meaning), 'graph' or 'hybrid+graph' (associations; "
-            "only when the store has its memory graph on), or a list of channels."
-        )
-    ),
-]
-MinRelevance = Annotated[
-    float | None,
-    Field(
-        ge=0.0,
-        le=1.0,
-        description=(
-            "Keep only hits whose estimated probability of being relevant is at least this "
-            "(0 to 1), e.g. 0.5; fewer, surer hits."
-        ),
-    ),
-]
-
-
-# -- remember ----------------------------------------------------------------------------------
-
-
-class RememberArgs(BaseModel):
-    model_config = _ARGS
-
-    text: Annotated[
-        str,
-        Field(
-            min_length=1,
-            description="What to remember: one self-contained statement (who, what, when).",
-        ),
-    ]
-    namespace: WriteNamespace = None
-    source: Annotated[
-        str | None,
-        Field(
-            min_length=1,
-            description="Where it comes from, e.g. 'chat', 'slack', a file name or a URL "
-            "(forget can later remove everything from one source).",
-        ),
-    ] = None
-    meta: Annotated[
-        dict[str, Any] | None,
-        Field(description='Metadata as a JSON object, e.g. {"team": "infra"} (filterable).'),
-    ] = None
-    event_time: Annotated[
-        float | str | None,
-        Field(
-            description="When it happened: ISO-8601 such as '2024-05-02T10:00:00Z', or UTC "
-            "epoch seconds."
-        ),
-    ] = None
-
-
 def _remember(service: MemoryService, scope: Scope, args: RememberArgs) -> Answer:
     record = Record(
         text=args.text,
@@ -232,20 +142,6 @@ def _remember(service: MemoryService, scope: Scope, args: RememberArgs) -> Answe
     )
 
 
-# -- recall ------------------------------------------------------------------------------------
-
-
-class RecallArgs(BaseModel):
-    model_config = _ARGS
-
-    query: Query
-    k: K = 10
-    namespace: ReadNamespace = None
-    channels: Channels = None
-    where: Where = None
-    min_relevance: MinRelevance = None
-
-
 def _recall(service: MemoryService, scope: Scope, args: RecallArgs) -> Answer:
     hits = service.recall(
         scope,
@@ -263,16 +159,6 @@ def _recall(service: MemoryService, scope: Scope, args: RecallArgs) -> Answer:
     return _json(data)
 
 
-# -- recognize ---------------------------------------------------------------------------------
-
-
-class RecognizeArgs(BaseModel):
-    model_config = _ARGS
-
-    text: Annotated[str, Field(min_length=1, description="The text to look up.")]
-    namespace: ReadNamespace = None
-
-
 def _recognize(service: MemoryService, scope: Scope, args: RecognizeArgs) -> Answer:
     found = service.recognize(scope, args.text, namespace=args.namespace)
     return _json(
@@ -282,32 +168,6 @@ def _recognize(service: MemoryService, scope: Scope, args: RecognizeArgs) -> Ans
             "match": None if found.match is None else _memory(found.match),
         }
     )
-
-
-# -- forget ------------------------------------------------------------------------------------
-
-
-class ForgetArgs(BaseModel):
-    model_config = _ARGS
-
-    id: Annotated[
-        int | None, Field(ge=0, description="Forget this one memory (an id from recall).")
-    ] = None
-    source: Annotated[
-        str | None, Field(min_length=1, description="Forget every memory from this source.")
-    ] = None
-    where: Annotated[
-        dict[str, Any] | None,
-        Field(description='Forget every memory matching this filter, e.g. {"team": "infra"}.'),
-    ] = None
-    namespace: Annotated[
-        str | None,
-        Field(
-            min_length=1,
-            description="With source or where: only in this namespace (default: every "
-            "namespace you can write).",
-        ),
-    ] = None
 
 
 def _forget(service: MemoryService, scope: Scope, args: ForgetArgs) -> Answer:
@@ -323,38 +183,6 @@ def _forget(service: MemoryService, scope: Scope, args: ForgetArgs) -> Answer:
         return _json({"forgotten": 1})
     removed = service.forget(scope, source=args.source, where=args.where, namespace=args.namespace)
     return _json({"forgotten": removed})
-
-
-# -- context -----------------------------------------------------------------------------------
-
-
-class ContextArgs(BaseModel):
-    model_config = _ARGS
-
-    query: Query
-    budget_tokens: Annotated[
-        int,
-        Field(
-            ge=1,
-            le=MAX_BUDGET_TOKENS,
-            description=f"The most tokens the text may take (1 to {MAX_BUDGET_TOKENS}).",
-        ),
-    ] = 1000
-    k: Annotated[
-        int,
-        Field(ge=1, le=MAX_K, description=f"How many memories to consider (1 to {MAX_K})."),
-    ] = 20
-    order: Annotated[
-        Literal["relevance", "chronological", "edges"],
-        Field(
-            description="'relevance' (best first), 'chronological' (oldest first, for "
-            "timelines) or 'edges' (best at the start and the end)."
-        ),
-    ] = "relevance"
-    namespace: ReadNamespace = None
-    channels: Channels = None
-    where: Where = None
-    min_relevance: MinRelevance = None
 
 
 def _context(service: MemoryService, scope: Scope, args: ContextArgs) -> Answer:
@@ -380,13 +208,6 @@ def _context(service: MemoryService, scope: Scope, args: ContextArgs) -> Answer:
     return Answer(text=packed.text or "No memory matches this query.", data=data)
 
 
-# -- stats -------------------------------------------------------------------------------------
-
-
-class StatsArgs(BaseModel):
-    model_config = _ARGS
-
-
 def _stats(service: MemoryService, scope: Scope, args: StatsArgs) -> Answer:
     stats = service.stats(scope)
     namespaces: Mapping[str, int] = stats.namespaces
@@ -395,7 +216,7 @@ def _stats(service: MemoryService, scope: Scope, args: StatsArgs) -> Answer:
     )
 
 
-# -- the list ----------------------------------------------------------------------------------
+# -- the tools ----------------------------------------------------------------------------------
 
 
 def _hints(*, read_only: bool, destructive: bool = False, idempotent: bool) -> ToolAnnotations:
