@@ -101,3 +101,5 @@ from engramdb.cli import index as _index  # noqa: E402, F401  (registers command
 from engramdb.cli import maintain as _maintain  # noqa: E402, F401  (registers commands)
 from engramdb.cli import transfer as _transfer  # noqa: E402, F401  (registers commands)
 from engramdb.cli import mcp as _mcp  # noqa: E402, F401  (registers commands)
+from engramdb.cli import keys as _keys  # noqa: E402, F401  (registers commands)
+from engramdb.cli import serve as _serve  # noqa: E402, F401  (registers commands)
