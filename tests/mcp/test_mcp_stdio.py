@@ -83,3 +83,9 @@ def test_read_only_on_a_missing_store_is_an_error_not_a_new_store(tmp_path: Path
     result = CliRunner().invoke(cli, ["mcp", "--db", str(db), "--read-only"])
     assert result.exit_code == 1 and "Error:" in result.output
     assert not db.exists()
+
+
+def test_without_the_sdk_the_command_names_the_extra(monkeypatch: Any) -> None:
+    monkeypatch.setitem(sys.modules, "mcp", None)
+    result = CliRunner().invoke(cli, ["mcp", "--db", "unused.db"])
+    assert result.exit_code == 2 and "engramdb[server]" in result.output
