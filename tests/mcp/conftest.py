@@ -13,7 +13,8 @@ import pytest
 
 from engramdb.service import MemoryService
 
-if importlib.util.find_spec("mcp") is None:
+# "mcp.server", not "mcp": with tests/ on sys.path, this folder would pass for a package "mcp".
+if importlib.util.find_spec("mcp.server") is None:
     collect_ignore_glob = ["*.py"]
 
 HASH = {"model": "hash", "dim": 64}
