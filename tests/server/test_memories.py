@@ -152,7 +152,7 @@ def test_add_validation_errors_are_readable(client: Any) -> None:
     cases = [
         ({}, "give either text or items"),
         ({"text": FREEZE, "items": [{"text": "x"}]}, "give either text or items"),
-        ({"items": [{"text": "x"}], "source": "s"}, "in each item"),
+        ({"text": "   "}, "text: String should match pattern"),
         ({"text": ""}, "text: String should have at least 1 character"),
         ({"text": FREEZE, "colour": "red"}, "colour: Extra inputs are not permitted"),
         ({"text": FREEZE, "event_time": "yesterday"}, "is not an ISO-8601 time"),
@@ -168,10 +168,23 @@ def test_add_validation_errors_are_readable(client: Any) -> None:
         assert error["details"], body
 
 
+def test_top_level_fields_apply_to_items_without_their_own(client: Any) -> None:
+    items = [{"text": "first note"}, {"text": "second note", "source": "wiki", "meta": {"a": 1}}]
+    body = {"items": items, "source": "slack", "meta": {"team": "infra"}, "event_time": 100}
+    ids = [m["id"] for m in client.post("/v1/memories", json=body).json()["memories"]]
+    first, second = (client.get(f"/v1/memories/{i}").json() for i in ids)
+    assert (first["source"], first["meta"], first["event_time"]) == (
+        "slack",
+        {"team": "infra"},
+        100,
+    )
+    assert (second["source"], second["meta"], second["event_time"]) == ("wiki", {"a": 1}, 100)
+
+
 def test_engine_refusals_are_400(client: Any) -> None:
-    r = client.post("/v1/memories", json={"text": "   "})
+    r = client.post("/v1/memories", json={"text": "\x00"})
     assert r.status_code == 400
     assert r.json()["error"]["type"] == "InvalidInput"
     r = client.post("/v1/memories", json={"text": FREEZE, "namespace": "no spaces"})
-    assert r.status_code == 400
-    assert "invalid namespace" in r.json()["error"]["message"]
+    assert r.status_code == 422
+    assert "namespace: String should match pattern" in r.json()["error"]["message"]

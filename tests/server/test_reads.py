@@ -61,7 +61,9 @@ def test_recall_bad_input_is_4xx(filled: Any) -> None:
         ({"query": "x", "k": 2**70}, 422),
         ({"query": "x", "coverage": 1.0}, 422),
         ({"query": "x", "rerank": "bogus"}, 422),
-        ({"query": "x", "channels": "telepathy"}, 400),
+        ({"query": "x", "channels": "telepathy"}, 422),
+        ({"query": "x", "channels": "graph"}, 400),
+        ({"query": "x", "coverage": 0.9}, 400),
         ({"query": "x", "where": {"$or": "no"}}, 400),
         ({"query": "x", "where": {"id": {"$gt": 2**62}}}, 200),
     ]

@@ -36,6 +36,9 @@ _DESCRIPTION = """The engramdb service: a shared long-term memory over one SQLit
 Every `/v1` route needs `Authorization: Bearer <key>` once the store has a key
 (`engram keys add`). Errors are one JSON envelope:
 `{"error": {"status", "type", "message", "request_id"}}`.
+
+JSON bodies are UTF-8, at most 8 MiB, with finite numbers, integers within 64 bits and at
+most 64 levels of nesting; anything else is a `422`. Uploads: 128 MiB per file.
 """
 
 

@@ -21,6 +21,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", route_class=StrictJSONRoute, responses=ERROR_RESPONSES)
 
 _NAMESPACE = "The namespace to write to (default: the key's first)."
+_PATTERN = r"^[\w.\-:@]+$"
 
 
 def _settings(request: Request) -> ServerSettings:
@@ -32,11 +33,11 @@ def _settings(request: Request) -> ServerSettings:
 @router.post("/ingest", status_code=202, tags=["jobs"])
 def ingest(
     request: Request,
-    files: Annotated[list[UploadFile], File(description="The files to remember.")],
+    files: Annotated[list[UploadFile], File(min_length=1, description="The files to remember.")],
     scope: Caller,
     service: Service,
     namespace: Annotated[
-        str | None, Form(min_length=1, max_length=128, description=_NAMESPACE)
+        str | None, Form(min_length=1, max_length=128, pattern=_PATTERN, description=_NAMESPACE)
     ] = None,
 ) -> JobOut:
     """Queue files for a bulk ingest job (answered once they are safely on disk)."""
@@ -77,7 +78,7 @@ def list_jobs(
 async def export(
     scope: Caller,
     service: Service,
-    namespace: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    namespace: Annotated[str | None, Query(min_length=1, max_length=128, pattern=_PATTERN)] = None,
     vectors: Annotated[bool, Query(description="Include each memory's vector.")] = False,
 ) -> StreamingResponse:
     """The key's memories as NDJSON, one memory per line (the format of ``engram export``)."""

@@ -11,6 +11,7 @@ log (logger ``engramdb.server``), never to the client.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from engramdb.errors import EngramError, UnauthorizedError
 
@@ -47,6 +49,7 @@ _TYPES = {
     500: "Internal",
 }
 _SHOWN_PROBLEMS = 5
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
 
 
 class ErrorDetail(BaseModel):
@@ -146,6 +149,23 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "Validation", message, request_id_of(request), details=details)
 
 
+def _allowed(request: Request) -> str | None:
+    """Every method the API documents for the request's path (one path may be served by
+    several routes: ``GET`` and ``DELETE /v1/memories/{id}``), for a 405's ``Allow``."""
+    app = request.app
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "allow", None)
+    if table is None:
+        table = [
+            (compile_path(path)[0], {m.upper() for m in item if m.upper() in _METHODS})
+            for path, item in app.openapi()["paths"].items()
+        ]
+        app.state.allow = table
+    methods = {m for pattern, found in table if pattern.match(request.url.path) for m in found}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or None
+
+
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
@@ -154,9 +174,10 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if message == phrase and status in (404, 405):
         message = f"{phrase}: {request.method} {request.url.path}"
     kind = _TYPES.get(status, "".join(phrase.split()))
-    return error_response(
-        status, kind, message, request_id_of(request), headers=dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = _allowed(request) or headers.get("Allow", "")
+    return error_response(status, kind, message, request_id_of(request), headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from engramdb.config import MAX_K
 
@@ -49,15 +49,26 @@ def _epoch(value: float | str | None) -> float | None:
     return float(value)
 
 
-Namespace = Annotated[str, Field(min_length=1, max_length=128, examples=["alice"])]
+Namespace = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[\w.\-:@]+$", examples=["alice"])
+]
+Text = Annotated[str, Field(min_length=1, pattern=r"\S", description="Not only whitespace.")]
 EventTime = Annotated[
     float | str | None,
     AfterValidator(_epoch),
-    Field(
-        description="UTC epoch seconds, or an ISO-8601 string.",
-        examples=["2024-05-02T10:00:00Z"],
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": _EARLIEST, "maximum": _LATEST},
+                {"type": "string", "format": "date-time"},
+                {"type": "null"},
+            ],
+            "description": "UTC epoch seconds, or an ISO-8601 time (naive: UTC).",
+            "examples": ["2024-05-02T10:00:00Z"],
+        }
     ),
 ]
+Channel = Literal["lexical", "dense", "graph"]
 Meta = Annotated[dict[str, Any], Field(description="JSON metadata, e.g. {'team': 'infra'}.")]
 Filter = Annotated[
     dict[str, Any],
@@ -69,28 +80,34 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def _exactly_one(*names_and_types: tuple[str, str]) -> dict[str, Any]:
+    """JSON Schema: exactly one of these fields is given (and not null)."""
+    return {
+        "oneOf": [
+            {"required": [name], "properties": {name: {"type": kind}}}
+            for name, kind in names_and_types
+        ]
+    }
+
+
 class MemoryItemIn(_In):
     """One text to remember."""
 
-    text: str = Field(min_length=1)
+    text: Text
     source: str | None = Field(default=None, min_length=1, max_length=4096)
     meta: Meta | None = None
     event_time: EventTime = None
 
-    def record(self) -> dict[str, Any]:
-        """The item as a record mapping for :meth:`MemoryService.remember`."""
-        return {
-            "text": self.text,
-            "source": self.source,
-            "meta": self.meta or {},
-            "event_time": self.event_time,
-        }
-
 
 class AddIn(_In):
-    """One text (``text`` with ``source``, ``meta``, ``event_time``) or many (``items``)."""
+    """One text (``text``) or many (``items``); ``source``, ``meta`` and ``event_time``
+    apply to the text, or to each item that has none of its own."""
 
-    text: str | None = Field(default=None, min_length=1)
+    model_config = ConfigDict(
+        json_schema_extra=_exactly_one(("text", "string"), ("items", "array"))
+    )
+
+    text: Text | None = None
     items: list[MemoryItemIn] | None = Field(default=None, min_length=1, max_length=MAX_ITEMS)
     namespace: Namespace | None = None
     source: str | None = Field(default=None, min_length=1, max_length=4096)
@@ -101,24 +118,28 @@ class AddIn(_In):
     def _one_form(self) -> AddIn:
         if (self.text is None) == (self.items is None):
             raise ValueError("give either text or items")
-        if self.items is not None and (
-            self.source is not None or self.meta is not None or self.event_time is not None
-        ):
-            raise ValueError("with items, give source, meta and event_time in each item")
         return self
 
     def records(self) -> list[dict[str, Any]]:
-        """The records to add, in order."""
-        if self.items is not None:
-            return [item.record() for item in self.items]
-        single = MemoryItemIn.model_construct(
-            text=self.text, source=self.source, meta=self.meta, event_time=self.event_time
-        )
-        return [single.record()]
+        """The records to add, in order, as mappings for :meth:`MemoryService.remember`."""
+        items = self.items if self.items is not None else [MemoryItemIn(text=str(self.text))]
+        return [
+            {
+                "text": item.text,
+                "source": item.source if item.source is not None else self.source,
+                "meta": item.meta if item.meta is not None else (self.meta or {}),
+                "event_time": item.event_time if item.event_time is not None else self.event_time,
+            }
+            for item in items
+        ]
 
 
 class ForgetIn(_In):
     """Forget by source or by filter (exactly one of them)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_exactly_one(("source", "string"), ("where", "object"))
+    )
 
     source: str | None = Field(default=None, min_length=1, max_length=4096)
     where: Filter | None = None
@@ -136,12 +157,17 @@ class ForgetIn(_In):
 class RecallIn(_In):
     """A recall: the query and what narrows and orders the hits."""
 
-    query: str = Field(min_length=1, max_length=100_000)
+    query: Text = Field(max_length=100_000)
     k: int = Field(default=10, ge=1, le=MAX_K)
     namespace: Namespace | None = None
-    channels: str | list[str] | None = Field(
+    channels: (
+        Literal["lexical", "dense", "graph", "hybrid", "hybrid+graph"]
+        | Annotated[list[Channel], Field(min_length=1, max_length=3)]
+        | None
+    ) = Field(
         default=None,
-        description="lexical, dense, graph, hybrid (default) or hybrid+graph; or a list.",
+        description="hybrid (lexical + dense, the default), one channel, or a list of them; "
+        "graph needs the memory graph on.",
     )
     where: Filter | None = None
     min_relevance: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -172,5 +198,5 @@ class ContextIn(RecallIn):
 class RecognizeIn(_In):
     """Have I seen this text?"""
 
-    text: str = Field(min_length=1, max_length=1_000_000)
+    text: Text = Field(max_length=1_000_000)
     namespace: Namespace | None = None
