@@ -194,9 +194,8 @@ class Writer:
                     event_time=record.event_time,
                     text_hash=digest,
                 )
-                items.append(
-                    _Item(namespace, piece, digest, norm, sighting, dict(record.meta), origin=origin)
-                )
+                meta = dict(record.meta)
+                items.append(_Item(namespace, piece, digest, norm, sighting, meta, origin=origin))
         if not items and records:
             raise InvalidInputError("nothing to add: every text is empty or whitespace")
         return items
