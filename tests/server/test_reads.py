@@ -211,3 +211,32 @@ def test_healthz_and_openapi(client: Any) -> None:
         ref = recall["responses"][status]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/ErrorEnvelope")
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+def test_index_statistics_with_numpy_values_serialise() -> None:
+    import numpy as np
+
+    from engramdb.server.models import IndexStatsOut
+
+    stats = IndexStatsOut.model_validate(
+        {
+            "kind": "spann",
+            "configured": "auto",
+            "spann_threshold": 10,
+            "count": 1,
+            "memories": 1,
+            "pending": 0,
+            "data_version": 1,
+            "log_seq": 1,
+            "store_version": 1,
+            "stale": False,
+            "path": None,
+            "last_build": None,
+            "spann": {"count": np.int64(3), "sizes": {"p50": np.float32(0.5)}, "v": np.arange(2)},
+        }
+    )
+    assert json.loads(stats.model_dump_json())["spann"] == {
+        "count": 3,
+        "sizes": {"p50": 0.5},
+        "v": [0, 1],
+    }

@@ -161,8 +161,6 @@ def _allowed(request: Request) -> str | None:
         ]
         app.state.allow = table
     methods = {m for pattern, found in table if pattern.match(request.url.path) for m in found}
-    if "GET" in methods:
-        methods.add("HEAD")
     return ", ".join(sorted(methods)) or None
 
 

@@ -6,9 +6,9 @@ names a field there; nullable fields are typed as such, which the OpenAPI schema
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "AddOut",
@@ -41,6 +41,20 @@ __all__ = [
 
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays (which index statistics may hold) as plain
+    Python values, so that it serialises as JSON."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    tolist = getattr(value, "tolist", None)
+    return _plain(tolist()) if callable(tolist) else value
+
+
+PlainMapping = Annotated[dict[str, Any], BeforeValidator(_plain)]
 
 
 class PositionOut(_Out):
@@ -223,7 +237,7 @@ class IndexStatsOut(_Out):
     stale: bool
     path: str | None
     last_build: str | None
-    spann: dict[str, Any] | None
+    spann: PlainMapping | None
 
 
 class GraphStatsOut(_Out):
