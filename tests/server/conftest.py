@@ -38,6 +38,7 @@ def make_client(service: MemoryService) -> Iterator[Callable[..., Any]]:
     opened: list[TestClient] = []
 
     def _make(settings: ServerSettings | None = None, **kwargs: Any) -> TestClient:
+        kwargs.setdefault("base_url", "http://127.0.0.1")  # a loopback Host, as a local client
         client = TestClient(create_app(service, settings), **kwargs)
         client.__enter__()
         opened.append(client)

@@ -139,3 +139,23 @@ def test_a_revoked_key_stops_working_at_once(
     assert client.get("/v1/whoami", headers=keys.bob).status_code == 200
     service.keys.revoke("bob")
     assert client.get("/v1/whoami", headers=keys.bob).status_code == 401
+
+
+def test_without_keys_only_a_loopback_host_is_served(make_client: Any) -> None:
+    """A page re-pointed at 127.0.0.1 (DNS rebinding) carries its own Host: refused."""
+    for host in ("127.0.0.1:8765", "localhost", "[::1]:80", "127.0.0.2"):
+        client = make_client(base_url=f"http://{host}")
+        assert client.get("/v1/stats").status_code == 200, host
+    for host in ("evil.example:8765", "192.168.1.5", "attacker.com"):
+        client = make_client(base_url=f"http://{host}")
+        response = client.get("/v1/stats")
+        assert response.status_code == 403, host
+        assert response.json()["error"]["type"] == "Forbidden"
+        mcp = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert mcp.status_code == 403, host
+
+
+def test_with_keys_any_host_may_present_a_key(make_client: Any, keys: Any) -> None:
+    client = make_client(base_url="http://memory.example.org")
+    assert client.get("/v1/stats").status_code == 401
+    assert client.get("/v1/stats", headers=keys.alice).status_code == 200

@@ -11,8 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from engramdb.cli import cli
-from engramdb.cli.serve import is_loopback
-from engramdb.service import MemoryService
+from engramdb.service import MemoryService, is_loopback
 
 HASH = {"model": "hash", "dim": 64}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 from pathlib import Path
@@ -13,18 +12,9 @@ import click
 from engramdb._optional import require
 from engramdb.cli import cli
 from engramdb.cli._options import db_option, default_db_path
+from engramdb.service import is_loopback
 
 __all__: list[str] = []
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _url(host: str, port: int) -> str:

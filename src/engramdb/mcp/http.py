@@ -28,6 +28,7 @@ session) is a ``405``, which clients take as "no such stream".
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -37,7 +38,7 @@ import anyio.to_thread
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import Receive, Scope, Send
 
-from engramdb.errors import UnauthorizedError
+from engramdb.errors import ForbiddenError, UnauthorizedError
 from engramdb.mcp.server import create_server
 from engramdb.service import MemoryService
 from engramdb.service import Scope as Caller
@@ -77,6 +78,15 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
+def _host(scope: Scope) -> str:
+    """The request's ``Host`` header ("" when it has none)."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
+        if name.lower() == b"host":
+            return value.decode("latin-1")
+    return ""
+
+
 async def _reply(send: Send, status: int, kind: str, message: str, **headers: str) -> None:
     """Answer with the service's error envelope."""
     envelope = {"error": {"status": status, "type": kind, "message": message, "request_id": None}}
@@ -102,11 +112,16 @@ class _Endpoint:
             return
         service = self._owner.service
         try:
-            caller = await anyio.to_thread.run_sync(service.authenticate, _bearer(scope))
+            caller = await anyio.to_thread.run_sync(
+                functools.partial(service.authenticate, _bearer(scope), host=_host(scope))
+            )
         except UnauthorizedError as exc:
             await _reply(
                 send, 401, exc.name, str(exc), **{"WWW-Authenticate": 'Bearer realm="engramdb"'}
             )
+            return
+        except ForbiddenError as exc:
+            await _reply(send, 403, exc.name, str(exc))
             return
         if scope["method"] != "POST":
             # Stateless: no stream of server messages to open (GET), no session to end (DELETE).

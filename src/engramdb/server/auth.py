@@ -36,9 +36,10 @@ def caller(
     Raises:
         UnauthorizedError: the store has keys and the request has none, or an unknown or
             revoked one.
+        ForbiddenError: the store has no keys and the request's ``Host`` is not loopback.
     """
     key = credentials.credentials if credentials is not None else None
-    scope = service_of(request).authenticate(key)
+    scope = service_of(request).authenticate(key, host=request.headers.get("host", ""))
     request.state.key_name = scope.key
     return scope
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from engramdb.service.core import MemoryService, ServiceStats
 from engramdb.service.jobs import Job, JobFile, JobQueue, JobState, Upload
 from engramdb.service.keys import KEY_PREFIX, KeyInfo, KeyRing, NewKey
-from engramdb.service.scope import Scope
+from engramdb.service.scope import Scope, host_name, is_loopback
 
 __all__ = [
     "KEY_PREFIX",
@@ -24,4 +24,6 @@ __all__ = [
     "Scope",
     "ServiceStats",
     "Upload",
+    "host_name",
+    "is_loopback",
 ]

@@ -20,11 +20,11 @@ from typing import Any
 from engramdb.config import EngineConfig
 from engramdb.context import Context, Order
 from engramdb.engine import Memory
-from engramdb.errors import InvalidInputError, NotFoundError
+from engramdb.errors import ForbiddenError, InvalidInputError, NotFoundError
 from engramdb.filter import parse_filter
 from engramdb.service.jobs import Job, JobQueue, Upload
 from engramdb.service.keys import KeyRing
-from engramdb.service.scope import Scope
+from engramdb.service.scope import Scope, host_name, is_loopback
 from engramdb.types import AddResult, Hits, MemoryRecord, Recognition, Record, Stats
 
 __all__ = ["MemoryService", "ServiceStats"]
@@ -115,14 +115,28 @@ class MemoryService:
 
     # -- who is asking ----------------------------------------------------------------------
 
-    def authenticate(self, key: str | None) -> Scope:
+    def authenticate(self, key: str | None, *, host: str | None = None) -> Scope:
         """The scope of a request: that of its key when the store has keys, else a local
         caller's (every namespace).
 
+        Args:
+            key: the key the request presents.
+            host: the request's ``Host`` header, for HTTP requests. Without keys, only a
+                loopback host (``localhost``, ``127.0.0.1``, ``[::1]``) is served, so that a
+                web page whose domain was re-pointed at 127.0.0.1 (DNS rebinding) cannot
+                read the memories through the visitor's browser (browsers always send a
+                ``Host``; ``None`` or ``""``: not an HTTP request, or one without a host).
+
         Raises:
             UnauthorizedError: keys exist and ``key`` is missing, unknown or revoked.
+            ForbiddenError: no keys exist and ``host`` is not a loopback name.
         """
         if not self.keys.any():
+            if host and not is_loopback(host_name(host)):
+                raise ForbiddenError(
+                    f"without keys this server answers requests for localhost only (Host: "
+                    f"{host[:100]!r}); make a key with `engram keys add` to serve others"
+                )
             return Scope.local()
         return self.keys.scope(key)
 

@@ -7,12 +7,13 @@ that does not exist: ids in it are "not found", and reads over it find nothing.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from engramdb.engine import DEFAULT_NAMESPACE
 from engramdb.errors import ForbiddenError, NotFoundError
 
-__all__ = ["Scope"]
+__all__ = ["Scope", "host_name", "is_loopback"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +64,22 @@ class Scope:
         if namespace is not None:
             return (namespace,) if self.holds(namespace) else ()
         return self.namespaces
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The host of an HTTP ``Host`` header, without its port (``[::1]:80`` → ``::1``)."""
+    header = header.strip()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    name, colon, port = header.rpartition(":")
+    return name if colon and port.isdigit() and ":" not in name else header

@@ -196,3 +196,23 @@ def test_neighbours_need_the_graph_and_the_scope(filled: MemoryService) -> None:
     assert filled.neighbours(ALICE, alice_id) == []
     with pytest.raises(NotFoundError):
         filled.neighbours(BOB, alice_id)
+
+
+def test_host_names_and_loopback() -> None:
+    from engramdb.service import host_name, is_loopback
+
+    assert host_name("127.0.0.1:8765") == "127.0.0.1"
+    assert host_name("[::1]:80") == "::1"
+    assert host_name("localhost") == "localhost"
+    assert host_name("::1") == "::1"  # a bare IPv6 address has no port
+    assert all(map(is_loopback, ["127.0.0.1", "127.8.0.1", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.10", "example.com", ""]))
+
+
+def test_without_keys_only_loopback_hosts_are_served(service: MemoryService) -> None:
+    assert service.authenticate(None, host="127.0.0.1:8765") == Scope.local()
+    assert service.authenticate(None, host="") == Scope.local()
+    with pytest.raises(ForbiddenError, match="localhost only"):
+        service.authenticate(None, host="rebound.example:8765")
+    key = service.keys.add("k", ["ns"]).key
+    assert service.authenticate(key, host="rebound.example").namespaces == ("ns",)
