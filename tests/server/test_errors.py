@@ -181,6 +181,8 @@ def test_docs_and_ui_are_served_without_a_key(client: Any, keys: Any) -> None:
     index = client.get("/")
     assert index.status_code == 200
     assert index.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in index.headers["content-security-policy"]
+    assert index.headers["x-content-type-options"] == "nosniff"
     assert client.get("/v1/stats").status_code == 401
 
 

@@ -52,7 +52,21 @@ class _UI(StaticFiles):
             if stat is None:
                 raise HTTPException(404)
             raise HTTPException(405, headers={"Allow": "GET, HEAD"})
-        return await super().get_response(path, scope)
+        response = await super().get_response(path, scope)
+        response.headers.update(_UI_HEADERS)
+        return response
+
+
+_UI_HEADERS = {
+    # The UI loads only its own files and talks only to this server; memories are user
+    # data, so no script, style or frame from anywhere else may run in its page.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _mcp(service: MemoryService, settings: ServerSettings) -> McpHttp | None:
