@@ -177,8 +177,11 @@ def test_a_failing_store_is_a_tool_error(service: MemoryService, monkeypatch: An
 
 
 def test_a_time_past_the_calendar_comes_back_as_a_number(service: MemoryService) -> None:
+    service.memory.add(FACT, event_time=1e18)  # the Python API takes any number
+
     async def body(client: Client) -> Any:
-        data(await client.call_tool("remember", {"text": FACT, "event_time": 1e18}))
+        refused = error(await client.call_tool("remember", {"text": "x", "event_time": 1e18}))
+        assert refused == "InvalidInput: event_time must fall between the years 1 and 9999"
         return data(await client.call_tool("recall", {"query": "deploy freeze"}))
 
     assert run(service, Scope.local(), body)["hits"][0]["event_time"] == 1e18

@@ -28,7 +28,7 @@ from engramdb.mcp._arguments import (
     RememberArgs,
     StatsArgs,
 )
-from engramdb.service import MemoryService, Scope
+from engramdb.service import MemoryService, Scope, event_time
 from engramdb.types import Hit, MemoryRecord, Record
 
 __all__ = ["TOOLS", "Answer", "ToolSpec"]
@@ -78,25 +78,6 @@ def _iso(epoch: float | None) -> str | float | None:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _epoch(value: float | str | None) -> float | None:
-    """``event_time`` as UTC epoch seconds, from a number or an ISO-8601 string."""
-    if value is None or not isinstance(value, str):
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInputError(
-            f"event_time must be ISO-8601 (2024-05-02T10:00:00Z) or epoch seconds, got {value!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
 def _compact(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
@@ -123,7 +104,7 @@ def _remember(service: MemoryService, scope: Scope, args: RememberArgs) -> Answe
         text=args.text,
         source=args.source,
         meta=dict(args.meta or {}),
-        event_time=_epoch(args.event_time),
+        event_time=event_time(args.event_time),
     )
     result = service.remember(scope, [record], namespace=args.namespace)
     memories = [

@@ -7,12 +7,12 @@ engine would check anyway are in the schema too (``k`` up to
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from engramdb.config import MAX_K
+from engramdb.service import EARLIEST, LATEST, event_time
 
 __all__ = [
     "AddIn",
@@ -23,30 +23,9 @@ __all__ = [
     "RecognizeIn",
 ]
 
-_EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
-_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 MAX_ITEMS = 10_000
 """The most items one add may carry."""
 MAX_BUDGET_TOKENS = 1_000_000
-
-
-def _epoch(value: float | str | None) -> float | None:
-    """An event time as UTC epoch seconds: a number, or an ISO-8601 string (naive: UTC)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(
-                f"{value[:60]!r} is not an ISO-8601 time, e.g. 2024-05-02T10:00:00Z"
-            ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        value = when.timestamp()
-    if not _EARLIEST <= value <= _LATEST:
-        raise ValueError("event_time must fall between the years 1 and 9999")
-    return float(value)
 
 
 Namespace = Annotated[
@@ -55,11 +34,11 @@ Namespace = Annotated[
 Text = Annotated[str, Field(min_length=1, pattern=r"\S", description="Not only whitespace.")]
 EventTime = Annotated[
     float | str | None,
-    AfterValidator(_epoch),
+    AfterValidator(event_time),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": _EARLIEST, "maximum": _LATEST},
+                {"type": "number", "minimum": EARLIEST, "maximum": LATEST},
                 {"type": "string", "format": "date-time"},
                 {"type": "null"},
             ],

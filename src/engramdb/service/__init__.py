@@ -10,9 +10,12 @@ from engramdb.service.core import MemoryService, ServiceStats
 from engramdb.service.jobs import Job, JobFile, JobQueue, JobState, Upload
 from engramdb.service.keys import KEY_PREFIX, KeyInfo, KeyRing, NewKey
 from engramdb.service.scope import Scope, host_name, is_loopback
+from engramdb.service.times import EARLIEST, LATEST, event_time
 
 __all__ = [
+    "EARLIEST",
     "KEY_PREFIX",
+    "LATEST",
     "Job",
     "JobFile",
     "JobQueue",
@@ -24,6 +27,7 @@ __all__ = [
     "Scope",
     "ServiceStats",
     "Upload",
+    "event_time",
     "host_name",
     "is_loopback",
 ]

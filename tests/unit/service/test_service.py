@@ -216,3 +216,17 @@ def test_without_keys_only_loopback_hosts_are_served(service: MemoryService) -> 
         service.authenticate(None, host="rebound.example:8765")
     key = service.keys.add("k", ["ns"]).key
     assert service.authenticate(key, host="rebound.example").namespaces == ("ns",)
+
+
+def test_event_times_are_seconds_or_iso_8601() -> None:
+    from engramdb.service import event_time
+
+    assert event_time(None) is None
+    assert event_time(1714644000) == 1714644000.0
+    assert event_time("1714644000") == 1714644000.0
+    assert event_time("2024-05-02T10:00:00Z") == 1714644000.0
+    assert event_time("2024-05-02T10:00:00") == 1714644000.0  # naive: UTC
+    assert event_time("2024-05-02T12:00:00+02:00") == 1714644000.0
+    for bad in ("yesterday", "", float("nan"), float("inf"), 1e18, -1e12, True, [1]):
+        with pytest.raises(InvalidInputError, match="event_time"):
+            event_time(bad)  # type: ignore[arg-type]
