@@ -38,9 +38,10 @@ def test_mcp_tools_act_on_the_same_store(client: Any) -> None:
 
 
 def test_mcp_needs_a_key_once_the_store_has_one(client: Any, keys: Any) -> None:
-    r = client.post("/mcp", json=_rpc("tools/list"), headers=ACCEPT)
+    r = client.post("/mcp", json=_rpc("tools/list"), headers={**ACCEPT, "X-Request-ID": "req-7"})
     assert r.status_code == 401
     assert r.json()["error"]["type"] == "Unauthorized"
+    assert r.json()["error"]["request_id"] == "req-7" == r.headers["x-request-id"]
     r = client.post("/mcp", json=_rpc("tools/list"), headers={**ACCEPT, **keys.alice})
     assert r.status_code == 200
 

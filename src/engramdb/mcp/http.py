@@ -87,9 +87,14 @@ def _host(scope: Scope) -> str:
     return ""
 
 
-async def _reply(send: Send, status: int, kind: str, message: str, **headers: str) -> None:
-    """Answer with the service's error envelope."""
-    envelope = {"error": {"status": status, "type": kind, "message": message, "request_id": None}}
+async def _reply(
+    scope: Scope, send: Send, status: int, kind: str, message: str, **headers: str
+) -> None:
+    """Answer with the service's error envelope (with the host's request id, if it set one)."""
+    request_id = (scope.get("state") or {}).get("request_id")
+    envelope = {
+        "error": {"status": status, "type": kind, "message": message, "request_id": request_id}
+    }
     body = json.dumps(envelope).encode()
     fields = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     fields += [(name.lower().encode(), value.encode()) for name, value in headers.items()]
@@ -108,7 +113,7 @@ class _Endpoint:
             return
         manager = self._owner._manager
         if manager is None:
-            await _reply(send, 503, "Unavailable", "the MCP endpoint is not running")
+            await _reply(scope, send, 503, "Unavailable", "the MCP endpoint is not running")
             return
         service = self._owner.service
         try:
@@ -116,16 +121,16 @@ class _Endpoint:
                 functools.partial(service.authenticate, _bearer(scope), host=_host(scope))
             )
         except UnauthorizedError as exc:
-            await _reply(
-                send, 401, exc.name, str(exc), **{"WWW-Authenticate": 'Bearer realm="engramdb"'}
-            )
+            challenge = {"WWW-Authenticate": 'Bearer realm="engramdb"'}
+            await _reply(scope, send, 401, exc.name, str(exc), **challenge)
             return
         except ForbiddenError as exc:
-            await _reply(send, 403, exc.name, str(exc))
+            await _reply(scope, send, 403, exc.name, str(exc))
             return
         if scope["method"] != "POST":
             # Stateless: no stream of server messages to open (GET), no session to end (DELETE).
-            await _reply(send, 405, "MethodNotAllowed", "the MCP endpoint takes POST", Allow="POST")
+            said = "the MCP endpoint takes POST"
+            await _reply(scope, send, 405, "MethodNotAllowed", said, Allow="POST")
             return
         await manager.handle_request({**scope, _CALLER: caller}, receive, send)
 
