@@ -380,7 +380,7 @@ class Memory:
                 "or namespace/where"
             )
         if not any(given) and namespace is None:
-            raise InvalidInputError("forget needs one of: ids, source, or namespace/where")
+            raise InvalidInputError("forget needs exactly one of: ids, source, or namespace/where")
         store = self.store
         sql, params = self._reader.where(namespace, where)  # a bad filter fails before a write
 
