@@ -155,9 +155,9 @@ class Reader:
             )
         via: list[Mapping[int, tuple[str, ...]]] = [{} for _ in queries]
         vector = "graph" in channels or "dense" in channels
-        allow = self.store.select_ids(sql, params) if sql is not None and vector else None
-        if allow is not None and allow.size == len(view):
-            allow = None  # the filter lets every vector of this snapshot through
+        allow = None
+        if sql is not None and vector and self.store.count_where(sql, params) < len(view):
+            allow = self.store.select_ids(sql, params)  # (else every vector passes the filter)
         if "graph" in channels:
             seeds = max(depth, min(len(view), self.config.graph.dense_seeds))
             dense = self._dense(view, queries, seeds, allow)

@@ -774,6 +774,12 @@ class SQLiteStore:
             )
         return out
 
+    def count_where(self, where: str = "1", params: Sequence[object] = ()) -> int:
+        """How many memories match an SQL condition over alias ``m`` (counted by SQLite,
+        without building the list of ids)."""
+        row = self.conn.execute(f"SELECT COUNT(*) FROM memories m WHERE {where}", params)
+        return int(row.fetchone()[0])
+
     def select_ids(self, where: str = "1", params: Sequence[object] = ()) -> npt.NDArray[np.int64]:
         """Ids of memories matching an SQL condition over alias ``m``."""
         rows = self.conn.execute(f"SELECT m.id FROM memories m WHERE {where} ORDER BY m.id", params)
