@@ -166,3 +166,12 @@ def test_from_config_uses_batch_size_and_threads() -> None:
     emb = MiniLMEmbedder.from_config(EmbedConfig(batch_size=5, threads=1))
     assert emb.batch_size == 5
     assert emb.embed_documents(["one", "two"]).shape == (2, 384)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("spin", "entry"), [(False, "0"), (True, "1")])
+def test_idle_threads_spin_only_when_asked(spin: bool, entry: str) -> None:
+    emb = MiniLMEmbedder.from_config(EmbedConfig(spin=spin))
+    options = emb._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry
+    assert EmbedConfig().spin is False
