@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,3 +175,18 @@ def test_the_runner_thread_picks_up_new_jobs(service: MemoryService) -> None:
         time.sleep(0.05)
     service.jobs.stop()
     assert len(service.ids(ALICE)) == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
+def test_the_runner_yields_the_cpu_to_requests(service: MemoryService) -> None:
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    service.jobs.start()
+    thread = service.jobs._thread
+    assert thread is not None and thread.native_id is not None
+    deadline = time.monotonic() + 10
+    while os.getpriority(os.PRIO_PROCESS, thread.native_id) == mine:
+        assert time.monotonic() < deadline, "the runner kept the requests' priority"
+        time.sleep(0.01)
+    assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(19, mine + jobs_module.NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    service.jobs.stop()
