@@ -13,8 +13,9 @@ its own process on 127.0.0.1; the clients are httpx clients with keep-alive, her
 1. Start-up: from launching ``engram serve`` to ``/healthz`` answering, and to the first
    recall answered; the server's resident memory (VmRSS) after warm-up and after the runs.
 2. Added latency: ``--recalls`` hybrid recalls (k=10) through ``POST /v1/recall`` and the
-   same calls in this process (``Memory.recall`` on the same file), in alternating blocks of
-   25 so that both see the same machine state. Target: REST p50 - in-process p50 <= 3 ms.
+   same calls in this process (``MemoryService.recall`` with the key's scope on the same
+   file; the bare ``Memory.recall`` for reference), in alternating blocks of 25 so that both
+   see the same machine state. Target: REST p50 - in-process p50 <= 3 ms.
 3. Throughput: 1, 4 and 16 concurrent clients recalling for ``--seconds`` each: requests/s
    and p50/p99.
 4. Recall during ingest: recall p99 idle against while a ``--docs``-document ingest job
@@ -49,7 +50,6 @@ from concurrency import (  # type: ignore[import-not-found]
     copy_store,
     cues,
     engine_options,
-    open_memory,
     summary,
     text_pool,
 )
@@ -135,24 +135,45 @@ def rest_recall(client: httpx.Client, query: str) -> float:
 
 
 def added_latency(
-    client: httpx.Client, db: Path, model: str, queries: Sequence[str], n: int, block: int = 25
+    client: httpx.Client,
+    db: Path,
+    model: str,
+    key: str,
+    queries: Sequence[str],
+    n: int,
+    block: int = 25,
 ) -> dict[str, Any]:
     """REST recalls against the same recalls in this process, in alternating blocks of
-    ``block`` (call by call, each side slows the other's next call: caches, thread wake-ups)."""
+    ``block`` (call by call, each side slows the other's next call: caches, thread wake-ups).
+
+    In this process: ``MemoryService.recall`` with the key's scope (the same call the server
+    makes) and, for reference, the bare ``Memory.recall``."""
     rest: list[float] = []
-    local: list[float] = []
-    with open_memory(db, {**engine_options(model, True), "readonly": True}) as mem:
+    scoped: list[float] = []
+    bare: list[float] = []
+    with MemoryService.open(db, readonly=True, **engine_options(model, True)) as service:
+        scope = service.authenticate(key)
+        mem = service.memory
         for q in queries[:10]:  # warm both
             rest_recall(client, q)
-            mem.recall(q, k=K)
+            service.recall(scope, q, k=K)
         for lo in range(0, n, block):
             batch = [queries[i % len(queries)] for i in range(lo, min(lo + block, n))]
             rest += [rest_recall(client, q) for q in batch]
             for q in batch:
                 t0 = time.perf_counter()
+                service.recall(scope, q, k=K)
+                scoped.append(time.perf_counter() - t0)
+            for q in batch:
+                t0 = time.perf_counter()
                 mem.recall(q, k=K)
-                local.append(time.perf_counter() - t0)
-    out = {"rest": summary(rest), "in_process": summary(local), "block": block}
+                bare.append(time.perf_counter() - t0)
+    out = {
+        "rest": summary(rest),
+        "in_process": summary(scoped),
+        "in_process_unscoped": summary(bare),
+        "block": block,
+    }
     out["added_p50_ms"] = out["rest"]["p50_ms"] - out["in_process"]["p50_ms"]
     out["added_p99_ms"] = out["rest"]["p99_ms"] - out["in_process"]["p99_ms"]
     return out
@@ -258,7 +279,9 @@ def main() -> None:
                 report["startup"] = {"healthz_s": ready_s, "first_recall_s": ready_s + first}
                 report["rss_mb_warm"] = rss_mb(proc.pid)
                 print(f"ready in {ready_s:.2f}s, first recall +{first:.2f}s", file=sys.stderr)
-                report["latency"] = added_latency(client, db, args.model, queries, args.recalls)
+                report["latency"] = added_latency(
+                    client, db, args.model, key, queries, args.recalls
+                )
                 print(json.dumps(report["latency"]), file=sys.stderr)
                 report["throughput"] = [
                     throughput(base, key, queries, n, args.seconds) for n in (1, 4, 16)

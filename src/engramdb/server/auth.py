@@ -26,12 +26,14 @@ async def _service(request: Request) -> MemoryService:
     return service_of(request)
 
 
-def caller(
+async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Scope:
-    """The scope of the request's ``Authorization: Bearer <key>`` (a sync dependency: the
-    key lookup reads the store, so it runs in the threadpool).
+    """The scope of the request's ``Authorization: Bearer <key>``.
+
+    Run on the event loop: the key lookup is one indexed read of a WAL database (about
+    0.1 ms, and readers never wait for writers), cheaper than a hop to the threadpool.
 
     Raises:
         UnauthorizedError: the store has keys and the request has none, or an unknown or
