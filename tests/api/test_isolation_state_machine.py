@@ -76,8 +76,7 @@ class TwoKeys(RuleBasedStateMachine):
             return
         for line in body.splitlines():  # one JSON document, or NDJSON
             for memory_id in _ids(json.loads(line)):
-                if self.alive(memory_id):  # (an id just freed may be handed out again)
-                    assert self.owner[memory_id] == who, f"{who} saw {other}'s id {memory_id}"
+                assert self.owner.get(memory_id, who) == who, f"{who} saw {other}'s id {memory_id}"
 
     def alive(self, memory_id: int) -> bool:
         return bool(self.sources.get(memory_id))
@@ -94,8 +93,9 @@ class TwoKeys(RuleBasedStateMachine):
         assert response.status_code == 201
         self.texts[who].add(text)
         ids = [m["id"] for m in response.json()["memories"]]
-        for memory_id in ids:
-            if not self.alive(memory_id):  # new, or an id freed by a forgotten memory
+        for memory_id, made in zip(ids, response.json()["memories"], strict=True):
+            if made["decision"] == "new":  # ids are never handed out twice
+                assert memory_id not in self.owner, f"id {memory_id} given again"
                 self.owner[memory_id] = who
                 self.sources[memory_id] = set()
             assert self.owner[memory_id] == who

@@ -130,6 +130,13 @@ class _Local(threading.local):
     depth: int = 0
 
 
+_NEXT_MEMORY_ID = (
+    "(SELECT MAX(COALESCE((SELECT MAX(id) FROM memories), 0), CAST(value AS INTEGER)) + 1"
+    " FROM store_info WHERE key = 'last_memory_id')"
+)
+"""The id of a new memory: one above any id ever used (migration 0004), never a reused one."""
+
+
 class SQLiteStore:
     """The store on one SQLite file (or ``":memory:"``), in WAL mode.
 
@@ -628,8 +635,10 @@ class SQLiteStore:
         the caller adds them next, the ``origin`` first. Call inside :meth:`atomic`."""
         s = memory.sighting
         cur = self.conn.execute(
-            "INSERT INTO memories (namespace, text, hash, source, document, ordinal, char_start,"
-            " char_end, event_time, ingest_time, meta, count) VALUES (?,?,?,?,?,?,?,?,?,?,?,1)",
+            "INSERT INTO memories (id, namespace, text, hash, source, document, ordinal,"
+            " char_start, char_end, event_time, ingest_time, meta, count) VALUES ("
+            + _NEXT_MEMORY_ID
+            + ",?,?,?,?,?,?,?,?,?,?,?,1)",
             (
                 memory.namespace,
                 memory.text,
