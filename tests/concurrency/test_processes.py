@@ -115,9 +115,9 @@ class Agent:
 
 
 @pytest.mark.parametrize("kind", ["flat", "spann"])
-def test_forgets_and_reused_ids_reach_a_long_lived_process(tmp_path: Path, kind: str) -> None:
+def test_forgets_and_new_ids_reach_a_long_lived_process(tmp_path: Path, kind: str) -> None:
     """Forgets (by id, by source) in one long-lived process reach the next reads of another,
-    also when the next memory reuses a forgotten id; and the other way round."""
+    also when the newest memory is forgotten and the next one added; and the other way round."""
     path = seeded(tmp_path, kind)
     seed = notes(60 if kind == "spann" else 10, "seed")
     agent = Agent(spawn(), path, kind)
@@ -139,14 +139,15 @@ def test_forgets_and_reused_ids_reach_a_long_lived_process(tmp_path: Path, kind:
         assert agent("forget_source", "s1") == 1
         assert absent(sourced_id, sourced, marker("sourced", 0)) == []
 
-        # the newest memory goes, and the next one reuses its id (no AUTOINCREMENT)
+        # the newest memory goes, and the next one takes a new id (ids are never reused)
         newest = max(mem.store.select_ids().tolist())
         old_text = mem.get(newest).text
         assert agent("forget_ids", [newest]) == 1
         fresh = notes(1, "fresh")[0]
-        assert agent("add", [fresh], "fresh") == [newest]
+        (fresh_id,) = agent("add", [fresh], "fresh")
+        assert fresh_id > newest
         assert absent(newest, old_text, old_text.split()[0]) == []
-        assert present_problems(mem, newest, fresh, marker("fresh", 0)) == []
+        assert present_problems(mem, fresh_id, fresh, marker("fresh", 0)) == []
 
         # and the other way round: this process writes, the agent reads
         assert mem.forget([ids[seed[4]]]) == 1
