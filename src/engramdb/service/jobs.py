@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -277,17 +277,14 @@ class JobQueue:
 
     def list(self, *, namespaces: tuple[str, ...] | None = None, limit: int = 50) -> list[Job]:
         """The latest jobs, newest first (only those writing to ``namespaces``, when given)."""
+        sql, params = "SELECT id FROM jobs", []
+        if namespaces is not None:
+            sql += f" WHERE namespace IN ({','.join('?' * len(namespaces))})"
+            params = list(namespaces)
         store = self._memory.store
         with store.reading():
-            ids = [
-                str(r[0])
-                for r in store.conn.execute(
-                    "SELECT id, namespace FROM jobs ORDER BY created DESC, id LIMIT ?",
-                    (limit if namespaces is None else limit * 20,),
-                )
-                if namespaces is None or r[1] in namespaces
-            ][:limit]
-            return [self.get(i) for i in ids]
+            rows = store.conn.execute(f"{sql} ORDER BY created DESC, id LIMIT ?", [*params, limit])
+            return [self.get(str(r[0])) for r in rows.fetchall()]
 
     # -- running ----------------------------------------------------------------------------
 
@@ -446,15 +443,6 @@ class JobQueue:
                 "UPDATE jobs SET state = ?, error = ?, finished = ?, owner = NULL WHERE id = ?",
                 (state, error, time.time(), job_id),
             )
-
-    def pending(self) -> Iterator[str]:
-        """The ids of jobs not finished yet, oldest first."""
-        store = self._memory.store
-        with store.reading():
-            rows = store.conn.execute(
-                "SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY created, id"
-            ).fetchall()
-        return (str(r[0]) for r in rows)
 
 
 def _lower_priority(nice: int) -> None:

@@ -130,6 +130,12 @@ class _Local(threading.local):
     depth: int = 0
 
 
+def _integrity(conn: sqlite3.Connection) -> list[str]:
+    """``PRAGMA integrity_check`` problems of a connection's database (none: sound)."""
+    problems = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
+    return [] if problems == ["ok"] else problems
+
+
 _NEXT_MEMORY_ID = (
     "(SELECT MAX(COALESCE((SELECT MAX(id) FROM memories), 0), CAST(value AS INTEGER)) + 1"
     " FROM store_info WHERE key = 'last_memory_id')"
@@ -563,9 +569,7 @@ class SQLiteStore:
 
     def integrity(self) -> list[str]:
         """``PRAGMA integrity_check`` problems (an empty list when the file is sound)."""
-        rows = self.conn.execute("PRAGMA integrity_check").fetchall()
-        problems = [str(r[0]) for r in rows]
-        return [] if problems == ["ok"] else problems
+        return _integrity(self.conn)
 
     def backup_to(self, target: Path) -> None:
         """Copy one consistent state of the store into a new file at ``target`` with SQLite's
@@ -600,12 +604,12 @@ class SQLiteStore:
             raise StoreError(f"cannot create the backup {target}: {exc}") from exc
         try:
             source.backup(copy)
-            problems = [str(r[0]) for r in copy.execute("PRAGMA integrity_check").fetchall()]
+            problems = _integrity(copy)
         except sqlite3.Error as exc:
             raise store_error(exc, self.path, f"backing it up to {target}") from exc
         finally:
             copy.close()
-        if problems != ["ok"]:
+        if problems:
             raise CorruptStoreError(
                 f"the backup of {self.path} fails its integrity check: {'; '.join(problems[:5])}"
             )

@@ -190,3 +190,12 @@ def test_the_runner_yields_the_cpu_to_requests(service: MemoryService) -> None:
     assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(19, mine + jobs_module.NICE)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
     service.jobs.stop()
+
+
+def test_a_keys_jobs_are_listed_however_many_others_came_after(service: MemoryService) -> None:
+    mine = service.submit_ingest(ALICE, _files(("a.txt", b"Alice's file.")))
+    for i in range(25):
+        service.submit_ingest(BOB, _files((f"b{i}.txt", b"Bob's file.")))
+    assert [j.id for j in service.list_jobs(ALICE, limit=1)] == [mine.id]
+    assert len(service.list_jobs(BOB, limit=10)) == 10
+    assert service.list_jobs(Scope("x", (), True)) == []
