@@ -8,7 +8,6 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
-from engramdb.errors import TooLargeError
 from engramdb.server._json import StrictJSONRoute
 from engramdb.server._stream import NDJSON, ndjson_response
 from engramdb.server.auth import Caller, Service
@@ -41,12 +40,10 @@ def ingest(
     ] = None,
 ) -> JobOut:
     """Queue files for a bulk ingest job (answered once they are safely on disk)."""
-    limit = _settings(request).max_file_bytes
-    for upload in files:
-        if upload.size is not None and upload.size > limit:
-            raise TooLargeError(f"{upload.filename}: over the {limit:,}-byte limit for one file")
     uploads = [(upload.filename or f"upload-{i}", upload.file) for i, upload in enumerate(files)]
-    return JobOut.model_validate(service.submit_ingest(scope, uploads, namespace=namespace))
+    limit = _settings(request).max_file_bytes
+    job = service.submit_ingest(scope, uploads, namespace=namespace, max_file_bytes=limit)
+    return JobOut.model_validate(job)
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])

@@ -22,6 +22,7 @@ from engramdb.context import Context, Order
 from engramdb.engine import Memory
 from engramdb.errors import ForbiddenError, InvalidInputError, NotFoundError
 from engramdb.filter import parse_filter
+from engramdb.ingest import MAX_FILE_BYTES
 from engramdb.service.jobs import Job, JobQueue, Upload
 from engramdb.service.keys import KeyRing
 from engramdb.service.scope import Scope, host_name, is_loopback
@@ -212,7 +213,12 @@ class MemoryService:
         return removed
 
     def submit_ingest(
-        self, scope: Scope, uploads: Sequence[Upload], *, namespace: str | None = None
+        self,
+        scope: Scope,
+        uploads: Sequence[Upload],
+        *,
+        namespace: str | None = None,
+        max_file_bytes: int = MAX_FILE_BYTES,
     ) -> Job:
         """Queue files for a bulk ingest job; returns once they are safely on disk.
 
@@ -222,7 +228,9 @@ class MemoryService:
             TooLargeError: a file is over the size limit.
         """
         target = scope.writable(namespace)
-        return self.jobs.submit(uploads, namespace=target, key=scope.key)
+        return self.jobs.submit(
+            uploads, namespace=target, key=scope.key, max_file_bytes=max_file_bytes
+        )
 
     def job(self, scope: Scope, job_id: str) -> Job:
         """A job of the scope's namespaces.
