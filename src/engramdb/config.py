@@ -144,6 +144,9 @@ class RecognizeConfig:
         num_perm: MinHash permutations; bands x rows must equal it.
         bands: LSH bands.
         enabled: turn near-duplicate merging off (exact duplicates always merge).
+        supersede: at write time, link a new memory that states another value of an older
+            one's fact (``engramdb.recognize.facts``): supersede it when sure, record a
+            conflict when not.
     """
 
     near_threshold: float = 0.8
@@ -151,6 +154,7 @@ class RecognizeConfig:
     num_perm: int = 128
     bands: int = 32
     enabled: bool = True
+    supersede: bool = True
 
     def __post_init__(self) -> None:
         _check(0 < self.near_threshold <= 1, "recognize.near_threshold must be in (0, 1]")

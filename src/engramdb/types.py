@@ -16,6 +16,7 @@ __all__ = [
     "Decision",
     "Hit",
     "Hits",
+    "History",
     "GraphStats",
     "IdMatrix",
     "ImportResult",
@@ -28,6 +29,7 @@ __all__ = [
     "Record",
     "Sighting",
     "Stats",
+    "Supersession",
     "Vector",
 ]
 
@@ -115,6 +117,12 @@ class MemoryRecord:
     meta: Mapping[str, Any]
     count: int
     sightings: tuple[Sighting, ...] = ()
+    valid_to: float | None = None
+
+    @property
+    def valid_from(self) -> float:
+        """When the memory became valid: its event time, else when it was recorded."""
+        return self.event_time if self.event_time is not None else self.ingest_time
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +158,9 @@ class Hit:
             a channel that did not return the hit is absent.
         relevance: calibrated probability that the hit is relevant to the query, in [0, 1];
             ``None`` when recall did not calibrate.
+        valid_to: when another memory superseded this one (``None``: still valid).
+        relations: the supersessions and conflicts this memory takes part in (in force,
+            not undone): how it relates to the other memories of its fact.
     """
 
     id: int
@@ -162,6 +173,59 @@ class Hit:
     meta: Mapping[str, Any]
     why: Mapping[str, ChannelScore]
     relevance: float | None = None
+    valid_to: float | None = None
+    relations: tuple[Supersession, ...] = ()
+
+    @property
+    def superseded(self) -> bool:
+        """Whether another memory superseded this one."""
+        return self.valid_to is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Supersession:
+    """A link between two memories of one fact: ``new`` supersedes ``old``, or they conflict.
+
+    Attributes:
+        id: the link's id.
+        old: the memory that stopped being valid (for a conflict: the older one).
+        new: the memory that replaced it; ``None`` once that memory was forgotten (the old
+            one stays superseded: forgetting never brings a value back).
+        kind: ``"supersede"`` or ``"conflict"`` (recorded when unsure; changes no validity).
+        origin: ``"manual"`` (:meth:`Memory.supersede`), ``"auto"`` (found at write time) or
+            ``"judge"`` (proposed by an LLM judge).
+        at: valid time: when ``old`` stopped being valid (``new``'s valid-from time).
+        recorded: when the link was made (UTC epoch seconds).
+        undone: when it was undone or resolved; ``None`` while it holds.
+        detail: what was found, e.g. ``{"old_value": "porto", "new_value": "lisbon"}``.
+    """
+
+    id: int
+    old: int
+    new: int | None
+    kind: Literal["supersede", "conflict"]
+    origin: Literal["manual", "auto", "judge"]
+    at: float
+    recorded: float
+    undone: float | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class History:
+    """A memory's fact through time, as :meth:`Memory.history` returns it.
+
+    Attributes:
+        id: the memory asked about.
+        versions: the memories of the chain, oldest first (following supersessions in both
+            directions, undone ones included); forgotten ones are absent.
+        links: every supersession and conflict between them, in the order made (undone ones
+            included, with their ``undone`` time).
+    """
+
+    id: int
+    versions: tuple[MemoryRecord, ...]
+    links: tuple[Supersession, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy.typing as npt
 from engramdb.config import CHANNEL_GROUPS, CHANNELS, MAX_K, EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.engine._dense import DenseIndex
+from engramdb.engine._validity import current_first, relations
 from engramdb.engine._views import DenseView
 from engramdb.errors import InvalidInputError, NotFoundError
 from engramdb.filter import compile_filter, parse_filter
@@ -18,9 +20,10 @@ from engramdb.graph.channel import GraphChannel
 from engramdb.lexical.fts5 import FTS5Index
 from engramdb.retrieve.fusion import Run, fuse
 from engramdb.store.sqlite import SQLiteStore
+from engramdb.store.validity import valid_as_of_sql
 from engramdb.types import ChannelScore, Hit, Hits, IdMatrix, Matrix
 
-__all__ = ["CHANNELS", "DEFAULT_CHANNELS", "Reader", "check_channels", "check_k"]
+__all__ = ["CHANNELS", "DEFAULT_CHANNELS", "ReadOptions", "Reader", "check_channels", "check_k"]
 
 DEFAULT_CHANNELS = CHANNEL_GROUPS["hybrid"]
 _GROUPS = CHANNEL_GROUPS
@@ -93,8 +96,11 @@ class Reader:
         self.config = config
         self.graph = graph
 
-    def where(self, namespace: str | None, where: Any) -> tuple[str | None, list[object]]:
-        """The SQL condition (alias ``m``) for a namespace and a filter, or ``None``.
+    def where(
+        self, namespace: str | None, where: Any, as_of: float | None = None
+    ) -> tuple[str | None, list[object]]:
+        """The SQL condition (alias ``m``) for a namespace, a filter and the memories valid
+        at ``as_of``, or ``None``.
 
         Raises:
             NotFoundError: the namespace holds no memories.
@@ -115,6 +121,9 @@ class Reader:
             sql, values = compile_filter(parse_filter(where), alias="m")
             parts.append(f"({sql})")
             params.extend(values)
+        if as_of is not None:
+            parts.append(f"({valid_as_of_sql('m')})")
+            params.extend([as_of, as_of])
         return (" AND ".join(parts) if parts else None), params
 
     def recall_many(
@@ -125,16 +134,21 @@ class Reader:
         namespace: str | None,
         where: Any,
         channels: tuple[str, ...],
+        options: ReadOptions | None = None,
     ) -> list[Hits]:
-        """Hits for each query, all channels answering from one read snapshot."""
+        """Hits for each query, all channels answering from one read snapshot.
+
+        Memories still valid come first, superseded ones after them (``include_superseded``:
+        in their fused order); ``as_of`` keeps only the memories valid at that time."""
         check_k(k)
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise InvalidInputError(f"queries must be non-empty text, got {q!r}")
         if "graph" in channels and self.graph is None:
             raise InvalidInputError(_GRAPH_OFF)
+        validity = options or ReadOptions()
         return self.dense.at_snapshot(
-            lambda view: self._recall(queries, k, namespace, where, channels, view)
+            lambda view: self._recall(queries, k, namespace, where, channels, view, validity)
         )
 
     def _recall(  # noqa: PLR0913 - the parts of one recall
@@ -145,8 +159,9 @@ class Reader:
         where: Any,
         channels: tuple[str, ...],
         view: DenseView,
+        validity: ReadOptions,
     ) -> list[Hits]:
-        sql, params = self.where(namespace, where)
+        sql, params = self.where(namespace, where, validity.as_of)
         depth = max(k, self.config.recall.candidates)
         per_channel: dict[str, list[list[tuple[int, float]]]] = {}
         if "lexical" in channels:
@@ -168,7 +183,7 @@ class Reader:
         out = []
         for qi, query in enumerate(queries):
             runs = {c: per_channel[c][qi] for c in channels}
-            out.append(self._hits(query, runs, k, via[qi]))
+            out.append(self._hits(query, runs, k, via[qi], validity))
         return out
 
     def _graph(
@@ -201,12 +216,20 @@ class Reader:
         return _runs(*view.search(vectors, depth, allow=allow))
 
     def _hits(
-        self, query: str, runs: Mapping[str, Run], k: int, via: Mapping[int, tuple[str, ...]]
+        self,
+        query: str,
+        runs: Mapping[str, Run],
+        k: int,
+        via: Mapping[int, tuple[str, ...]],
+        validity: ReadOptions,
     ) -> Hits:
         cfg = self.config.recall
         weights = dict(cfg.weights)
         weights.setdefault("graph", self.config.graph.fusion_weight)
-        fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=weights)[:k]
+        fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=weights)
+        if validity.as_of is None and not validity.include_superseded:
+            fused = current_first(fused, self.store.superseded([doc for doc, _ in fused]))
+        fused = fused[:k]
         why: dict[int, dict[str, ChannelScore]] = {}
         for channel, run in runs.items():
             for rank, (doc, score) in enumerate(run, start=1):
@@ -215,6 +238,7 @@ class Reader:
                     rank=rank, score=score, phrases=phrases
                 )
         records = {r.id: r for r in self.store.get_many([doc for doc, _ in fused])}
+        linked = relations(self.store.conn, list(records))
         hits = tuple(
             Hit(
                 id=doc,
@@ -226,11 +250,22 @@ class Reader:
                 event_time=r.event_time,
                 meta=r.meta,
                 why=why.get(doc, {}),
+                valid_to=r.valid_to,
+                relations=linked.get(doc, ()),
             )
             for doc, score in fused
             if (r := records.get(doc)) is not None
         )
         return Hits(query, hits)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How a recall reads time: ``as_of`` (only memories valid then) and whether superseded
+    memories keep their fused rank (else they come after the valid ones)."""
+
+    as_of: float | None = None
+    include_superseded: bool = False
 
 
 def as_matrix(rows: Sequence[np.ndarray[Any, Any]], dim: int) -> Matrix:

@@ -15,6 +15,7 @@ from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.engine._commit import CommitQueue
 from engramdb.engine._dense import DenseIndex
+from engramdb.engine._validity import NewFact, keys_of, link_new
 from engramdb.errors import InvalidInputError, StoreError
 from engramdb.graph.channel import GraphChannel, Prepared
 from engramdb.ingest import chunk_text, content_hash, normalize_for_hash, normalize_text
@@ -101,6 +102,7 @@ class _Item:
     grams: frozenset[str] = field(default_factory=frozenset)
     signature: Signature | None = None
     origin: int = 0  # the index of the input record this chunk came from
+    facts: tuple[bytes, ...] = ()  # fact keys (engramdb.recognize.facts), new items only
 
 
 class Writer:
@@ -147,6 +149,9 @@ class Writer:
             with self.store.reading():
                 self._recognize(items)
             new = [i for i, it in enumerate(items) if it.kind == "new"]
+            if self.config.recognize.supersede:
+                for i in new:
+                    items[i].facts = keys_of(items[i].text)
             vectors, embedded = self._embed([items[i] for i in new], progress)
             graph = self._prepare_graph([items[i].text for i in new], progress)
             try:
@@ -335,6 +340,19 @@ class Writer:
             )
             if not added:
                 item.score = -1.0  # already recorded here: a re-ingest, nothing changed
+        facts = [
+            NewFact(
+                id=ids[i],
+                namespace=items[i].namespace,
+                text=items[i].text,
+                valid_from=_valid_from(items[i].sighting.event_time, now),
+                keys=items[i].facts,
+            )
+            for i in kept
+            if items[i].kind == "new" and items[i].facts
+        ]
+        if facts:
+            link_new(store.conn, facts, now=now)
         if graph is not None and self.graph is not None and kept:
             keep = set(kept)
             part = Prepared(
@@ -381,6 +399,10 @@ class Writer:
             if item.batch_target is not None and items[item.batch_target].kind != "new":
                 first = items[item.batch_target]
                 item.target, item.batch_target = first.target, None
+
+
+def _valid_from(event_time: float | None, now: float) -> float:
+    return now if event_time is None else event_time
 
 
 def recognize(

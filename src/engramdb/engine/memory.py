@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -18,6 +19,7 @@ from engramdb.config import EngineConfig, load_config
 from engramdb.context import Context, Order, TokenCounter, pack, select_counter
 from engramdb.embed.base import Embedder
 from engramdb.embed.registry import create_embedder
+from engramdb.engine import _validity as validity
 from engramdb.engine._calibration import Calibrations
 from engramdb.engine._dense import DenseIndex
 from engramdb.engine._precision import (
@@ -27,7 +29,7 @@ from engramdb.engine._precision import (
     check_precision,
     stack,
 )
-from engramdb.engine._read import Reader, check_channels, check_k
+from engramdb.engine._read import Reader, ReadOptions, check_channels, check_k
 from engramdb.engine._transfer import backup, export_records, import_file, import_numbered
 from engramdb.engine._write import Progress, Writer, check_namespace, recognize, to_record
 from engramdb.errors import (
@@ -39,12 +41,14 @@ from engramdb.errors import (
 )
 from engramdb.graph.channel import GraphChannel
 from engramdb.ingest import load_path, normalize_text
+from engramdb.ingest.moments import strict_time
 from engramdb.lexical.fts5 import FTS5Index
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import SQLiteStore, store_error
 from engramdb.types import (
     AddResult,
     GraphStats,
+    History,
     Hit,
     Hits,
     ImportResult,
@@ -54,6 +58,7 @@ from engramdb.types import (
     Recognition,
     Record,
     Stats,
+    Supersession,
 )
 
 __all__ = ["DEFAULT_NAMESPACE", "Memory"]
@@ -410,6 +415,8 @@ class Memory:
         min_relevance: float | None = None,
         coverage: float | None = None,
         rerank: RerankLike = None,
+        as_of: float | str | None = None,
+        include_superseded: bool = False,
     ) -> Hits:
         """The ``k`` memories most relevant to ``query``, best first.
 
@@ -431,10 +438,15 @@ class Memory:
                 is computed from the store on first use (see :meth:`calibrate`).
             rerank: ``"lambdarank"`` (``rerank`` extra), ``"mmr"`` (diversity) or a
                 :class:`~engramdb.rerank.Reranker`, applied to the fused candidates.
+            as_of: read the memory as it was at this time (epoch seconds or ISO-8601): only
+                memories valid then — begun by then and not yet superseded — are recalled.
+            include_superseded: rank superseded memories where they fall; by default the
+                memories still valid come first. Either way each hit shows its
+                supersessions and conflicts in ``relations`` (and ``valid_to``).
 
         Raises:
-            InvalidInputError: an empty query, ``k < 1``, an unknown channel or reranker, or
-                ``min_relevance``/``coverage`` out of range.
+            InvalidInputError: an empty query, ``k < 1``, an unknown channel or reranker,
+                ``min_relevance``/``coverage`` out of range, or a bad ``as_of``.
             NotFoundError: an unknown namespace.
             InvalidFilterError: a malformed filter.
             MissingDependencyError: the reranker needs an extra that is not installed.
@@ -448,6 +460,8 @@ class Memory:
             min_relevance=min_relevance,
             coverage=coverage,
             rerank=rerank,
+            as_of=as_of,
+            include_superseded=include_superseded,
         )[0]
 
     @_sqlite_errors
@@ -462,12 +476,14 @@ class Memory:
         min_relevance: float | None = None,
         coverage: float | None = None,
         rerank: RerankLike = None,
+        as_of: float | str | None = None,
+        include_superseded: bool = False,
     ) -> list[Hits]:
         """:meth:`recall` for many queries at once (batched per channel).
 
         Raises:
-            InvalidInputError: an empty query, ``k < 1``, an unknown channel or reranker, or
-                ``min_relevance``/``coverage`` out of range.
+            InvalidInputError: an empty query, ``k < 1``, an unknown channel or reranker,
+                ``min_relevance``/``coverage`` out of range, or a bad ``as_of``.
             NotFoundError: an unknown namespace.
             InvalidFilterError: a malformed filter.
             MissingDependencyError: the reranker needs an extra that is not installed.
@@ -476,6 +492,7 @@ class Memory:
             raise InvalidInputError("recall_many takes a list of queries; use recall for one")
         precision = check_precision(min_relevance, coverage, rerank)
         check_k(k)
+        moment = strict_time(as_of, "as_of")
         self.store  # noqa: B018 - raises when closed
         pools = self._reader.recall_many(
             list(queries),
@@ -483,6 +500,7 @@ class Memory:
             namespace=namespace,
             where=where,
             channels=check_channels(channels),
+            options=ReadOptions(as_of=moment, include_superseded=bool(include_superseded)),
         )
         return self._precise(pools, precision, k=k, namespace=namespace)
 
@@ -666,6 +684,52 @@ class Memory:
             found = self._graph.related(memory_id, limit=k, namespaces=namespaces)
             records = {r.id: r for r in store.get_many([i for i, _ in found])}
         return [(records[i], phrases) for i, phrases in found if i in records]
+
+    # -- facts that change ------------------------------------------------------------------
+
+    @_sqlite_errors
+    def supersede(self, old: int, new: int, *, at: float | str | None = None) -> Supersession:
+        """Record that memory ``new`` supersedes memory ``old``: ``old`` stays (never
+        deleted) but is valid only until ``at`` (default: ``new``'s event time, else its
+        ingest time); recall ranks it after the valid memories, and ``as_of`` before ``at``
+        still finds it. A conflict recorded between the two is resolved by this.
+
+        Raises:
+            NotFoundError: either memory does not exist.
+            InvalidInputError: the same memory, two namespaces, ``old`` already superseded
+                (undo that first), a cycle, or a bad ``at``.
+        """
+        moment = strict_time(at, "at")
+        now = time.time()
+        return self._writer.queue.run(
+            lambda _known: validity.supersede(self.store, int(old), int(new), at=moment, now=now)
+        )
+
+    @_sqlite_errors
+    def unsupersede(self, old: int) -> Supersession:
+        """Undo the supersession of ``old`` in force: it is valid again. The link is kept in
+        its history, marked undone. Returns the link.
+
+        Raises:
+            NotFoundError: no such memory, or it is not superseded.
+        """
+        now = time.time()
+        return self._writer.queue.run(
+            lambda _known: validity.undo_supersede(self.store, int(old), now=now)
+        )
+
+    @_sqlite_errors
+    def history(self, memory_id: int) -> History:
+        """The chain of ``memory_id``'s fact: the memories that superseded it or that it
+        superseded (and conflicts), oldest first, with every link and its times (undone
+        links included).
+
+        Raises:
+            NotFoundError: no memory has this id.
+        """
+        store = self.store
+        with store.reading():
+            return validity.history(store, int(memory_id))
 
     # -- export, import, backup -----------------------------------------------------------
 

@@ -6,11 +6,11 @@ No web dependency lives here; the ``server`` and ``mcp`` packages adapt it.
 
 from __future__ import annotations
 
+from engramdb.ingest.moments import EARLIEST, LATEST, event_time
 from engramdb.service.core import MemoryService, ServiceStats
 from engramdb.service.jobs import Job, JobFile, JobQueue, JobState, Upload
 from engramdb.service.keys import KEY_PREFIX, KeyInfo, KeyRing, NewKey
 from engramdb.service.scope import Scope, host_name, is_loopback
-from engramdb.service.times import EARLIEST, LATEST, event_time
 
 __all__ = [
     "EARLIEST",

@@ -45,7 +45,7 @@ Tracer = Callable[[str], None]
 
 _MEMORY_COLUMNS = (
     "id, namespace, text, hash, source, document, ordinal, char_start, char_end,"
-    " event_time, ingest_time, meta, count"
+    " event_time, ingest_time, meta, count, valid_to"
 )
 
 
@@ -774,6 +774,18 @@ class SQLiteStore:
                 )
         return out
 
+    def superseded(self, ids: Sequence[int]) -> dict[int, float | None]:
+        """``{id: valid_to}`` of the memories among ``ids`` that another superseded."""
+        out: dict[int, float | None] = {}
+        for chunk in _chunks(list(ids), 900):
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT id, valid_to FROM memories WHERE id IN ({marks}) AND valid_to IS NOT NULL",
+                chunk,
+            ):
+                out[int(row[0])] = float(row[1])
+        return out
+
     def texts(self, ids: Sequence[int]) -> dict[int, str]:
         """``{id: text}`` for the given ids."""
         out: dict[int, str] = {}
@@ -1006,6 +1018,7 @@ def _record(row: tuple[Any, ...], sightings: tuple[Sighting, ...]) -> MemoryReco
         meta=json.loads(row[11]),
         count=int(row[12]),
         sightings=sightings,
+        valid_to=row[13],
     )
 
 
