@@ -12,7 +12,17 @@ from engramdb.cli._options import progress_bar
 
 __all__: list[str] = []
 
-KIND_CHOICES = ("beir", "multihop", "locomo", "needle", "sort", "recognition", "retention")
+KIND_CHOICES = (
+    "beir",
+    "multihop",
+    "locomo",
+    "longmemeval",
+    "updates",
+    "needle",
+    "sort",
+    "recognition",
+    "retention",
+)
 """The same names as ``engramdb.eval.KINDS`` (kept literal so ``engram --help`` stays light)."""
 RERANK_CHOICES = ("lambdarank", "mmr")
 """The same names as ``engramdb.eval.runner.RERANK_SUFFIXES``."""
@@ -72,11 +82,11 @@ def eval_group() -> None:
 
 
 @eval_group.command("run")
-@click.argument("path", type=click.Path(file_okay=False))
+@click.argument("path", type=click.Path())
 @click.option(
     "--kind",
     type=click.Choice(KIND_CHOICES),
-    help="Data set family or probe [default: from the folder].",
+    help="Data set family or probe [default: from the path].",
 )
 @click.option(
     "--channels",
@@ -130,15 +140,19 @@ def eval_group() -> None:
 )
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 def run(path: str, **opts: Any) -> None:
-    """Evaluate a data set folder and print a Markdown summary.
+    """Evaluate a data set folder (or LongMemEval file) and print a Markdown summary.
 
     Kinds: beir (nDCG@10, recall@10/100, MRR@10), multihop (recall@2/5, all-recall@5),
-    locomo (turn and session evidence recall@5/10/20 per category, abstention on
-    category 5), and probes built from a book folder: needle, sort, recognition, retention.
+    locomo (turn recall@1/5/10/20, MRR@10 and session recall per category, abstention on
+    category 5), longmemeval (a JSON file: session recall_any/recall_all, nDCG@10 and
+    turn recall per question type, abstention on _abs questions), updates (LoCoMo layout
+    plus truth.jsonl: current@1, stale@1, also as of an earlier time), and probes built
+    from a book folder: needle, sort, recognition, retention.
 
     \b
     Example:
         engram eval ../shared/data/musique --kind multihop --out musique.json --plots plots/
+        engram eval longmemeval_s.json --kind longmemeval --limit 50 --out lme.json
         engram eval ../shared/data/scifact --channels hybrid --rerank lambdarank,mmr \\
             --alpha 0.05,0.1,0.2 --unanswerable-holdout 150 --out scifact-precision.json
     """

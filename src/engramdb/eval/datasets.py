@@ -34,14 +34,26 @@ __all__ = [
     "checksum",
     "detect_kind",
     "find_file",
+    "first_element",
+    "is_longmemeval",
     "load_beir",
     "load_multihop",
     "read_json",
     "read_jsonl",
 ]
 
-KINDS = ("beir", "multihop", "locomo", "needle", "sort", "recognition", "retention")
-"""The evaluation kinds: three data set families and four probes built from books."""
+KINDS = (
+    "beir",
+    "multihop",
+    "locomo",
+    "longmemeval",
+    "updates",
+    "needle",
+    "sort",
+    "recognition",
+    "retention",
+)
+"""The evaluation kinds: five data set families and four probes built from books."""
 
 PROBE_KINDS = ("needle", "sort", "recognition", "retention")
 
@@ -190,29 +202,90 @@ def checksum(files: Iterable[Path], root: Path) -> tuple[str, dict[str, str]]:
 # -- kind detection -------------------------------------------------------------------------
 
 
+_FIRST_ELEMENT_LIMIT = 64 << 20
+"""How many bytes :func:`first_element` reads at most looking for a list's first element."""
+
+
+def first_element(path: Path, *, limit: int = _FIRST_ELEMENT_LIMIT) -> Any:
+    """The first element of the JSON list in ``path``, read without loading the whole file.
+
+    Returns:
+        The element, or ``None`` when the file is not a JSON list, is empty, or its first
+        element is not complete within ``limit`` bytes.
+    """
+    decoder = json.JSONDecoder()
+    text, size = "", 1 << 16
+    try:
+        with path.open(encoding="utf-8") as fh:
+            while len(text) < limit:
+                chunk = fh.read(size)
+                text += chunk
+                body = text.lstrip()
+                if body and not body.startswith("["):
+                    return None
+                try:
+                    return decoder.raw_decode(body[1:].lstrip())[0]
+                except json.JSONDecodeError:
+                    if not chunk:
+                        return None
+                size = min(size * 2, 1 << 24)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def is_longmemeval(path: Path) -> bool:
+    """Whether ``path`` is a ``.json`` file in LongMemEval's layout: a list whose first
+    element has ``haystack_sessions``."""
+    if not (path.is_file() and path.name.endswith(".json")):
+        return False
+    first = first_element(path)
+    return isinstance(first, dict) and "haystack_sessions" in first
+
+
+def _detect_file(path: Path) -> str:
+    if is_longmemeval(path):
+        return "longmemeval"
+    raise EvalDataError(
+        "not a data set: a file must be LongMemEval's JSON (a list of questions with "
+        "haystack_sessions); other kinds read a folder",
+        path=path,
+    )
+
+
 def detect_kind(path: Path) -> str:
-    """The evaluation kind a data folder holds.
+    """The evaluation kind a data folder (or LongMemEval file) holds.
+
+    ``corpus.jsonl`` → beir; ``*_corpus.json`` → multihop; ``turns.jsonl`` + ``qa.jsonl``
+    → locomo, or updates with ``truth.jsonl``; a ``.json`` file (or a folder holding one
+    ``.json`` file) whose first element has ``haystack_sessions`` → longmemeval.
 
     Raises:
-        EvalDataError: the folder is missing or its layout is not one the harness reads;
+        EvalDataError: the path is missing or its layout is not one the harness reads;
             a folder of books needs an explicit probe kind.
     """
+    if path.is_file():
+        return _detect_file(path)
     if not path.is_dir():
-        raise EvalDataError("not a data set folder (it does not exist or is a file)", path=path)
+        raise EvalDataError("not a data set folder (it does not exist)", path=path)
     names = {p.name for p in path.iterdir()}
     if names & {"corpus.jsonl", "corpus.jsonl.gz"}:
         return "beir"
     if any(n.endswith("_corpus.json") for n in names):
         return "multihop"
     if {"turns.jsonl", "qa.jsonl"} <= names:
-        return "locomo"
+        return "updates" if "truth.jsonl" in names else "locomo"
     if names & {"paragraphs.jsonl", "paragraphs.jsonl.gz"}:
         raise EvalDataError(
             f"a book corpus: choose a probe with --kind ({', '.join(PROBE_KINDS)})", path=path
         )
+    jsons = sorted(n for n in names if n.endswith(".json"))
+    if len(jsons) == 1 and is_longmemeval(path / jsons[0]):
+        return "longmemeval"
     raise EvalDataError(
         "unknown data set layout: expected corpus.jsonl (BEIR), *_corpus.json (MuSiQue), "
-        "turns.jsonl + qa.jsonl (LoCoMo) or paragraphs.jsonl (books)",
+        "turns.jsonl + qa.jsonl (LoCoMo; with truth.jsonl, updates), one LongMemEval .json "
+        "or paragraphs.jsonl (books)",
         path=path,
     )
 

@@ -24,6 +24,7 @@ from engramdb._optional import require
 from engramdb.eval.books import load_books, load_sentences
 from engramdb.eval.conversations import load_locomo
 from engramdb.eval.datasets import KINDS, checksum, detect_kind, load_beir, load_multihop
+from engramdb.eval.longmemeval import evaluate_longmemeval, load_longmemeval
 from engramdb.eval.needle import evaluate_needle
 from engramdb.eval.order import evaluate_sort
 from engramdb.eval.precision import check_alphas
@@ -40,6 +41,7 @@ from engramdb.eval.runner import (
     rerank_channels,
     split_channel,
 )
+from engramdb.eval.updates import evaluate_updates, load_updates
 
 __all__ = ["EvalOptions", "evaluate"]
 
@@ -129,6 +131,12 @@ def _load(kind: str, path: Path) -> _Loaded:
     if kind == "locomo":
         convs = load_locomo(path)
         return _Loaded(files=convs.files, run=lambda ctx: evaluate_locomo(ctx, convs))
+    if kind == "longmemeval":
+        long = load_longmemeval(path)
+        return _Loaded(files=long.files, run=lambda ctx: evaluate_longmemeval(ctx, long))
+    if kind == "updates":
+        updates = load_updates(path)
+        return _Loaded(files=updates.files, run=lambda ctx: evaluate_updates(ctx, updates))
     if kind == "recognition":
         sentences, source = load_sentences(path)
         return _Loaded(
@@ -190,7 +198,10 @@ def _check_kind(kind: str, options: EvalOptions) -> None:
             f"alphas (conformal runs) need a kind among {', '.join(CONFORMAL_KINDS)}, not {kind}"
         )
     if options.unanswerable and kind not in HOLDOUT_KINDS:
-        hint = " (LoCoMo's category 5 is unanswerable already)" if kind == "locomo" else ""
+        hint = {
+            "locomo": " (LoCoMo's category 5 is unanswerable already)",
+            "longmemeval": " (LongMemEval's _abs questions are unanswerable already)",
+        }.get(kind, "")
         raise InvalidInputError(
             f"an unanswerable holdout needs a kind among {', '.join(HOLDOUT_KINDS)}, "
             f"not {kind}{hint}"
@@ -207,7 +218,7 @@ def evaluate(
     recalled once per channel.
 
     Args:
-        path: the data set folder.
+        path: the data set folder (or a LongMemEval ``.json`` file).
         options: what to run; defaults to every channel, all queries, seed 0.
         progress: optional ``(stage, done, total)`` callback.
 
@@ -223,7 +234,7 @@ def evaluate(
     kind = options.kind or detect_kind(folder)
     _check_kind(kind, options)
     loaded = _load(kind, folder)
-    digest, per_file = checksum(loaded.files, folder)
+    digest, per_file = checksum(loaded.files, folder if folder.is_dir() else folder.parent)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     with _open(options) as mem:
         ctx = RunContext(
@@ -239,7 +250,7 @@ def evaluate(
         result = loaded.run(ctx)
         config = _config(kind, options, mem, result.params)
     dataset = {
-        "name": folder.resolve().name,
+        "name": folder.resolve().name if folder.is_dir() else folder.stem,
         "path": str(folder),
         "sha256": digest,
         "files": per_file,

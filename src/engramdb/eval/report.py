@@ -48,8 +48,8 @@ class Report:
     """One evaluation run.
 
     Attributes:
-        kind: ``beir``, ``multihop``, ``locomo``, ``needle``, ``sort``, ``recognition`` or
-            ``retention``.
+        kind: ``beir``, ``multihop``, ``locomo``, ``longmemeval``, ``updates``, ``needle``,
+            ``sort``, ``recognition`` or ``retention``.
         dataset: name, path, ``sha256`` over the files read, per-file digests and counts.
         config: the run's options, the engine configuration and the embedder.
         versions: engramdb, Python, numpy and the model runtime.
@@ -254,12 +254,50 @@ def _needle_tables(report: Report) -> list[str]:
     return lines
 
 
+BREAKDOWNS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "locomo": ("by_category", "cat{}", "category", ("recall@1", "recall@5", "recall@10", "mrr@10")),
+    "longmemeval": (
+        "by_type",
+        "{}",
+        "question type",
+        ("recall_any@5", "recall_all@5", "ndcg@10", "turn-recall@10"),
+    ),
+}
+"""Per kind: the count of queries per group in ``dataset.counts``, the group's metric
+prefix, its label and the metrics its table shows for each channel."""
+
+
+def _breakdown_table(report: Report) -> list[str]:
+    """Rows: the groups (LoCoMo categories, LongMemEval question types); columns: each
+    channel's few headline metrics in that group."""
+    if report.kind not in BREAKDOWNS:
+        return []
+    counts_key, prefix, label, names = BREAKDOWNS[report.kind]
+    counts = report.dataset.get("counts", {}).get(counts_key)
+    if not isinstance(counts, Mapping) or not counts:
+        return []
+    channels = list(report.metrics)
+    header = [label, "n", *(f"{c} {n}" for c in channels for n in names)]
+    rows = [
+        [str(group), _fmt(count)]
+        + [
+            _fmt(report.metrics[c].get(f"{prefix.format(group)}/{n}"))
+            for c in channels
+            for n in names
+        ]
+        for group, count in counts.items()
+    ]
+    return [f"Per {label}", ""] + _table(header, rows) + [""]
+
+
 def to_markdown(report: Report) -> str:
     """A Markdown summary: the run header, one metrics table (channels side by side),
-    and the needle depth x size grid when there is one."""
+    a per-group table (LoCoMo categories, LongMemEval question types), and the needle
+    depth x size grid when there is one."""
     channels = list(report.metrics)
     lines = _header(report)
     lines += _table(["metric", *channels], _metric_rows(report, channels)) + [""]
+    lines += _breakdown_table(report)
     lines += _needle_tables(report)
     if report.kind == "sort":
         lines.append(

@@ -36,10 +36,20 @@ from engramdb.eval.runner import (
     TaskResult,
     ingest,
     latency_summary,
+    recall_accepts,
     run_queries,
 )
 
-__all__ = ["BEIR_METRICS", "MULTIHOP_METRICS", "evaluate_locomo", "evaluate_retrieval"]
+__all__ = [
+    "BEIR_METRICS",
+    "LOCOMO_METRICS",
+    "MULTIHOP_METRICS",
+    "evaluate_locomo",
+    "evaluate_retrieval",
+    "ingest_conversations",
+    "last_session_time",
+    "turn_text",
+]
 
 MetricFn = Callable[[Sequence[str], Mapping[str, int], int], float | None]
 MetricSpec = tuple[str, MetricFn, int]
@@ -60,6 +70,13 @@ MULTIHOP_METRICS: tuple[MetricSpec, ...] = (
 CURVE_CUTOFFS = (1, 2, 3, 5, 10, 20, 50, 100)
 """Cutoffs of the recall@k curves in ``series``."""
 LOCOMO_CUTOFFS = (5, 10, 20)
+LOCOMO_METRICS = (
+    "recall@1",
+    *(f"recall@{k}" for k in LOCOMO_CUTOFFS),
+    *(f"session-recall@{k}" for k in LOCOMO_CUTOFFS),
+    "mrr@10",
+)
+"""LoCoMo's per-question metrics, each also per category (``cat<N>/<metric>``)."""
 LOCOMO_CURVE = (1, 2, 3, 5, 10, 20)
 """Cutoffs of the turn-level recall@k curve (categories 1-4) in ``series``."""
 TOP_SHOWN = 10
@@ -210,9 +227,18 @@ def turn_text(turn: Turn) -> str:
     return text
 
 
-def _ingest_conversations(
-    ctx: RunContext, data: ConversationSet, convs: set[str]
+def ingest_conversations(
+    ctx: RunContext, data: ConversationSet, convs: set[str], *, prefix: str = "locomo"
 ) -> tuple[dict[str, dict[int, list[str]]], dict[str, Any]]:
+    """Add the turns of ``convs``, each conversation in its own namespace
+    ``<prefix>.<conv>``.
+
+    Returns:
+        ``({conv: {memory id: [turn ids]}}, ingest stats as a dict)``.
+
+    Raises:
+        InvalidInputError: a namespace holds memories this run did not add.
+    """
     labels: dict[str, dict[int, list[str]]] = {}
     total = None
     for conv in sorted(convs):
@@ -233,7 +259,7 @@ def _ingest_conversations(
             if t.conv == conv
         ]
         labels[conv], stats = ingest(
-            ctx.memory, items, namespace=f"locomo.{conv}", progress=ctx.progress
+            ctx.memory, items, namespace=f"{prefix}.{conv}", progress=ctx.progress
         )
         total = stats if total is None else total + stats
     return labels, total.as_dict() if total is not None else {}
@@ -243,25 +269,32 @@ def _locomo_row(question: Question, run: QueryRun, session_of: Mapping[str, int]
     gold = dict.fromkeys(question.evidence, 1)
     sessions = {session_of[e] for e in question.evidence}
     row: dict[str, Any] = {"id": question.id, "category": question.category, "ms": round(run.ms, 3)}
+    row["recall@1"] = recall_at_k(run.ranked, gold, 1)
     for k in LOCOMO_CUTOFFS:
         row[f"recall@{k}"] = recall_at_k(run.ranked, gold, k)
         row[f"session-recall@{k}"] = group_recall_at_k(run.ranked, session_of, sessions, k)
+    row["mrr@10"] = mrr_at_k(run.ranked, gold, 10)
     row["top"] = list(dict.fromkeys(run.ranked))[:TOP_SHOWN]
     row["relevance"] = run.best
     return row
 
 
 def _locomo_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    names = [f"{p}@{k}" for p in ("recall", "session-recall") for k in LOCOMO_CUTOFFS]
     out: dict[str, Any] = {}
     main = [r for r in rows if r["category"] != 5]
-    for name in names:
+    for name in LOCOMO_METRICS:
         out[name] = _rounded(mean_over_queries(r[name] for r in main))
     for category in sorted({r["category"] for r in rows}):
         part = [r for r in rows if r["category"] == category]
-        for name in names:
+        for name in LOCOMO_METRICS:
             out[f"cat{category}/{name}"] = _rounded(mean_over_queries(r[name] for r in part))
     return out
+
+
+def last_session_time(data: ConversationSet, conv: str) -> float:
+    """When a conversation's last session took place (epoch seconds): the time its
+    questions are asked at."""
+    return max(t.event_time for t in data.turns if t.conv == conv)
 
 
 def _locomo_channel(
@@ -271,9 +304,14 @@ def _locomo_channel(
     labels: Mapping[str, Mapping[int, Sequence[str]]],
     channel: str,
 ) -> tuple[list[dict[str, Any]], list[QueryRun]]:
-    """Per-question rows and runs of one channel, conversation by conversation."""
+    """Per-question rows and runs of one channel, conversation by conversation.
+
+    Questions are asked after their conversation: when the engine's recall takes ``now``,
+    it is the time of the conversation's last session.
+    """
     rows: list[dict[str, Any]] = []
     runs: list[QueryRun] = []
+    with_now = recall_accepts(ctx.memory, "now")
     for conv, questions in mine.items():
         conv_runs = run_queries(
             ctx,
@@ -282,6 +320,7 @@ def _locomo_channel(
             k=max(LOCOMO_CUTOFFS),
             namespace=f"locomo.{conv}",
             labels=labels[conv],
+            now=last_session_time(data, conv) if with_now else None,
         )
         conv_sessions = {t.dia_id: t.session for t in data.turns if t.conv == conv}
         rows += [
@@ -294,8 +333,11 @@ def _locomo_channel(
 def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
     """Conversational memory: one namespace per conversation, turns in order.
 
-    Turn-level recall@k is the share of evidence turns among the top ``k`` hits;
+    Turn-level recall@k is the share of evidence turns among the top ``k`` hits (k = 1, 5,
+    10, 20) and mrr@10 the reciprocal rank of the first evidence turn within the top 10;
     session-level recall@k is the share of evidence sessions that the top ``k`` hits touch.
+    Each question is recalled at its conversation's last session (``now=``, when the
+    engine's recall takes it; ``params["now"]`` records it).
     The headline metrics cover categories 1-4; category 5 (adversarial) is reported only
     under its own ``cat5/`` names. ``metrics[channel]["abstention"]`` scores abstaining
     (best hit's calibrated relevance below ``ABSTAIN_BELOW``) on category 5 against the
@@ -307,15 +349,15 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
             other memories in a conversation's namespace.
     """
     questions = list(data.questions[: ctx.limit] if ctx.limit else data.questions)
-    labels, ingested = _ingest_conversations(ctx, data, {q.conv for q in questions})
+    labels, ingested = ingest_conversations(ctx, data, {q.conv for q in questions})
     mine = {conv: [q for q in questions if q.conv == conv] for conv in sorted(labels)}
     ordered = [q for qs in mine.values() for q in qs]
     truth: list[bool | None] = [q.category == 5 for q in ordered]
     gold = [None if q.category == 5 else dict.fromkeys(q.evidence, 1) for q in ordered]
     groups = [(f"locomo.{conv}", [q.text for q in qs], labels[conv]) for conv, qs in mine.items()]
-    result = TaskResult(
-        metrics={}, latency_ms={}, ingest=ingested, per_query={}, params=_precision_params(ctx)
-    )
+    params = _precision_params(ctx)
+    params["now"] = "last session" if recall_accepts(ctx.memory, "now") else None
+    result = TaskResult(metrics={}, latency_ms={}, ingest=ingested, per_query={}, params=params)
     curves: dict[str, dict[str, float | None]] = {}
     for channel in ctx.channels:
         rows, runs = _locomo_channel(ctx, data, mine, labels, channel)

@@ -7,6 +7,7 @@ memory can stand for several labels; a hit is expanded to all of them, in input 
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "check_channels",
     "ingest",
     "latency_summary",
+    "recall_accepts",
     "rerank_channels",
     "run_queries",
     "split_channel",
@@ -33,6 +35,8 @@ __all__ = [
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done, total)``."""
+TimeLike = float | str
+"""A point in time as recall takes it: epoch seconds or an ISO-8601 string."""
 
 CHANNELS = ("lexical", "dense", "hybrid")
 """The recall channels an evaluation can compare (``hybrid`` fuses lexical and dense)."""
@@ -266,25 +270,39 @@ def run_queries(  # noqa: PLR0913 - keyword-only options of one recall pass
     namespace: str,
     labels: Mapping[int, Sequence[str]],
     coverage: float | None = None,
+    now: TimeLike | None = None,
+    as_of: TimeLike | None = None,
 ) -> list[QueryRun]:
     """Recall each query alone (so that its latency is its own) on one channel.
 
     Hits whose memory has no label (not part of this run) are dropped from the ranking.
     A channel with a reranker suffix (``hybrid+rerank``) recalls its base channel with
     that reranker; ``coverage`` keeps only the hits above the conformal threshold.
+    ``now`` (the time the questions are asked) and ``as_of`` (the time the answer should
+    hold at) are passed to :meth:`Memory.recall_many` only when given.
 
     Raises:
-        InvalidInputError: an empty query, a bad ``k`` or an unknown channel.
+        InvalidInputError: an empty query, a bad ``k``, an unknown channel, or ``now`` or
+            ``as_of`` that the engine does not take or cannot read.
         NotFoundError: the namespace holds no memories.
         MissingDependencyError: the reranker needs an extra that is not installed.
     """
     base, rerank = split_channel(channel)
     stage = f"recall {channel}" + (f" coverage={coverage:g}" if coverage is not None else "")
+    times = _time_options(ctx.memory, now=now, as_of=as_of)
+    if as_of is not None:
+        stage += " as_of"
     runs: list[QueryRun] = []
     for done, query in enumerate(queries, 1):
         started = time.perf_counter()
         hits = ctx.memory.recall_many(
-            [query], k=k, namespace=namespace, channels=base, rerank=rerank, coverage=coverage
+            [query],
+            k=k,
+            namespace=namespace,
+            channels=base,
+            rerank=rerank,
+            coverage=coverage,
+            **times,
         )[0]
         ms = (time.perf_counter() - started) * 1000
         ranked = tuple(label for hit in hits for label in labels.get(hit.id, ()))
@@ -302,6 +320,24 @@ def run_queries(  # noqa: PLR0913 - keyword-only options of one recall pass
         if ctx.progress is not None and (done % 25 == 0 or done == len(queries)):
             ctx.progress(stage, done, len(queries))
     return runs
+
+
+def recall_accepts(memory: Memory, option: str) -> bool:
+    """Whether ``memory.recall_many`` takes the keyword ``option`` (e.g. ``"as_of"``)."""
+    return option in inspect.signature(memory.recall_many).parameters
+
+
+def _time_options(
+    memory: Memory, *, now: TimeLike | None, as_of: TimeLike | None
+) -> dict[str, Any]:
+    pairs = (("now", now), ("as_of", as_of))
+    given: dict[str, Any] = {name: value for name, value in pairs if value is not None}
+    missing = [name for name in given if not recall_accepts(memory, name)]
+    if missing:
+        raise InvalidInputError(
+            f"this engine's recall takes no {' or '.join(missing)}: cannot recall at a given time"
+        )
+    return given
 
 
 def latency_summary(ms: Sequence[float]) -> dict[str, float | None]:
