@@ -69,8 +69,8 @@ def link_new(conn: sqlite3.Connection, facts: Sequence[NewFact], *, now: float) 
             continue
         put_fact_keys(conn, fact.id, fact.namespace, fact.keys)
         candidates = fact_candidates(conn, fact.namespace, fact.keys, exclude=fact.id)
-        superseded = False
-        for other, text, since, valid_to in reversed(candidates):  # newest first
+        superseded = conflicted = False
+        for other, text, since, valid_to in candidates:  # newest first
             if fact.valid_from >= since:
                 change = value_change(text, fact.text)
                 old, new, at = other, fact.id, fact.valid_from
@@ -90,11 +90,14 @@ def link_new(conn: sqlite3.Connection, facts: Sequence[NewFact], *, now: float) 
                     recorded=now, detail=detail,
                 )  # fmt: skip
                 superseded = True
-            else:
+            elif not conflicted:  # with the newest disagreeing memory only
                 add_link(
                     conn, old=old, new=new, kind="conflict", origin="auto", at=at,
                     recorded=now, detail=detail,
                 )  # fmt: skip
+                conflicted = True
+            else:
+                continue
             made += 1
     return made
 

@@ -7,8 +7,8 @@ without an LLM, in two steps:
 
 1. **Candidates by key** (:func:`fact_keys`). A text is read as tokens (the near-duplicate
    tokens: words case-folded, numbers, currency signs). Runs of *value* tokens — numbers,
-   names (capitalised words that are not function words), number words, currency signs and
-   the unit right after a number — are replaced by one slot. The masked sequence is the
+   names (capitalised words that are not function words), number words and currency
+   signs — are replaced by one slot. The masked sequence is the
    text's first key. A short text (at most :data:`~engramdb.recognize.near.SHORT_TEXT`
    tokens) also gets, for each content word, the key with that word as a slot too, so that
    ``"the light is red"`` and ``"the light is green"`` meet. A text with fewer than
@@ -18,15 +18,15 @@ without an LLM, in two steps:
    another value of one fact when exactly one span differs, it replaces at most
    :data:`MAX_VALUE` tokens with at most as many, at least :data:`MIN_RELATION` tokens and
    half of the longer text are shared, the span is not the first token, and the changed
-   tokens are values by the near-duplicate rules. Then:
+   tokens are values by the near-duplicate rules. A span among the first two tokens or
+   followed by a verb reads as the sentence's subject, and the texts as two subjects
+   (``"ticket 11 is closed"`` / ``"ticket 111 is closed"``): no change. Otherwise:
 
    * ``"supersede"``: every changed token is a value (a name, a number, a number word, a
-     unit or a currency sign), and the span is in value position — not among the first two
-     tokens and not followed by a verb, where it reads as the sentence's subject
-     (``"ticket 11 is closed"`` / ``"ticket 111 is closed"`` may be two tickets);
-   * ``"conflict"``: otherwise — an ordinary word changed (``"I went to the park"`` /
-     ``"I went to the beach"`` may be two outings), a negation, or the span may be the
-     subject. A conflict is recorded and shown; it never makes a memory invalid.
+     unit or a currency sign) and no negation changed;
+   * ``"conflict"``: an ordinary word changed (``"I went to the park"`` / ``"I went to the
+     beach"`` may be two outings) or a negation did. A conflict is recorded and shown; it
+     never makes a memory invalid.
 
 Both steps are pure functions; the write path stores the keys and links the memories.
 """
@@ -91,7 +91,7 @@ def _is_value(token: _Token) -> bool:
 def _masked(tokens: list[_Token]) -> list[str]:
     out: list[str] = []
     for t in tokens:
-        if _is_value(t):
+        if t.kind != "word" or t.name or t.key in _NUMBER_WORDS:
             if not out or out[-1] != _SLOT:
                 out.append(_SLOT)
         else:
@@ -161,11 +161,11 @@ def value_change(old: str, new: str) -> FactChange | None:
     if not values_differ(old, new):
         return None  # a typo, a plural: the same value
     after = keys_a[i2] if i2 < len(keys_a) else None
+    if after in _VERBS or i1 < 2:
+        return None  # the span reads as the subject: "ticket 11 is closed", "room 4 has ..."
     negated = any(t.key in _NEGATIONS for t in (*span_a, *span_b))
-    subject = after in _VERBS or i1 < 2  # "ticket 11 is closed", "room 4 has a projector"
     strong = all(_is_value(t) for t in (*span_a, *span_b))
-    sure = strong and not negated and not subject
-    kind: Literal["supersede", "conflict"] = "supersede" if sure else "conflict"
+    kind: Literal["supersede", "conflict"] = "supersede" if strong and not negated else "conflict"
     return FactChange(
         kind=kind, old=" ".join(t.key for t in span_a), new=" ".join(t.key for t in span_b)
     )

@@ -66,8 +66,8 @@ def put_fact_keys(
 def fact_candidates(
     conn: sqlite3.Connection, namespace: str, keys: Sequence[bytes], *, exclude: int
 ) -> list[tuple[int, str, float, float | None]]:
-    """Memories of ``namespace`` sharing a key: ``(id, text, valid_from, valid_to)``, oldest
-    first (by valid-from time, then id)."""
+    """The 64 newest memories of ``namespace`` sharing a key: ``(id, text, valid_from,
+    valid_to)``, newest first (by valid-from time, then id)."""
     if not keys:
         return []
     marks = ",".join("?" * len(keys))
@@ -75,7 +75,7 @@ def fact_candidates(
         "SELECT DISTINCT m.id, m.text, COALESCE(m.event_time, m.ingest_time), m.valid_to"
         " FROM fact_keys f JOIN memories m ON m.id = f.memory_id"
         f" WHERE f.namespace = ? AND f.key IN ({marks}) AND m.id != ?"
-        " ORDER BY 3, 1 LIMIT 64",
+        " ORDER BY 3 DESC, 1 DESC LIMIT 64",
         (namespace, *keys, exclude),
     ).fetchall()
     return [(int(r[0]), r[1], float(r[2]), r[3]) for r in rows]
