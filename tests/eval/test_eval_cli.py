@@ -168,3 +168,27 @@ def test_plots_without_matplotlib_exit_2_before_running(monkeypatch: pytest.Monk
     code, _, stderr = _invoke(str(DATA / "tiny_beir"), "--plots", "somewhere")
     assert code == 2
     assert 'pip install "engramdb[plots]"' in stderr
+
+
+def test_a_longmemeval_file_is_a_path_the_kind_is_read_from(tmp_path: Path) -> None:
+    out = tmp_path / "lme.json"
+    lme = DATA.parent / "longmemeval" / "mini.json"
+    code, stdout, stderr = _invoke(
+        str(lme), "--embedder", "hash", "--channels", "lexical", "--no-progress", "--out", str(out)
+    )
+    assert code == 0, stderr
+    assert stdout.startswith("## engram eval: longmemeval on mini")
+    assert "Per question type" in stdout
+    assert json.loads(out.read_text())["metrics"]["lexical"]["recall_any@5"] is not None
+
+
+def test_updates_kind_and_a_file_that_is_no_data_set(tmp_path: Path) -> None:
+    code, stdout, stderr = _invoke(
+        str(DATA / "tiny_updates"), "--kind", "updates", "--embedder", "hash", "--no-progress"
+    )
+    assert code == 0, stderr
+    assert "| current@1 |" in stdout and "| as_of/stale@1 |" in stdout
+    stray = tmp_path / "notes.json"
+    stray.write_text('[{"text": "hello"}]')
+    code, _, stderr = _invoke(str(stray), "--embedder", "hash", "--no-progress")
+    assert code == 1 and "LongMemEval" in stderr

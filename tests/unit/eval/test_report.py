@@ -140,3 +140,37 @@ def test_compare_names_changed_engine_settings() -> None:
     assert compare_reports(a, b).warnings == (
         "different engine setting recall.fusion: 'rrf' vs 'weighted'",
     )
+
+
+def test_locomo_summary_has_a_table_per_category() -> None:
+    metrics = {
+        "hybrid": {
+            "recall@1": 0.5,
+            "cat1/recall@1": 0.25,
+            "cat1/recall@5": 0.5,
+            "cat1/recall@10": 0.75,
+            "cat1/mrr@10": 0.375,
+            "cat5/recall@1": 0.125,
+        }
+    }
+    dataset = {"name": "locomo", "counts": {"questions": 3, "by_category": {"1": 2, "5": 1}}}
+    text = to_markdown(_report(kind="locomo", metrics=metrics, dataset=dataset, latency_ms={}))
+    assert (
+        "| category | n | hybrid recall@1 | hybrid recall@5 | hybrid recall@10 | hybrid mrr@10 |"
+        in text
+    )
+    assert "| 1 | 2 | 0.2500 | 0.5000 | 0.7500 | 0.3750 |" in text
+    assert "| 5 | 1 | 0.1250 | – | – | – |" in text
+
+
+def test_longmemeval_summary_has_a_table_per_question_type() -> None:
+    metrics = {
+        "lexical": {"knowledge-update/recall_any@5": 1.0, "knowledge-update/ndcg@10": 0.5},
+        "dense": {"knowledge-update/recall_any@5": 0.0},
+    }
+    dataset = {"name": "lme", "counts": {"by_type": {"knowledge-update": 3}}}
+    text = to_markdown(_report(kind="longmemeval", metrics=metrics, dataset=dataset))
+    header = text.split("Per question type", 1)[1]
+    assert "| question type | n | lexical recall_any@5 | lexical recall_all@5 |" in header
+    assert "| knowledge-update | 3 | 1.0000 | – | 0.5000 | – | 0.0000 | – | – | – |" in header
+    assert "Per " not in to_markdown(_report())  # other kinds: no such table
