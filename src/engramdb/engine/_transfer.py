@@ -21,6 +21,7 @@ from engramdb.embed.base import Embedder
 from engramdb.engine._transfer_format import (
     Entry,
     Expect,
+    LinkRow,
     entries,
     header,
     memory_dict,
@@ -30,9 +31,11 @@ from engramdb.engine._write import Writer, check_namespace
 from engramdb.errors import IngestError, InvalidInputError, StoreError
 from engramdb.graph.channel import Prepared
 from engramdb.ingest import normalize_for_hash
+from engramdb.recognize.facts import fact_keys
 from engramdb.recognize.minhash import Signature
 from engramdb.store.sqlite import NewMemory, SQLiteStore, store_error
-from engramdb.types import ImportResult, Vector
+from engramdb.store.validity import outgoing_links, put_fact_keys, restore_link
+from engramdb.types import ImportResult, Supersession, Vector
 
 __all__ = ["backup", "export_records", "import_file", "import_numbered"]
 
@@ -61,6 +64,7 @@ def export_records(
                 ids = store.page_ids(namespace, after=after, limit=_PAGE)
                 records = store.get_many(ids)
                 seen = store.sighting_rows(ids)
+                links = outgoing_links(store.conn, ids)
                 cached = (
                     store.cached_embeddings(model, [r.hash for r in records]) if vectors else {}
                 )
@@ -71,9 +75,25 @@ def export_records(
         for record in records:
             vector = cached.get(record.hash)
             yield memory_dict(
-                record, seen.get(record.id, []), model if vector is not None else None, vector
+                record,
+                seen.get(record.id, []),
+                model if vector is not None else None,
+                vector,
+                [_link_row(link, target) for link, target in links.get(record.id, [])],
             )
         after = ids[-1]
+
+
+def _link_row(link: Supersession, new_hash: str | None) -> LinkRow:
+    return LinkRow(
+        new_hash=new_hash,
+        kind=link.kind,
+        origin=link.origin,
+        at=link.at,
+        recorded=link.recorded,
+        undone=link.undone,
+        detail=dict(link.detail),
+    )
 
 
 # -- import ----------------------------------------------------------------------------------
@@ -149,15 +169,47 @@ def import_numbered(
     totals = _Totals()
     batch: list[Entry] = []
     size = 0
+    linked: list[tuple[str, str, tuple[LinkRow, ...]]] = []
     for entry in entries(numbered, expect, name):
         batch.append(entry)
         size += entry.size
+        if entry.links:
+            linked.append((entry.namespace, entry.hash, entry.links))
         if len(batch) >= _BATCH_RECORDS or size >= _BATCH_BYTES:
             _write_batch(writer, batch, totals)
             batch, size = [], 0
     if batch:
         _write_batch(writer, batch, totals)
+    if linked:
+        writer.queue.run(functools.partial(_restore_links, writer.store, linked))
     return totals.result()
+
+
+def _restore_links(
+    store: SQLiteStore, linked: list[tuple[str, str, tuple[LinkRow, ...]]], known: dict[int, Any]
+) -> int:
+    """After an import's last batch: the links of its memories, by content hash (a link
+    whose newer memory is not in the store keeps no target, as after forgetting it)."""
+    added = 0
+    for namespace, digest, rows in linked:
+        old = store.find_hash(namespace, digest)
+        if old is None:
+            continue
+        for row in rows:
+            new = store.find_hash(namespace, row.new_hash) if row.new_hash else None
+            link = Supersession(
+                id=0,
+                old=old,
+                new=new,
+                kind=row.kind,  # type: ignore[arg-type]
+                origin=row.origin,  # type: ignore[arg-type]
+                at=row.at,
+                recorded=row.recorded,
+                undone=row.undone,
+                detail=row.detail,
+            )
+            added += restore_link(store.conn, link)
+    return added
 
 
 def _write_batch(writer: Writer, batch: list[Entry], totals: _Totals) -> None:
@@ -285,6 +337,7 @@ def _insert(store: SQLiteStore, entry: Entry, new: _New) -> int:
     )
     memory_id = store.insert_memory_row(memory, ingest_time=entry.ingest_time)
     store.put_bands(memory_id, new.signature.bands, new.signature.to_bytes())
+    put_fact_keys(store.conn, memory_id, entry.namespace, fact_keys(entry.text))
     return memory_id
 
 

@@ -15,6 +15,11 @@ The format, ``engramdb.export`` version 1, is one JSON object per line (JSON Lin
   ``near``). With vectors, ``embedding``: ``{"model": <embedder model_id>, "dim": d,
   "data": <base64>}``, where ``data`` is the standard, padded base64 (RFC 4648) of ``d``
   little-endian IEEE-754 float32 values: the exact bytes of the store's embedding cache.
+  ``valid_to`` (null while valid) and ``links``: the supersessions and conflicts in which the
+  memory is the old side, undone ones included, each ``{"new_hash", "kind", "origin", "at",
+  "recorded", "undone", "detail"}``; ``new_hash`` is the content hash of the newer memory in
+  the same namespace (null once it was forgotten). An import restores the links after its
+  last memory (``valid_to`` follows from them).
 
 Times are UTC epoch seconds. Only ``text`` is required of a memory record (and
 ``namespace``, unless the import overrides it); ``sightings`` default to one origin at the
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import math
 import time
@@ -48,6 +54,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "Entry",
     "Expect",
+    "LinkRow",
     "entries",
     "header",
     "memory_dict",
@@ -61,8 +68,11 @@ MAX_LINE_BYTES = 128 * 1024 * 1024
 
 _FIELDS = frozenset(
     {"id", "namespace", "text", "hash", "source", "position", "event_time", "ingest_time"}
-    | {"meta", "count", "sightings", "embedding"}
+    | {"meta", "count", "sightings", "embedding", "valid_to", "links"}
 )
+_LINK_FIELDS = frozenset({"new_hash", "kind", "origin", "at", "recorded", "undone", "detail"})
+_LINK_KINDS = ("supersede", "conflict")
+_LINK_ORIGINS = ("manual", "auto", "judge")
 _SIGHTING_FIELDS = frozenset(
     {"source", "position", "event_time", "seen_time", "kind", "score", "text_hash"}
 )
@@ -89,7 +99,11 @@ def header(*, namespace: str | None, model: str, dim: int, vectors: bool) -> dic
 
 
 def memory_dict(
-    record: MemoryRecord, sightings: Sequence[SightingRow], model: str | None, vector: Vector | None
+    record: MemoryRecord,
+    sightings: Sequence[SightingRow],
+    model: str | None,
+    vector: Vector | None,
+    links: Sequence[LinkRow] = (),
 ) -> dict[str, Any]:
     """One memory as an export record; ``vector`` (made by ``model``) adds ``embedding``."""
     out: dict[str, Any] = {
@@ -109,6 +123,8 @@ def memory_dict(
         "meta": dict(record.meta),
         "count": record.count,
         "sightings": [_sighting_dict(row) for row in sightings],
+        "valid_to": record.valid_to,
+        "links": [dataclasses.asdict(link) for link in links],
     }
     if model is not None and vector is not None:
         data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
@@ -159,6 +175,21 @@ class Entry:
     sightings: list[SightingRow]
     vector: Vector | None
     size: int  # rough bytes held, for batching
+    links: tuple[LinkRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkRow:
+    """A supersession or conflict of an exported memory (its old side), by the newer
+    memory's content hash."""
+
+    new_hash: str | None
+    kind: str
+    origin: str
+    at: float
+    recorded: float
+    undone: float | None
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +274,44 @@ def _parse(raw: Any, expect: Expect) -> Entry | None:
     meta = _meta(raw.get("meta", {}))
     sightings = _sightings(raw.get("sightings"), origin, ingest_time, digest)
     vector = _vector(raw.get("embedding"), expect)
+    _optional_time(raw, "valid_to")
+    links = _links(raw.get("links"))
     size = len(text) + len(json.dumps(meta)) + 128 * len(sightings) + 4 * expect.dim
-    return Entry(namespace, text, digest, origin, ingest_time, meta, sightings, vector, size)
+    return Entry(namespace, text, digest, origin, ingest_time, meta, sightings, vector, size, links)
+
+
+def _links(value: Any) -> tuple[LinkRow, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _Bad(f"'links' must be a list, got {type(value).__name__}")
+    rows = []
+    for item in value:
+        if not isinstance(item, Mapping):
+            raise _Bad(f"a link must be an object, got {type(item).__name__}")
+        _check_fields(item, _LINK_FIELDS, "link field")
+        kind, origin = item.get("kind"), item.get("origin")
+        if kind not in _LINK_KINDS:
+            raise _Bad(f"a link's 'kind' must be one of {', '.join(_LINK_KINDS)}, got {kind!r:.40}")
+        if origin not in _LINK_ORIGINS:
+            raise _Bad(
+                f"a link's 'origin' must be one of {', '.join(_LINK_ORIGINS)}, got {origin!r:.40}"
+            )
+        detail = item.get("detail", {})
+        if not isinstance(detail, Mapping):
+            raise _Bad("a link's 'detail' must be an object")
+        rows.append(
+            LinkRow(
+                new_hash=_optional_str(item, "new_hash"),
+                kind=kind,
+                origin=origin,
+                at=_time(item, "at"),
+                recorded=_time(item, "recorded"),
+                undone=_optional_time(item, "undone"),
+                detail=dict(detail),
+            )
+        )
+    return tuple(rows)
 
 
 def _check_header(raw: Mapping[str, Any]) -> None:

@@ -22,7 +22,9 @@ __all__ = [
     "fact_candidates",
     "links_between",
     "links_of",
+    "outgoing_links",
     "put_fact_keys",
+    "restore_link",
     "undo_link",
     "valid_as_of_sql",
 ]
@@ -149,6 +151,57 @@ def links_of(
         ):
             found[int(row[0])] = _link(row)
     return [found[k] for k in sorted(found)]
+
+
+def outgoing_links(
+    conn: sqlite3.Connection, ids: Sequence[int]
+) -> dict[int, list[tuple[Supersession, str | None]]]:
+    """Links whose old side is in ``ids`` (undone ones too), each with the newer memory's
+    content hash (``None`` once it was forgotten), by old id, in the order made."""
+    out: dict[int, list[tuple[Supersession, str | None]]] = {}
+    for start in range(0, len(ids), 900):
+        chunk = list(ids[start : start + 900])
+        marks = ",".join("?" * len(chunk))
+        columns = ", ".join(f"s.{c.strip()}" for c in _LINK_COLUMNS.split(","))
+        for row in conn.execute(
+            f"SELECT {columns}, m.hash FROM supersessions s"
+            f" LEFT JOIN memories m ON m.id = s.new_id WHERE s.old_id IN ({marks}) ORDER BY s.id",
+            chunk,
+        ):
+            link = _link(row[:-1])
+            out.setdefault(link.old, []).append((link, row[-1]))
+    return out
+
+
+def restore_link(conn: sqlite3.Connection, link: Supersession) -> bool:
+    """Insert an imported link unless the same one is there; a supersession in force sets
+    ``valid_to`` unless the old memory is superseded already. Returns whether it was added."""
+    same = conn.execute(
+        "SELECT 1 FROM supersessions WHERE old_id = ? AND new_id IS ? AND kind = ? AND at = ?"
+        " AND (undone IS NULL) = ?",
+        (link.old, link.new, link.kind, link.at, link.undone is None),
+    ).fetchone()
+    if same is not None:
+        return False
+    if link.kind == "supersede" and link.undone is None and active_supersession(conn, link.old):
+        return False
+    conn.execute(
+        "INSERT INTO supersessions (old_id, new_id, kind, origin, at, recorded, undone, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            link.old,
+            link.new,
+            link.kind,
+            link.origin,
+            link.at,
+            link.recorded,
+            link.undone,
+            json.dumps(dict(link.detail), sort_keys=True),
+        ),
+    )
+    if link.kind == "supersede" and link.undone is None:
+        conn.execute("UPDATE memories SET valid_to = ? WHERE id = ?", (link.at, link.old))
+    return True
 
 
 def links_between(conn: sqlite3.Connection, old: int, new: int) -> list[Supersession]:

@@ -3,8 +3,10 @@ and as-of reads checked against a brute-force replay of the history."""
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +247,36 @@ def test_forgetting_the_new_value_resurrects_nothing() -> None:
         assert mem.get(old).valid_to is None
         mem.forget(ids=[old])
         assert mem.stats().memories == 0
+
+
+def test_export_and_import_keep_the_chain(tmp_path: Path) -> None:
+    with Memory.open(":memory:", embed=HASH) as mem:
+        porto, lisbon, madrid = mem.add_many(
+            [
+                {"text": "Alice lives in Porto.", "event_time": 1.0},
+                {"text": "Alice lives in Lisbon.", "event_time": 2.0},
+                {"text": "Alice lives in Madrid.", "event_time": 3.0},
+            ]
+        ).ids
+        mem.unsupersede(lisbon)
+        mem.forget(ids=[madrid])
+        records = list(mem.export())
+    path = tmp_path / "out.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    with Memory.open(":memory:", embed=HASH) as other:
+        other.import_file(path)
+        other.import_file(path)  # twice: nothing doubles
+        by_text = {r.text: r for r in other.get_many(list(range(1, 10)))}
+        assert set(by_text) == {"Alice lives in Porto.", "Alice lives in Lisbon."}
+        assert by_text["Alice lives in Porto."].valid_to == 2.0
+        assert by_text["Alice lives in Lisbon."].valid_to is None
+        links = other.history(by_text["Alice lives in Porto."].id).links
+        assert [(lk.kind, lk.new is None, lk.undone is None) for lk in links] == [
+            ("supersede", False, True),
+            ("supersede", True, False),
+        ]
+        # the imported memories take part in write-time detection
+        (paris,) = other.add("Alice lives in Paris.", event_time=4.0).ids
+        assert other.get(by_text["Alice lives in Lisbon."].id).valid_to == 4.0
+        assert other.get(paris).valid_to is None
+    assert porto and lisbon
