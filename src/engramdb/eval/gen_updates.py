@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -390,14 +390,24 @@ def _fact(rng: random.Random, speaker: str, relation: Relation, sessions: int) -
     return out
 
 
-def _filler(rng: random.Random, variant: Variant, speakers: Sequence[str]) -> tuple[str, str]:
+Own = Mapping[tuple[str, str], set[str]]
+"""``(speaker, relation) -> the values that speaker states of themself``."""
+
+
+def _filler(
+    rng: random.Random, variant: Variant, speakers: Sequence[str], own: Own
+) -> tuple[str, str]:
+    """Small talk, a fact about someone else, or a value mentioned in passing; a speaker
+    never gives another person, or a passing mention, a value of their own fact."""
     speaker = rng.choice(speakers)
     roll = rng.random()
     if roll < 0.4:
         return speaker, rng.choice(variant.small_talk)
     relation = rng.choice(variant.relations)
     template = rng.choice(relation.other if roll < 0.7 else relation.mention)
-    return speaker, template.format(v=rng.choice(relation.values))
+    mine = own.get((speaker, relation.name), set())
+    values = [v for v in relation.values if v not in mine] or list(relation.values)
+    return speaker, template.format(v=rng.choice(values))
 
 
 def _session_turns(
@@ -405,6 +415,7 @@ def _session_turns(
     variant: Variant,
     speakers: Sequence[str],
     facts: Sequence[_Statement],
+    own: Own,
 ) -> list[tuple[str, str, _Statement | None]]:
     blocks: list[list[tuple[str, str, _Statement | None]]] = []
     for fact in facts:
@@ -416,7 +427,7 @@ def _session_turns(
             block.append((other, rng.choice(variant.acks), None))
         blocks.append(block)
     for _ in range(rng.randint(6, 10)):
-        speaker, text = _filler(rng, variant, speakers)
+        speaker, text = _filler(rng, variant, speakers, own)
         blocks.append([(speaker, text, None)])
     rng.shuffle(blocks)
     return [turn for block in blocks for turn in block]
@@ -428,11 +439,14 @@ def _conversation(
     count = rng.randint(8, 12)
     times = _session_times(rng, count)
     facts = [_fact(rng, s, r, count) for s in speakers for r in variant.relations]
+    own: dict[tuple[str, str], set[str]] = {}
+    for st in (st for fact in facts for st in fact):
+        own.setdefault((st.speaker, st.relation.name), set()).add(st.value)
     turns: list[dict[str, Any]] = []
     for session in range(count):
         here = [st for fact in facts for st in fact if st.session == session]
         for index, (speaker, text, statement) in enumerate(
-            _session_turns(rng, variant, speakers, here), 1
+            _session_turns(rng, variant, speakers, here, own), 1
         ):
             dia_id = f"D{session + 1}:{index}"
             if statement is not None:

@@ -147,3 +147,23 @@ def test_bad_options_are_refused() -> None:
         generate(1, people=5)
     with pytest.raises(ValueError, match="even number"):
         generate(1, people=100)
+
+
+def test_nobody_gives_another_person_a_value_of_their_own_fact() -> None:
+    data = generate(4, people=8)
+    turns = _turns(data.turns)
+    relations = {r.name: r for r in VARIANTS["dev"].relations}
+    forbidden: dict[tuple[str, str], set[str]] = {}
+    statements: set[tuple[str, str]] = set()
+    for truth in data.truth:
+        relation = relations[truth["tags"][0]]
+        for dia_id in [*truth["stale"], truth["gold"]]:
+            statements.add((truth["conv"], dia_id))
+            turn = turns[(truth["conv"], dia_id)]
+            value = next(v for v in relation.values if turn["text"].count(v))
+            forbidden.setdefault((truth["conv"], turn["speaker"]), set()).update(
+                t.format(v=value) for t in (*relation.other, *relation.mention)
+            )
+    fillers = [r for r in data.turns if (r["conv"], r["dia_id"]) not in statements]
+    assert fillers
+    assert not [r for r in fillers if r["text"] in forbidden[(r["conv"], r["speaker"])]]
