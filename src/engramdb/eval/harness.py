@@ -57,7 +57,7 @@ class EvalOptions:
     """How to run an evaluation.
 
     Attributes:
-        kind: one of :data:`~engramdb.eval.datasets.KINDS`; inferred from the folder when
+        kind: one of :data:`~engramdb.eval.datasets.KINDS`; inferred from the path when
             ``None`` (the book probes must be named).
         channels: channels compared side by side; ``<channel>+rerank`` (LambdaRank,
             ``rerank`` extra) and ``<channel>+mmr`` are the channel reranked.
