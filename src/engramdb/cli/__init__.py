@@ -96,6 +96,7 @@ from engramdb.cli import memory as _memory  # noqa: E402  (registers commands)
 _ = _memory
 from engramdb.cli import context as _context  # noqa: E402, F401  (registers commands)
 from engramdb.cli import eval as _eval  # noqa: E402, F401  (registers commands)
+from engramdb.cli import facts as _facts  # noqa: E402, F401  (registers commands)
 from engramdb.cli import graph as _graph  # noqa: E402, F401  (registers commands)
 from engramdb.cli import index as _index  # noqa: E402, F401  (registers commands)
 from engramdb.cli import keys as _keys  # noqa: E402, F401  (registers commands)

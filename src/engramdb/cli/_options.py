@@ -28,6 +28,7 @@ __all__ = [
     "parse_where",
     "progress_bar",
     "recall_options",
+    "time_arg",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -302,3 +303,14 @@ def progress_bar(
             bar.update(tasks[stage], completed=done, total=total)
 
         yield update
+
+
+def time_arg(value: str | None) -> float | str | None:
+    """A time option: epoch seconds when it reads as a number, else the text (ISO-8601,
+    checked by the engine)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value

@@ -18,6 +18,7 @@ from engramdb.cli._options import (
     parse_where,
     progress_bar,
     recall_options,
+    time_arg,
 )
 from engramdb.types import Hit
 
@@ -83,6 +84,15 @@ def _print_hit(rank: int, hit: Hit) -> None:
     if pos.ordinal is not None:
         where += f" #{pos.ordinal}"
     why = ", ".join(f"{c} #{s.rank} ({s.score:.3f})" for c, s in hit.why.items())
+    for link in hit.relations:
+        other = link.new if link.old == hit.id else link.old
+        relation = {
+            ("supersede", True): "superseded by",
+            ("supersede", False): "supersedes",
+            ("conflict", True): "conflicts with newer",
+            ("conflict", False): "conflicts with older",
+        }[(link.kind, link.old == hit.id)]
+        why += f"{', ' if why else ''}{relation} {other if other is not None else '(forgotten)'}"
     relevance = f"  relevance={hit.relevance:.3f}" if hit.relevance is not None else ""
     click.echo(
         click.style(f"{rank}. [{hit.score:.4f}] ", bold=True)
@@ -97,9 +107,15 @@ def _print_hit(rank: int, hit: Hit) -> None:
 @k_option()
 @recall_options
 @click.option("--channels", default=None, help="lexical, dense or hybrid [default: hybrid].")
+@click.option(
+    "--as-of", default=None, help="Read the memory as it was then (epoch seconds or ISO-8601)."
+)
+@click.option(
+    "--include-superseded", is_flag=True, help="Rank superseded memories where they fall."
+)
 @json_option
 @db_option
-def recall(
+def recall(  # noqa: PLR0913 - the command's options
     query: str,
     k: int,
     namespace: str | None,
@@ -108,6 +124,8 @@ def recall(
     min_relevance: float | None,
     coverage: float | None,
     rerank: str | None,
+    as_of: str | None,
+    include_superseded: bool,
     as_json: bool,
     db: str | None,
     config: str | None,
@@ -135,6 +153,8 @@ def recall(
             min_relevance=min_relevance,
             coverage=coverage,
             rerank=rerank,
+            as_of=time_arg(as_of),
+            include_superseded=include_superseded,
         )
     if as_json:
         emit_json(hits)

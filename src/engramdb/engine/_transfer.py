@@ -27,11 +27,11 @@ from engramdb.engine._transfer_format import (
     memory_dict,
     read_jsonl,
 )
+from engramdb.engine._validity import keys_of
 from engramdb.engine._write import Writer, check_namespace
 from engramdb.errors import IngestError, InvalidInputError, StoreError
 from engramdb.graph.channel import Prepared
 from engramdb.ingest import normalize_for_hash
-from engramdb.recognize.facts import fact_keys
 from engramdb.recognize.minhash import Signature
 from engramdb.store.sqlite import NewMemory, SQLiteStore, store_error
 from engramdb.store.validity import outgoing_links, put_fact_keys, restore_link
@@ -337,7 +337,7 @@ def _insert(store: SQLiteStore, entry: Entry, new: _New) -> int:
     )
     memory_id = store.insert_memory_row(memory, ingest_time=entry.ingest_time)
     store.put_bands(memory_id, new.signature.bands, new.signature.to_bytes())
-    put_fact_keys(store.conn, memory_id, entry.namespace, fact_keys(entry.text))
+    put_fact_keys(store.conn, memory_id, entry.namespace, keys_of(entry.text, entry.meta))
     return memory_id
 
 

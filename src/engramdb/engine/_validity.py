@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from engramdb.errors import InvalidInputError, NotFoundError
 from engramdb.recognize.facts import fact_keys, value_change
@@ -55,9 +56,11 @@ class NewFact:
     keys: tuple[bytes, ...]
 
 
-def keys_of(text: str) -> tuple[bytes, ...]:
-    """The fact keys of a text (slow part, run before the write transaction)."""
-    return fact_keys(text)
+def keys_of(text: str, meta: Mapping[str, Any]) -> tuple[bytes, ...]:
+    """The fact keys of a memory's text, its ``speaker`` (metadata) as the subject the text
+    speaks for."""
+    speaker = meta.get("speaker")
+    return fact_keys(text, speaker if isinstance(speaker, str) else None)
 
 
 def link_new(conn: sqlite3.Connection, facts: Sequence[NewFact], *, now: float) -> int:

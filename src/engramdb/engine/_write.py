@@ -151,7 +151,7 @@ class Writer:
             new = [i for i, it in enumerate(items) if it.kind == "new"]
             if self.config.recognize.supersede:
                 for i in new:
-                    items[i].facts = keys_of(items[i].text)
+                    items[i].facts = keys_of(items[i].text, items[i].meta)
             vectors, embedded = self._embed([items[i] for i in new], progress)
             graph = self._prepare_graph([items[i].text for i in new], progress)
             try:

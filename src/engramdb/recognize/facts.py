@@ -99,15 +99,18 @@ def _masked(tokens: list[_Token]) -> list[str]:
     return out
 
 
-def _digest(parts: list[str]) -> bytes:
-    return hashlib.blake2b("\x01".join(parts).encode("utf-8"), digest_size=12).digest()
+def _digest(parts: list[str], subject: str) -> bytes:
+    joined = "\x01".join([subject, *parts])
+    return hashlib.blake2b(joined.encode("utf-8"), digest_size=12).digest()
 
 
-def fact_keys(text: str) -> tuple[bytes, ...]:
+def fact_keys(text: str, subject: str | None = None) -> tuple[bytes, ...]:
     """Keys under which another value of the same fact is looked for (12-byte digests).
 
-    Two texts that :func:`value_change` links share at least one key (the converse need not
-    hold: keys only find candidates).
+    Two texts of the same ``subject`` that :func:`value_change` links share at least one
+    key (the converse need not hold: keys only find candidates). ``subject`` is who the
+    text speaks for when the text does not say it — a conversation turn's speaker: ``"I
+    live in Porto."`` said by Alice and ``"I live in Lisbon."`` said by Bob share no key.
 
     Example:
         >>> set(fact_keys("Alice lives in Porto.")) & set(fact_keys("Alice lives in Lisbon."))
@@ -119,7 +122,8 @@ def fact_keys(text: str) -> tuple[bytes, ...]:
     relation = [p for p in masked if p != _SLOT]
     if len(relation) < MIN_RELATION:
         return ()
-    keys = {_digest(masked)}
+    who = " ".join((subject or "").casefold().split())
+    keys = {_digest(masked, who)}
     if len(tokens) <= SHORT_TEXT:
         for i, part in enumerate(masked):
             if part == _SLOT or part in _STOP or part in _NEGATIONS:
@@ -129,7 +133,7 @@ def fact_keys(text: str) -> tuple[bytes, ...]:
                 p for j, p in enumerate(one) if not (p == _SLOT and j and one[j - 1] == _SLOT)
             ]
             if sum(1 for p in merged if p != _SLOT) >= MIN_RELATION:
-                keys.add(_digest(merged))
+                keys.add(_digest(merged, who))
     return tuple(sorted(keys))
 
 

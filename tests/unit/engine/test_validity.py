@@ -280,3 +280,18 @@ def test_export_and_import_keep_the_chain(tmp_path: Path) -> None:
         assert other.get(by_text["Alice lives in Lisbon."].id).valid_to == 4.0
         assert other.get(paris).valid_to is None
     assert porto and lisbon
+
+
+def test_a_turn_speaks_for_its_speaker() -> None:
+    with Memory.open(":memory:", embed=HASH) as mem:
+        alice, bob, alice_again = mem.add_many(
+            [
+                {"text": "I live in Porto.", "event_time": 1.0, "meta": {"speaker": "Alice"}},
+                {"text": "I live in Lisbon.", "event_time": 2.0, "meta": {"speaker": "Bob"}},
+                {"text": "I live in Madrid.", "event_time": 3.0, "meta": {"speaker": "alice"}},
+            ]
+        ).ids
+        assert mem.get(bob).valid_to is None
+        assert mem.get(alice).valid_to == 3.0
+        assert [(lk.old, lk.new) for lk in mem.history(bob).links] == []
+        assert alice_again
