@@ -31,6 +31,9 @@ __all__ = [
     "NeighboursOut",
     "PositionOut",
     "RecallOut",
+    "HistoryOut",
+    "LinkOut",
+    "VersionOut",
     "RecognizeOut",
     "SightingOut",
     "StatsOut",
@@ -140,6 +143,40 @@ class ChannelScoreOut(_Out):
     phrases: list[str]
 
 
+class LinkOut(_Out):
+    """A supersession (``new`` replaced ``old`` from ``at``) or a conflict between two
+    memories of one fact."""
+
+    id: int
+    old: int
+    new: int | None = Field(description="null once the newer memory was forgotten.")
+    kind: Literal["supersede", "conflict"]
+    origin: Literal["manual", "auto", "judge"]
+    at: float = Field(description="When the old memory stopped being valid (epoch seconds).")
+    recorded: float
+    undone: float | None
+    detail: dict[str, Any]
+
+
+class VersionOut(_Out):
+    """One memory of a fact's chain."""
+
+    id: int
+    text: str
+    valid_from: float
+    valid_to: float | None
+    event_time: float | None
+    ingest_time: float
+
+
+class HistoryOut(_Out):
+    """A memory's fact through time: the chain, oldest first, and every link."""
+
+    id: int
+    versions: list[VersionOut]
+    links: list[LinkOut]
+
+
 class HitOut(_Out):
     """One recalled memory."""
 
@@ -153,6 +190,12 @@ class HitOut(_Out):
     event_time: float | None
     meta: dict[str, Any]
     why: dict[str, ChannelScoreOut]
+    valid_to: float | None = Field(
+        default=None, description="When another memory superseded it (null: still valid)."
+    )
+    relations: list[LinkOut] = Field(
+        default_factory=list, description="Its supersessions and conflicts in force."
+    )
 
 
 class RecallOut(BaseModel):

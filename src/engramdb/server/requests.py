@@ -20,6 +20,7 @@ __all__ = [
     "ForgetIn",
     "MemoryItemIn",
     "RecallIn",
+    "SupersedeIn",
     "RecognizeIn",
 ]
 
@@ -152,6 +153,13 @@ class RecallIn(_In):
     min_relevance: float | None = Field(default=None, ge=0.0, le=1.0)
     coverage: float | None = Field(default=None, gt=0.0, lt=1.0)
     rerank: Literal["mmr", "lambdarank"] | None = None
+    as_of: EventTime = Field(
+        default=None, description="Read the memory as it was then: only memories valid then."
+    )
+    include_superseded: bool = Field(
+        default=False,
+        description="Rank superseded memories where they fall (by default valid ones first).",
+    )
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of :meth:`MemoryService.recall` but the query."""
@@ -163,7 +171,18 @@ class RecallIn(_In):
             "min_relevance": self.min_relevance,
             "coverage": self.coverage,
             "rerank": self.rerank,
+            "as_of": self.as_of,
+            "include_superseded": self.include_superseded,
         }
+
+
+class SupersedeIn(_In):
+    """The memory that supersedes the one in the path, and from when."""
+
+    new: int = Field(ge=0, le=2**63 - 1, description="The id of the newer memory.")
+    at: EventTime = Field(
+        default=None, description="When the old memory stopped being valid [default: new's time]."
+    )
 
 
 class ContextIn(RecallIn):

@@ -19,7 +19,9 @@ from engramdb.server.models import (
     AddOut,
     ContextOut,
     ForgetOut,
+    HistoryOut,
     HitOut,
+    LinkOut,
     MemoryOut,
     NeighbourOut,
     NeighboursOut,
@@ -28,7 +30,14 @@ from engramdb.server.models import (
     StatsOut,
     WhoAmIOut,
 )
-from engramdb.server.requests import AddIn, ContextIn, ForgetIn, RecallIn, RecognizeIn
+from engramdb.server.requests import (
+    AddIn,
+    ContextIn,
+    ForgetIn,
+    RecallIn,
+    RecognizeIn,
+    SupersedeIn,
+)
 
 __all__ = ["router"]
 
@@ -74,6 +83,27 @@ def memory_neighbours(
         graph=service.graph,
         neighbours=[NeighbourOut(id=r.id, text=r.text, phrases=list(p)) for r, p in found],
     )
+
+
+@router.get("/memories/{memory_id}/history", tags=["memories"])
+def memory_history(memory_id: MemoryId, scope: Caller, service: Service) -> HistoryOut:
+    """The chain of this memory's fact: the memories that superseded it or that it
+    superseded, oldest first, and every link (conflicts and undone links included)."""
+    return HistoryOut.model_validate(service.history(scope, memory_id))
+
+
+@router.post("/memories/{memory_id}/supersede", tags=["memories"])
+def supersede_memory(
+    memory_id: MemoryId, body: SupersedeIn, scope: Caller, service: Service
+) -> LinkOut:
+    """Record that ``new`` supersedes this memory; it is kept, valid until ``at``."""
+    return LinkOut.model_validate(service.supersede(scope, memory_id, body.new, at=body.at))
+
+
+@router.delete("/memories/{memory_id}/supersede", tags=["memories"])
+def unsupersede_memory(memory_id: MemoryId, scope: Caller, service: Service) -> LinkOut:
+    """Undo this memory's supersession: it is valid again (the link stays in its history)."""
+    return LinkOut.model_validate(service.unsupersede(scope, memory_id))
 
 
 @router.delete("/memories/{memory_id}", tags=["memories"])

@@ -26,7 +26,16 @@ from engramdb.ingest import MAX_FILE_BYTES
 from engramdb.service.jobs import Job, JobQueue, Upload
 from engramdb.service.keys import KeyRing
 from engramdb.service.scope import Scope, host_name, is_loopback
-from engramdb.types import AddResult, Hits, MemoryRecord, Recognition, Record, Stats
+from engramdb.types import (
+    AddResult,
+    History,
+    Hits,
+    MemoryRecord,
+    Recognition,
+    Record,
+    Stats,
+    Supersession,
+)
 
 __all__ = ["MemoryService", "ServiceStats"]
 
@@ -168,6 +177,40 @@ class MemoryService:
         if not self._memory.forget([memory_id]):
             raise _no_memory(memory_id)
 
+    def history(self, scope: Scope, memory_id: int) -> History:
+        """The chain of a memory's fact (see :meth:`Memory.history`); a chain lives in one
+        namespace.
+
+        Raises:
+            NotFoundError: no such memory in the scope.
+        """
+        self.get(scope, memory_id)
+        return self._memory.history(memory_id)
+
+    def supersede(
+        self, scope: Scope, old: int, new: int, *, at: float | str | None = None
+    ) -> Supersession:
+        """Record that ``new`` supersedes ``old`` (see :meth:`Memory.supersede`).
+
+        Raises:
+            NotFoundError: either memory is not in the scope.
+            ForbiddenError: the key is read-only.
+            InvalidInputError: the link is not possible (see :meth:`Memory.supersede`).
+        """
+        for memory_id in (old, new):
+            scope.writable(self.get(scope, memory_id).namespace)
+        return self._memory.supersede(old, new, at=at)
+
+    def unsupersede(self, scope: Scope, old: int) -> Supersession:
+        """Undo ``old``'s supersession (see :meth:`Memory.unsupersede`).
+
+        Raises:
+            NotFoundError: no such memory in the scope, or it is not superseded.
+            ForbiddenError: the key is read-only.
+        """
+        scope.writable(self.get(scope, old).namespace)
+        return self._memory.unsupersede(old)
+
     def forget(
         self,
         scope: Scope,
@@ -302,6 +345,8 @@ class MemoryService:
         min_relevance: float | None = None,
         coverage: float | None = None,
         rerank: str | None = None,
+        as_of: float | str | None = None,
+        include_superseded: bool = False,
     ) -> Hits:
         """Recall within the scope (see :meth:`Memory.recall`); a namespace outside the
         scope finds nothing."""
@@ -314,6 +359,8 @@ class MemoryService:
             min_relevance=min_relevance,
             coverage=coverage,
             rerank=rerank,
+            as_of=as_of,
+            include_superseded=include_superseded,
         )
         if visible:
             return hits
