@@ -39,10 +39,12 @@ from engramdb.errors import (
     StoreError,
     StoreNotFoundError,
 )
+from engramdb.ingest.turns import Turn
 from engramdb.types import (
     AddResult,
     ChannelScore,
     GraphStats,
+    History,
     Hit,
     Hits,
     ImportResult,
@@ -54,6 +56,7 @@ from engramdb.types import (
     Record,
     Sighting,
     Stats,
+    Supersession,
 )
 
 __all__ = [
@@ -67,6 +70,7 @@ __all__ = [
     "EngineConfig",
     "EngramError",
     "GraphStats",
+    "History",
     "Hit",
     "Hits",
     "ImportResult",
@@ -94,6 +98,8 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StoreNotFoundError",
+    "Supersession",
+    "Turn",
     "__version__",
     "load_config",
 ]

@@ -42,6 +42,7 @@ from engramdb.errors import (
 from engramdb.graph.channel import GraphChannel
 from engramdb.ingest import load_path, normalize_text
 from engramdb.ingest.moments import strict_time
+from engramdb.ingest.turns import Turn, turn_records
 from engramdb.lexical.fts5 import FTS5Index
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import SQLiteStore, store_error
@@ -328,6 +329,52 @@ class Memory:
         """
         self.store  # noqa: B018 - raises when closed
         return self._writer.add_many(records, namespace=namespace, progress=progress)
+
+    @_sqlite_errors
+    def add_turns(  # noqa: PLR0913 - a conversation's fields
+        self,
+        turns: Iterable[Turn | Mapping[str, Any] | str],
+        *,
+        conversation: str,
+        session: str | int | None = None,
+        session_time: float | str | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        source: str | None = None,
+    ) -> AddResult:
+        """Remember turns of a conversation, in order, each one a memory.
+
+        The conversation id is the memories' document; turns are numbered after the ones
+        the conversation already has, so sessions added later keep their order. Each keeps
+        ``speaker``, ``role``, ``session`` and ``session_time`` in its metadata and its time
+        (else its session's) as ``event_time`` (see :mod:`engramdb.ingest.turns`).
+
+        Example:
+            >>> mem.add_turns(
+            ...     [{"speaker": "Ann", "role": "user", "text": "I moved to Lisbon."},
+            ...      {"speaker": "Bot", "role": "assistant", "text": "Congratulations!"}],
+            ...     conversation="ann", session=3, session_time="2024-05-02T10:00:00Z",
+            ... )  # doctest: +SKIP
+
+        Raises:
+            InvalidInputError: a turn without text or with a bad field, a bad time, an
+                empty conversation id or a bad namespace.
+            StoreClosedError: the memory was closed.
+        """
+        check_namespace(namespace)
+        store = self.store
+        with store.reading():
+            last = store.last_ordinal(namespace, conversation)
+        records = turn_records(
+            turns,
+            conversation=conversation,
+            session=session,
+            session_time=session_time,
+            source=source,
+            start=0 if last is None else last + 1,
+        )
+        if not records:
+            raise InvalidInputError("no turns to add")
+        return self._writer.add_many(records, namespace=namespace)
 
     def ingest(
         self,

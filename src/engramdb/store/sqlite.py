@@ -774,6 +774,14 @@ class SQLiteStore:
                 )
         return out
 
+    def last_ordinal(self, namespace: str, document: str) -> int | None:
+        """The largest ordinal of a document's memories in a namespace (``None``: none)."""
+        row = self.conn.execute(
+            "SELECT MAX(ordinal) FROM memories WHERE namespace = ? AND document = ?",
+            (namespace, document),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def superseded(self, ids: Sequence[int]) -> dict[int, float | None]:
         """``{id: valid_to}`` of the memories among ``ids`` that another superseded."""
         out: dict[int, float | None] = {}
