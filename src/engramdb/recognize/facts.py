@@ -22,11 +22,14 @@ without an LLM, in two steps:
    followed by a verb reads as the sentence's subject, and the texts as two subjects
    (``"ticket 11 is closed"`` / ``"ticket 111 is closed"``): no change. Otherwise:
 
-   * ``"supersede"``: every changed token is a value (a name, a number, a number word, a
-     unit or a currency sign) and no negation changed;
-   * ``"conflict"``: an ordinary word changed (``"I went to the park"`` / ``"I went to the
-     beach"`` may be two outings) or a negation did. A conflict is recorded and shown; it
-     never makes a memory invalid.
+   * ``"supersede"``: no negation changed, and either every changed token is a value (a
+     name, a number, a number word, a unit or a currency sign) or the rest of the text
+     states how things are now — a present-tense word (``is``, ``'m``, ``has``, ``now``)
+     and no word of a past event (``went``, ``yesterday``, a word ending in *-ed*):
+     ``"my favourite food is ramen"`` / ``"... is goulash"``;
+   * ``"conflict"``: otherwise — an ordinary word changed in a statement of an event
+     (``"I went to the park"`` / ``"I went to the beach"`` may be two outings), or a
+     negation. A conflict is recorded and shown; it never makes a memory invalid.
 
 Both steps are pure functions; the write path stores the keys and links the memories.
 """
@@ -64,6 +67,19 @@ _VERBS = _words(
     """
 )
 """Words after which the changed span reads as the subject (``X is closed``), not a value."""
+_PRESENT = _words(
+    """
+    is are am im its thats hes shes youre theyre has have now currently these days
+    """
+)
+"""Words of a statement about how things are now (a state, which a new value replaces)."""
+_PAST = _words(
+    """
+    was went did had got made took saw met visited yesterday ago last once used
+    """
+)
+"""Words of a statement about something that happened (an event, which the next does not
+replace)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +185,10 @@ def value_change(old: str, new: str) -> FactChange | None:
         return None  # the span reads as the subject: "ticket 11 is closed", "room 4 has ..."
     negated = any(t.key in _NEGATIONS for t in (*span_a, *span_b))
     strong = all(_is_value(t) for t in (*span_a, *span_b))
-    kind: Literal["supersede", "conflict"] = "supersede" if strong and not negated else "conflict"
+    rest = {t.key for t in (*a[:i1], *a[i2:])}
+    state = bool(rest & _PRESENT) and not rest & _PAST and not any(k.endswith("ed") for k in rest)
+    sure = (strong or state) and not negated
+    kind: Literal["supersede", "conflict"] = "supersede" if sure else "conflict"
     return FactChange(
         kind=kind, old=" ".join(t.key for t in span_a), new=" ".join(t.key for t in span_b)
     )

@@ -184,8 +184,8 @@ def test_unsure_changes_are_conflicts_that_change_no_validity() -> None:
     with Memory.open(":memory:", embed=HASH) as mem:
         old, new = mem.add_many(
             [
-                {"text": "Carol: my favourite food is sushi", "event_time": 1.0},
-                {"text": "Carol: my favourite food is ramen", "event_time": 2.0},
+                {"text": "Carol: I went to the park yesterday", "event_time": 1.0},
+                {"text": "Carol: I went to the beach yesterday", "event_time": 2.0},
             ]
         ).ids
         assert mem.get(old).valid_to is None
