@@ -165,8 +165,11 @@ def find_speakers(query: str, speakers: Sequence[str]) -> tuple[str, ...]:
         if _is_name_use(text, m):
             found.extend((m.start(), s) for s in names.forms[_key(m["name"])])
             taken.append(m.span())
+    j = 0  # both run in text order: the first taken span not yet passed
     for m in _WORD.finditer(text):
-        if not any(s <= m.start() < e for s, e in taken):
+        while j < len(taken) and taken[j][1] <= m.start():
+            j += 1
+        if j == len(taken) or m.start() < taken[j][0]:
             found.extend((m.start(), s) for s in _short_form(text, m, names))
     ordered = sorted(found, key=lambda hit: hit[0])
     return tuple(dict.fromkeys(s for _, s in ordered))

@@ -38,12 +38,15 @@ expected window, dateparser 1.5.0 ``search_dates`` got 29/42 (it reads "May I as
 16 November"), 1.7 ms a query warm and 7 ms cold, 0.28 s to import, with pytz, tzlocal and
 regex (~10 MB); parsedatetime 2.6 got 24/42 (0.12 ms a query; reads "in May" forward, misses
 years and ranges); ctparse 0.3.6 got 16/42 at 14 ms a query. None returns the span an
-expression names. This grammar resolves all 42 to their exact windows in about 0.05 ms a
-query and adds no dependency.
+expression names. This grammar resolves all 42 to their exact windows ("two weeks ago" being
+the seven days around the day two weeks back), in 0.07 ms a query at the median and 0.3 ms at
+the 99th percentile over the 1,986 LoCoMo questions; its patterns compile on first use
+(~15 ms), and it adds no dependency.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 import re
@@ -64,6 +67,7 @@ Bound = Literal["in", "before", "until", "after", "since"]
 
 _EARLIEST = -62135596800.0  # 0001-01-01T00:00:00Z; later nows only, below 9000-01-01
 _LATEST = 221845392000.0
+_EPOCH = dt.datetime(1970, 1, 1)
 _RECENT_DAYS = 30
 _MAX_ANCHOR_WORDS = 8
 
@@ -180,6 +184,13 @@ def _lower(text: str) -> str:
     if len(low) != len(text):  # a few characters ("İ") lower-case to two
         low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
     return low.replace("\u2019", "'").replace("\u2018", "'")
+
+
+def _reference(now: float) -> dt.datetime:
+    """``now`` as a naive UTC datetime, rounded down (never past ``now``) to the microsecond."""
+    seconds = math.floor(now)
+    micros = min(math.floor((now - seconds) * 1e6), 999_999)
+    return _EPOCH + dt.timedelta(seconds=seconds, microseconds=micros)
 
 
 def _epoch(t: dt.datetime) -> float:
@@ -313,7 +324,9 @@ def _anchor_after(
 ) -> _Event | None:
     """The event phrase starting at ``pos``: words up to punctuation, a conjunction, a
     temporal expression or eight words."""
-    stop_at = min((it.start for it in items if it.start >= pos), default=len(low))
+    starts = [it.start for it in items]
+    later = bisect.bisect_left(starts, pos)
+    stop_at = starts[later] if later < len(starts) else len(low)
     words: list[tuple[int, int]] = []
     for m in re.finditer(r"\S+", low[pos:stop_at]):
         token = m[0].rstrip('?.!,;:)"')
@@ -337,8 +350,11 @@ def _anchor_after(
 def _find_event(
     low: str, orig: str, items: list[Atom | Offset], claimed: list[Span]
 ) -> _Event | None:
+    spans = sorted(claimed)
+    starts = [s for s, _ in spans]
     for m in _RELATION.finditer(low):
-        if any(s <= m.start() < e for s, e in claimed):
+        i = bisect.bisect_right(starts, m.start()) - 1
+        if i >= 0 and m.start() < spans[i][1]:
             continue
         before = max(0, m.start() - 12)
         not_time = _NOT_FOLLOWING if m["w"] == "following" else _NOT_RELATION
@@ -404,7 +420,7 @@ def parse_time_intent(query: str, now: float) -> TimeIntent:
     if isinstance(now, bool) or not isinstance(now, int | float) or not _EARLIEST < now < _LATEST:
         raise InvalidInputError(f"now must be finite UTC epoch seconds before 9000, got {now!r}")
     low = _lower(query)
-    ref = dt.datetime.fromtimestamp(now, dt.UTC).replace(tzinfo=None)
+    ref = _reference(float(now))
     items = find_atoms(low, query)
     dated, claimed, event = _combine(items, low, query)
     if event is None:
