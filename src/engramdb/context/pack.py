@@ -22,7 +22,7 @@ it fits.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -248,13 +248,14 @@ def _merge(a: _Segment, b: _Segment) -> _Segment | None:
     best = a if a.rank <= b.rank else b
     other = b if best is a else a
     relevances = [r for r in (a.relevance, b.relevance) if r is not None]
+    records = _whole(lo) and _whole(hi) and lo.first != hi.first  # turns: no common offsets
     return replace(
         lo,
         text=text,
         ids=best.ids + tuple(i for i in other.ids if i not in best.ids),
         last=hi.last if hi.last is not None else lo.last,
-        end=max(ends) if len(ends) == 2 else None,
-        start=lo.start if lo.start is not None and hi.start is not None else None,
+        end=max(ends) if len(ends) == 2 and not records else None,
+        start=lo.start if lo.start is not None and hi.start is not None and not records else None,
         event_time=min(times) if times else None,
         rank=best.rank,
         score=max(a.score, b.score),
@@ -382,8 +383,28 @@ def _repeats(hit: Hit, seg: _Segment) -> bool:
     return seg.key == (hit.namespace, hit.source, hit.position.document) and hit.text in seg.text
 
 
+def _with_neighbours(
+    segments: list[_Segment],
+    around: Sequence[Hit],
+    rank: int,
+    budget: int,
+    count: TokenCounter,
+) -> list[_Segment]:
+    """``segments`` with each of a hit's neighbours that is not in yet and fits the budget."""
+    for other in around:
+        if any(other.id in s.ids for s in segments):
+            continue
+        trial = _absorb(segments, _segment(other, rank))
+        if _cost(trial, count) <= budget:
+            segments = trial
+    return segments
+
+
 def _select(
-    hits: Sequence[Hit], budget: int, count: TokenCounter
+    hits: Sequence[Hit],
+    budget: int,
+    count: TokenCounter,
+    around: Mapping[int, Sequence[Hit]],
 ) -> tuple[list[_Segment], list[int]]:
     segments: list[_Segment] = []
     dropped: list[int] = []
@@ -395,7 +416,7 @@ def _select(
             continue
         trial = _absorb(segments, _segment(hit, rank))
         if _cost(trial, count) <= budget:
-            segments = trial
+            segments = _with_neighbours(trial, around.get(hit.id, ()), rank, budget, count)
             continue
         room = budget - _cost(segments, count) - (count(_SEPARATOR) if segments else 0)
         piece = None
@@ -416,6 +437,7 @@ def pack(
     order: Order = "relevance",
     count_tokens: TokenCounter = estimate_tokens,
     query: str | None = None,
+    around: Mapping[int, Sequence[Hit]] | None = None,
 ) -> Context:
     """Pack ``hits`` (best first) into at most ``budget_tokens`` tokens; see the module doc.
 
@@ -425,6 +447,9 @@ def pack(
         order: ``"relevance"``, ``"edges"`` or ``"chronological"``.
         count_tokens: the token counter (default: :func:`estimate_tokens`).
         query: the query, recorded in the context; taken from ``hits.query`` when omitted.
+        around: each hit's neighbours (by hit id; e.g. the turns before and after a turn),
+            packed with it, merged into its block, when they fit the budget; a neighbour
+            that does not fit is left out without counting as dropped.
 
     Returns:
         The packed context (possibly with no blocks).
@@ -435,7 +460,7 @@ def pack(
     _check(budget_tokens, order)
     if query is None:
         query = getattr(hits, "query", None)
-    segments, dropped = _select(list(hits), budget_tokens, _memo(count_tokens))
+    segments, dropped = _select(list(hits), budget_tokens, _memo(count_tokens), around or {})
     ordered = _ordered(segments, order)
     text = _SEPARATOR.join(_render_one(n, s) for n, s in enumerate(ordered, start=1))
     while ordered and count_tokens(text) > budget_tokens:  # exact check of the whole text

@@ -42,7 +42,7 @@ from engramdb.errors import (
 from engramdb.graph.channel import GraphChannel
 from engramdb.ingest import load_path, normalize_text
 from engramdb.ingest.moments import strict_time
-from engramdb.ingest.turns import Turn, turn_records
+from engramdb.ingest.turns import Turn, is_turn, neighbour_hit, turn_records
 from engramdb.lexical.fts5 import FTS5Index
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import SQLiteStore, store_error
@@ -624,12 +624,15 @@ class Memory:
         order: Order = "relevance",
         k: int = 20,
         count_tokens: TokenCounter | str | None = None,
+        neighbours: int = 1,
         **recall: Any,
     ) -> Context:
         """A packed, cited context block for a prompt: recall (or given hits) → pack.
 
         Overlapping chunks are deduplicated, neighbouring chunks or turns of one source
-        merge, and blocks are ordered by ``order``; see :func:`engramdb.context.pack`.
+        merge, and blocks are ordered by ``order``; see :func:`engramdb.context.pack`. A
+        conversation turn comes with the ``neighbours`` turns before and after it in its
+        session (its round: the question it answers, the reply it got), as budget allows.
 
         Args:
             query: a query to recall for, or hits already recalled (best first).
@@ -639,6 +642,7 @@ class Memory:
             k: how many hits to recall before packing.
             count_tokens: a counter, ``"estimate"`` (default), ``"tiktoken"`` or
                 ``"tiktoken:<encoding>"`` (``context`` extra).
+            neighbours: turns packed on each side of a turn hit (0: none, at most 5).
             **recall: more :meth:`recall` options (``namespace``, ``where``, ``channels``,
                 ``min_relevance``, ``coverage``, ``rerank``).
 
@@ -648,8 +652,32 @@ class Memory:
             MissingDependencyError: tiktoken asked for and not installed.
         """
         counter = select_counter(count_tokens)
+        if (
+            isinstance(neighbours, bool)
+            or not isinstance(neighbours, int)
+            or not 0 <= neighbours <= 5
+        ):
+            raise InvalidInputError(f"neighbours must be an integer in 0..5, got {neighbours!r}")
         hits = self.recall(query, k=k, **recall) if isinstance(query, str) else query
-        return pack(hits, budget_tokens=budget_tokens, order=order, count_tokens=counter)
+        around = self._around(hits, neighbours) if neighbours else {}
+        return pack(
+            hits, budget_tokens=budget_tokens, order=order, count_tokens=counter, around=around
+        )
+
+    def _around(self, hits: Sequence[Hit], n: int) -> dict[int, list[Hit]]:
+        """The turns around each turn hit, within its session, nearest first."""
+        store = self.store
+        out: dict[int, list[Hit]] = {}
+        with store.reading():
+            for hit in hits:
+                pos = hit.position
+                if pos.document is None or pos.ordinal is None or not is_turn(hit.meta):
+                    continue
+                wanted = [pos.ordinal + d * s for d in range(1, n + 1) for s in (-1, 1)]
+                found = store.at_ordinals(hit.namespace, pos.document, wanted)
+                same = [r for r in found if r.meta.get("session") == hit.meta.get("session")]
+                out[hit.id] = [neighbour_hit(r, hit.score) for r in same]
+        return out
 
     @_sqlite_errors
     def recognize(self, text: str, *, namespace: str | None = DEFAULT_NAMESPACE) -> Recognition:

@@ -18,9 +18,9 @@ from typing import Any
 from engramdb.errors import InvalidInputError
 from engramdb.ingest.moments import strict_time
 from engramdb.ingest.normalize import normalize_text
-from engramdb.types import Record
+from engramdb.types import Hit, MemoryRecord, Record
 
-__all__ = ["TURN_FIELDS", "Turn", "turn_records"]
+__all__ = ["TURN_FIELDS", "Turn", "is_turn", "neighbour_hit", "turn_records"]
 
 TURN_FIELDS = ("text", "speaker", "role", "time", "session", "session_time", "meta")
 
@@ -127,3 +127,25 @@ def turn_records(  # noqa: PLR0913 - the conversation's fields
             )
         )
     return records
+
+
+def is_turn(meta: Mapping[str, Any]) -> bool:
+    """Whether a memory's metadata marks a conversation turn (a speaker or a role)."""
+    return isinstance(meta.get("speaker"), str) or isinstance(meta.get("role"), str)
+
+
+def neighbour_hit(record: MemoryRecord, score: float) -> Hit:
+    """A turn next to a hit, as a hit of the same score (it was not recalled itself: no
+    channel scores, no relevance)."""
+    return Hit(
+        id=record.id,
+        score=score,
+        text=record.text,
+        namespace=record.namespace,
+        source=record.source,
+        position=record.position,
+        event_time=record.event_time,
+        meta=record.meta,
+        why={},
+        valid_to=record.valid_to,
+    )

@@ -774,6 +774,21 @@ class SQLiteStore:
                 )
         return out
 
+    def at_ordinals(
+        self, namespace: str, document: str, ordinals: Sequence[int]
+    ) -> list[MemoryRecord]:
+        """The memories of a document at these ordinals, in the order of ``ordinals``."""
+        if not ordinals:
+            return []
+        marks = ",".join("?" * len(ordinals))
+        rows = self.conn.execute(
+            f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE namespace = ? AND document = ?"
+            f" AND ordinal IN ({marks})",
+            (namespace, document, *ordinals),
+        ).fetchall()
+        by_ordinal = {int(r[6]): _record(r, ()) for r in rows}
+        return [by_ordinal[o] for o in ordinals if o in by_ordinal]
+
     def last_ordinal(self, namespace: str, document: str) -> int | None:
         """The largest ordinal of a document's memories in a namespace (``None``: none)."""
         row = self.conn.execute(

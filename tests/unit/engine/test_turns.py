@@ -67,3 +67,31 @@ def test_a_conversation_needs_an_id_and_turns() -> None:
             mem.add_turns(["hi"], conversation=" ")
         with pytest.raises(InvalidInputError, match="no turns"):
             mem.add_turns([], conversation="c")
+
+
+def test_context_packs_a_turn_with_its_round_in_its_session() -> None:
+    with Memory.open(":memory:", embed=HASH) as mem:
+        mem.add_turns(
+            [
+                {"speaker": "Bo", "text": "Where did you adopt the cat?", "session": 1},
+                {"speaker": "Ann", "text": "At the shelter on Elm Street.", "session": 1},
+                {"speaker": "Bo", "text": "Lovely.", "session": 1},
+                {"speaker": "Ann", "text": "Unrelated remark in session two.", "session": 2},
+            ],
+            conversation="c",
+        )
+        hit = [h for h in mem.recall("shelter Elm Street", k=1, channels="lexical")]
+        packed = mem.context(hit, budget_tokens=200)
+        (block,) = packed.blocks
+        assert block.text.splitlines() == [
+            "Where did you adopt the cat?",
+            "At the shelter on Elm Street.",
+            "Lovely.",
+        ]
+        assert block.ids[0] == hit[0].id and packed.dropped == ()
+        alone = mem.context(hit, budget_tokens=200, neighbours=0)
+        assert alone.blocks[0].text == "At the shelter on Elm Street."
+        tight = mem.context(hit, budget_tokens=alone.tokens + 2)
+        assert tight.blocks[0].text == "At the shelter on Elm Street." and tight.dropped == ()
+        with pytest.raises(InvalidInputError, match="neighbours"):
+            mem.context(hit, neighbours=9)
