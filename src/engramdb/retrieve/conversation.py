@@ -1,0 +1,286 @@
+"""Recall over conversation turns: a turn scored with its neighbours, its speaker, its session.
+
+A conversation turn is a memory with a document, an ordinal and a speaker. Its own text is
+often too short to match a question ("Seven years now!"): the turn before it, which it
+answers, holds the question's words. This module re-scores the candidates of one recall
+that are such turns, from the channels' runs alone:
+
+1. **Channel scores.** Each channel's run is min-max normalised (:func:`fusion.minmax`);
+   a turn outside a run scores 0 there (the run's last hit also scores 0, so nothing
+   outside the run needs scoring).
+2. **Context.** ``u_c(t) = n_c(t) + prev · n_c(t−1) + next · n_c(t+1)``, where ``t±1`` are
+   the turns the caller names as ``t``'s neighbours, in the same document and session.
+   A neighbour that no channel found becomes a candidate too.
+3. **Fusion.** ``F(t) = Σ_c w_c · u_c(t)``.
+4. **Priors** (multiplicative): ``× (1 + speaker)`` when the query names ``t``'s speaker;
+   ``× (1 + temporal)`` when the query asks *when* and ``t`` holds a time expression;
+   ``× (words(t) / median words of the candidates) ** length``.
+5. **Session.** ``F'(t) = F(t) + session · S(t's session)``, ``S`` the mean of the
+   ``session_top`` best ``F`` among the candidates of that session (missing ones count 0).
+
+:func:`rescore` then puts the turns, in ``F'`` order, into the ranks that turns held in
+the fused list; every other memory (documents, notes) keeps its rank, and every rank keeps
+the fused score it had, so the score profile that calibration sees is unchanged.
+
+The time-expression and question-word rules are English.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from engramdb.errors import ConfigError
+from engramdb.retrieve.fusion import Run, minmax
+
+__all__ = [
+    "ConversationParams",
+    "Neighbours",
+    "Turn",
+    "asks_when",
+    "has_time_expression",
+    "named_speakers",
+    "rescore",
+    "score_turns",
+]
+
+Neighbours = Mapping[int, tuple[int | None, int | None]]
+"""For a turn id, the ids of the turns just before and just after it (``None``: none)."""
+
+_WORD = re.compile(r"[^\W_]+")
+_WHEN = re.compile(r"\b(?:when|how long|what (?:year|month|day|date|time))\b", re.IGNORECASE)
+_TIME = re.compile(
+    r"\b(?:yesterday|today|tonight|tomorrow|ago|last|next|recently|lately"
+    r"|weeks?|weekends?|months?|years?|days?|nights?|mornings?|evenings?"
+    r"|(?:mon|tues|wednes|thurs|fri|satur|sun)days?"
+    r"|january|february|march|april|may|june|july|august|september|october|november|december"
+    r"|spring|summer|autumn|fall|winter|(?:19|20)\d\d)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Turn:
+    """What the re-scoring needs to know of one conversation turn.
+
+    Attributes:
+        document: the conversation it belongs to.
+        ordinal: its position in the document.
+        speaker: who said it.
+        session: the part of the conversation it belongs to (``None``: the whole document
+            is one session); neighbours and the session prior never cross sessions.
+        text: its stored text.
+    """
+
+    document: str
+    ordinal: int
+    speaker: str
+    session: Hashable | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationParams:
+    """Weights of the turn re-scoring (see the module docstring for the formula).
+
+    Attributes:
+        weights: channel weights; a channel not named here weighs 1.0.
+        prev: weight of the previous turn's channel scores.
+        next: weight of the next turn's channel scores.
+        speaker: boost of the turns of a speaker the query names.
+        temporal: boost of turns with a time expression, for a question that asks when.
+        length: exponent of the turn's length relative to the candidates' median.
+        session: weight of the session prior.
+        session_top: how many of a session's best turns the session prior averages.
+
+    Raises:
+        ConfigError: a negative weight, or ``session_top < 1``.
+    """
+
+    weights: Mapping[str, float] = field(default_factory=lambda: {"lexical": 1.0, "dense": 0.5})
+    prev: float = 0.7
+    next: float = 0.3
+    speaker: float = 2.0
+    temporal: float = 0.75
+    length: float = 0.5
+    session: float = 0.3
+    session_top: int = 1
+
+    def __post_init__(self) -> None:
+        values = {
+            "prev": self.prev,
+            "next": self.next,
+            "speaker": self.speaker,
+            "temporal": self.temporal,
+            "length": self.length,
+            "session": self.session,
+            **{f"weights[{c!r}]": w for c, w in self.weights.items()},
+        }
+        bad = [f"{name}={value!r}" for name, value in values.items() if not value >= 0]
+        if bad:
+            raise ConfigError(f"conversation weights must be >= 0, got {', '.join(bad)}")
+        if self.session_top < 1:
+            raise ConfigError(f"session_top must be >= 1, got {self.session_top}")
+
+
+def named_speakers(query: str, speakers: Sequence[str]) -> frozenset[str]:
+    """The speakers whose name (any word of it) the query contains, case-insensitively."""
+    words = {w.lower() for w in _WORD.findall(query)}
+    return frozenset(s for s in speakers if any(w.lower() in words for w in _WORD.findall(s)))
+
+
+def asks_when(query: str) -> bool:
+    """Whether the query asks for a time (``when``, ``how long``, ``what year`` ...)."""
+    return _WHEN.search(query) is not None
+
+
+def has_time_expression(text: str) -> bool:
+    """Whether the text names a time (``yesterday``, ``last week``, ``May``, ``2022`` ...)."""
+    return _TIME.search(text) is not None
+
+
+def _session(turn: Turn) -> tuple[str, Hashable | None]:
+    return turn.document, turn.session
+
+
+def _links(
+    members: Sequence[int], turns: Mapping[int, Turn], neighbours: Neighbours
+) -> tuple[dict[int, int], dict[int, int]]:
+    """``(prev, next)`` maps among turns of the same session; a member's own pair wins."""
+    prev: dict[int, int] = {}
+    nxt: dict[int, int] = {}
+    for own in (True, False):
+        for t in members:
+            before, after = neighbours.get(t, (None, None))
+            for other, forward, backward in ((before, prev, nxt), (after, nxt, prev)):
+                if other is None or other == t or other not in turns:
+                    continue
+                if _session(turns[other]) != _session(turns[t]):
+                    continue
+                if own:
+                    forward[t] = other
+                else:
+                    backward.setdefault(other, t)
+    return prev, nxt
+
+
+def _words(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+def score_turns(
+    query: str,
+    runs: Mapping[str, Run],
+    turns: Mapping[int, Turn],
+    neighbours: Neighbours,
+    params: ConversationParams | None = None,
+) -> list[tuple[int, float]]:
+    """The turn candidates of one recall, re-scored, best first (ties: smaller id).
+
+    Args:
+        query: the query text.
+        runs: each channel's run, best first.
+        turns: every candidate that is a conversation turn, and the turns named in
+            ``neighbours``; ids missing here are not turns and are left out.
+        neighbours: for each turn in the runs, its previous and next turn.
+        params: the weights (default: :class:`ConversationParams`).
+
+    Returns:
+        ``(id, score)`` for every turn in the runs and every neighbour of one.
+    """
+    p = ConversationParams() if params is None else params
+    norm = {c: minmax(run) for c, run in runs.items() if run}
+    members = list(dict.fromkeys(t for run in runs.values() for t, _ in run if t in turns))
+    prev, nxt = _links(members, turns, neighbours)
+    candidates = list(dict.fromkeys([*members, *prev.values(), *nxt.values()]))
+    if not candidates:
+        return []
+    scores: dict[int, float] = {}
+    for t in candidates:
+        before, after = prev.get(t), nxt.get(t)
+        total = 0.0
+        for channel, n in norm.items():
+            u = n.get(t, 0.0)
+            if before is not None:
+                u += p.prev * n.get(before, 0.0)
+            if after is not None:
+                u += p.next * n.get(after, 0.0)
+            total += p.weights.get(channel, 1.0) * u
+        scores[t] = total
+    _apply_priors(query, scores, turns, p)
+    _apply_session(scores, turns, p)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _apply_priors(
+    query: str, scores: dict[int, float], turns: Mapping[int, Turn], p: ConversationParams
+) -> None:
+    named = named_speakers(query, sorted({turns[t].speaker for t in scores}))
+    when = asks_when(query)
+    median = statistics.median(_words(turns[t].text) for t in scores)
+    for t in scores:
+        turn = turns[t]
+        factor = 1.0
+        if turn.speaker in named:
+            factor *= 1.0 + p.speaker
+        if when and has_time_expression(turn.text):
+            factor *= 1.0 + p.temporal
+        if p.length:
+            factor *= math.pow(_words(turn.text) / median, p.length)
+        scores[t] *= factor
+
+
+def _apply_session(
+    scores: dict[int, float], turns: Mapping[int, Turn], p: ConversationParams
+) -> None:
+    if not p.session:
+        return
+    by_session: dict[tuple[str, Hashable | None], list[float]] = {}
+    for t, s in scores.items():
+        by_session.setdefault(_session(turns[t]), []).append(s)
+    prior = {
+        key: sum(sorted(values, reverse=True)[: p.session_top]) / p.session_top
+        for key, values in by_session.items()
+    }
+    for t in scores:
+        scores[t] += p.session * prior[_session(turns[t])]
+
+
+def rescore(
+    query: str,
+    runs: Mapping[str, Run],
+    fused: Run,
+    turns: Mapping[int, Turn],
+    neighbours: Neighbours,
+    params: ConversationParams | None = None,
+) -> list[tuple[int, float]]:
+    """The fused list with its turns re-ordered by :func:`score_turns`.
+
+    Memories that are not turns keep their ranks; the ranks that turns held are filled
+    with the re-scored turns, best first, and the turns left over (neighbours no channel
+    found, and turns pushed out) follow the fused list. Each rank keeps the fused score it
+    had, so scores stay non-increasing; the leftovers take the last fused score.
+
+    Args:
+        query: the query text.
+        runs: each channel's run, best first.
+        fused: the runs' fusion, best first (e.g. :func:`fusion.fuse`).
+        turns: see :func:`score_turns`.
+        neighbours: see :func:`score_turns`.
+        params: the weights (default: :class:`ConversationParams`).
+
+    Returns:
+        ``(id, score)`` pairs, best first; the fused list itself when it holds no turn.
+    """
+    ranked = [t for t, _ in score_turns(query, runs, turns, neighbours, params)]
+    if not ranked:
+        return [(doc, float(score)) for doc, score in fused]
+    known = set(ranked)
+    ranked += [doc for doc, _ in fused if doc in turns and doc not in known]
+    order = iter(ranked)
+    out = [(next(order) if doc in turns else doc, float(score)) for doc, score in fused]
+    last = out[-1][1] if out else 0.0
+    return out + [(t, last) for t in order]
