@@ -19,6 +19,7 @@ from engramdb.config import EngineConfig, load_config
 from engramdb.context import Context, Order, TokenCounter, pack, select_counter
 from engramdb.embed.base import Embedder
 from engramdb.embed.registry import create_embedder
+from engramdb.engine import _proposals as proposals
 from engramdb.engine import _validity as validity
 from engramdb.engine._calibration import Calibrations
 from engramdb.engine._dense import DenseIndex
@@ -44,6 +45,7 @@ from engramdb.ingest import load_path, normalize_text
 from engramdb.ingest.moments import strict_time
 from engramdb.ingest.turns import Turn, is_turn, neighbour_hit, turn_records
 from engramdb.lexical.fts5 import FTS5Index
+from engramdb.recognize.judge import Judge
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import SQLiteStore, store_error
 from engramdb.types import (
@@ -805,6 +807,41 @@ class Memory:
         store = self.store
         with store.reading():
             return validity.history(store, int(memory_id))
+
+    @_sqlite_errors
+    def propose_changes(
+        self,
+        judge: Judge,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        limit: int = 200,
+        min_similarity: float = 0.5,
+    ) -> list[Supersession]:
+        """Ask ``judge`` (e.g. :class:`~engramdb.recognize.judge.LLMJudge`) which memories
+        of ``namespace`` state a new value of an older one's fact in other words, and record
+        its answers as proposals: conflict links with origin ``"judge"`` and detail
+        ``{"proposal": "supersede" | "conflict", "reason": ...}``. Nothing becomes invalid;
+        accept a proposal with :meth:`supersede`, which resolves it.
+
+        Pairs asked: valid memories with the same ``speaker`` (or none), cached embeddings
+        with cosine similarity >= ``min_similarity``, not linked yet; the ``limit`` most
+        similar, the older memory first. Pairs judged unrelated are asked again next time.
+
+        Raises:
+            InvalidInputError: ``limit < 1``, ``min_similarity`` outside [-1, 1], or more
+                than 50,000 valid memories in the namespace.
+            StoreError: the store is open read-only.
+            ModelError: the judge failed (the proposals it made before are recorded).
+        """
+        return proposals.propose(
+            self.store,
+            self.embedder.model_id,
+            judge,
+            write=lambda fn: self._writer.queue.run(lambda _known: fn()),
+            namespace=check_namespace(namespace),
+            limit=limit,
+            min_similarity=min_similarity,
+        )
 
     # -- export, import, backup -----------------------------------------------------------
 
