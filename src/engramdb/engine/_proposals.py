@@ -21,7 +21,8 @@ Three steps, so that the judge's requests never hold the write lock:
    link, after checking again that both memories still exist, are still valid and are
    still unlinked. A judge that fails part-way still has its earlier verdicts recorded.
 
-Verdicts of ``"unrelated"`` are not stored: a later call asks those pairs again.
+Verdicts of ``"unrelated"`` are kept in ``judged_pairs``: a later call does not ask about
+those pairs again (it goes on to less similar ones).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy.typing as npt
 from engramdb.errors import InvalidInputError, ModelError
 from engramdb.recognize.judge import Judge, Verdict
 from engramdb.store.sqlite import SQLiteStore
-from engramdb.store.validity import add_link, links_of
+from engramdb.store.validity import add_link, judged_unrelated, links_of, mark_unrelated
 from engramdb.types import Matrix, Supersession
 
 __all__ = ["MAX_COMPARED", "Pair", "ask", "candidate_pairs", "propose", "record"]
@@ -89,12 +90,15 @@ def _speakers(store: SQLiteStore, ids: Sequence[int]) -> dict[int, tuple[str | N
 
 
 def _linked(store: SQLiteStore, ids: Sequence[int]) -> dict[int, set[int]]:
-    """``{id: ids linked to it}`` by any link, undone ones included."""
+    """``{id: ids linked to it}`` by any link, undone ones included, or judged unrelated."""
     out: dict[int, set[int]] = {}
     for link in links_of(store.conn, ids, undone=True):
         if link.new is not None:
             out.setdefault(link.old, set()).add(link.new)
             out.setdefault(link.new, set()).add(link.old)
+    for old, new in judged_unrelated(store.conn, ids):
+        out.setdefault(old, set()).add(new)
+        out.setdefault(new, set()).add(old)
     return out
 
 
@@ -232,6 +236,11 @@ def record(
     """Inside a write transaction: a conflict link (origin ``"judge"``) for each
     ``"supersede"`` or ``"conflict"`` verdict whose memories are still valid and unlinked.
     Returns the links made, in order."""
+    mark_unrelated(
+        store.conn,
+        [(p.older, p.newer) for p, v in judged if v.kind == "unrelated"],
+        now=now,
+    )
     wanted = [(pair, verdict) for pair, verdict in judged if verdict.kind != "unrelated"]
     ids = sorted({i for pair, _ in wanted for i in (pair.older, pair.newer)})
     records = {r.id: r for r in store.get_many(ids)}

@@ -20,8 +20,10 @@ __all__ = [
     "active_supersession",
     "add_link",
     "fact_candidates",
+    "judged_unrelated",
     "links_between",
     "links_of",
+    "mark_unrelated",
     "outgoing_links",
     "put_fact_keys",
     "restore_link",
@@ -202,6 +204,36 @@ def restore_link(conn: sqlite3.Connection, link: Supersession) -> bool:
     if link.kind == "supersede" and link.undone is None:
         conn.execute("UPDATE memories SET valid_to = ? WHERE id = ?", (link.at, link.old))
     return True
+
+
+def mark_unrelated(
+    conn: sqlite3.Connection, pairs: Sequence[tuple[int, int]], *, now: float
+) -> None:
+    """Record pairs a judge found unrelated (ignoring pairs already recorded or whose
+    memories are gone)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO judged_pairs (old_id, new_id, judged)"
+        " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM memories WHERE id = ?)"
+        " AND EXISTS (SELECT 1 FROM memories WHERE id = ?)",
+        [(old, new, now, old, new) for old, new in pairs],
+    )
+
+
+def judged_unrelated(conn: sqlite3.Connection, ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Pairs judged unrelated that involve any of ``ids``."""
+    out: list[tuple[int, int]] = []
+    for start in range(0, len(ids), 400):
+        chunk = list(ids[start : start + 400])
+        marks = ",".join("?" * len(chunk))
+        out += [
+            (int(r[0]), int(r[1]))
+            for r in conn.execute(
+                f"SELECT old_id, new_id FROM judged_pairs"
+                f" WHERE old_id IN ({marks}) OR new_id IN ({marks})",
+                (*chunk, *chunk),
+            )
+        ]
+    return out
 
 
 def links_between(conn: sqlite3.Connection, old: int, new: int) -> list[Supersession]:

@@ -318,3 +318,26 @@ def test_record_checks_again_what_changed_while_the_judge_was_asked(mem: Memory)
     assert len(expected) == 5  # of ids[2..5]: 6 pairs, less ids[3]-ids[4]
     with mem.store.atomic():
         assert _proposals.record(mem.store, judged, now=0.0) == []  # all linked now
+
+
+def test_pairs_judged_unrelated_are_not_asked_again(mem: Memory) -> None:
+    a = "I work for Initech."
+    _add(mem, a, "Ann", 1)
+    _add(mem, "My job is at Globex now.", "Ann", 9)
+    _add(mem, "I have a red bicycle.", "Ann", 5)
+    first = FakeJudge(lambda _o, _n: "unrelated")
+    assert mem.propose_changes(first, limit=1, min_similarity=-1.0) == []
+    (seen,) = {frozenset((o, n)) for o, n, _ in first.asked}
+    second = FakeJudge(lambda _o, _n: "unrelated")
+    mem.propose_changes(second, min_similarity=-1.0)
+    asked = {frozenset((o, n)) for o, n, _ in second.asked}
+    assert seen not in asked and len(asked) == 2
+    third = FakeJudge(lambda _o, _n: "unrelated")
+    mem.propose_changes(third, min_similarity=-1.0)
+    assert third.asked == []
+    (a_id,) = [r.id for r in mem.get_many(mem.ids()) if r.text == a]
+    mem.forget(ids=[a_id])
+    _add(mem, a, "Ann", 1)  # the same text again is a new memory: asked anew
+    fourth = FakeJudge(lambda _o, _n: "unrelated")
+    mem.propose_changes(fourth, min_similarity=-1.0)
+    assert {frozenset((o, n)) for o, n, _ in fourth.asked} == {p for p in {seen, *asked} if a in p}

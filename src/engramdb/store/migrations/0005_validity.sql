@@ -27,3 +27,12 @@ CREATE TABLE fact_keys (
     PRIMARY KEY (namespace, key, memory_id)
 ) WITHOUT ROWID;
 CREATE INDEX fact_keys_memory ON fact_keys (memory_id);
+
+-- Pairs an LLM judge found unrelated (engramdb.engine._proposals): not asked about again.
+CREATE TABLE judged_pairs (
+    old_id  INTEGER NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+    new_id  INTEGER NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+    judged  REAL    NOT NULL,
+    PRIMARY KEY (old_id, new_id)
+) WITHOUT ROWID;
+CREATE INDEX judged_pairs_new ON judged_pairs (new_id);
