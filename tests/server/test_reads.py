@@ -194,6 +194,8 @@ def test_healthz_and_openapi(client: Any) -> None:
         "/v1/memories",
         "/v1/memories/{memory_id}",
         "/v1/memories/{memory_id}/neighbours",
+        "/v1/memories/{memory_id}/history",
+        "/v1/memories/{memory_id}/supersede",
         "/v1/forget",
         "/v1/recall",
         "/v1/recognize",
