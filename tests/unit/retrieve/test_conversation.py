@@ -10,6 +10,7 @@ from engramdb.errors import ConfigError
 from engramdb.retrieve.conversation import (
     ConversationParams,
     Turn,
+    as_turn,
     asks_when,
     has_time_expression,
     named_speakers,
@@ -287,3 +288,18 @@ def test_has_time_expression(text: str, expected: bool) -> None:
 def test_params_refuse_negative_weights(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         ConversationParams(**bad)  # type: ignore[arg-type]
+
+
+def test_as_turn_needs_a_document_an_ordinal_and_a_speaker() -> None:
+    turn = as_turn("conv-1", 4, {"speaker": "Ann", "session": 2, "dia_id": "D2:1"}, "Hi")
+    assert turn == Turn(document="conv-1", ordinal=4, speaker="Ann", session=2, text="Hi")
+    assert as_turn("chat.json", 0, {"role": "user"}, "Hi") == Turn(
+        document="chat.json", ordinal=0, speaker="user", session=None, text="Hi"
+    )
+    assert as_turn("notes.md", 3, {}, "a chunk of a document") is None
+    assert as_turn(None, 3, {"speaker": "Ann"}, "a note") is None
+    assert as_turn("conv-1", None, {"speaker": "Ann"}, "Hi") is None
+    assert as_turn("conv-1", 1, {"speaker": ""}, "Hi") is None
+    assert as_turn("conv-1", 1, {"speaker": "Ann", "session": [1, 2]}, "Hi") == Turn(
+        document="conv-1", ordinal=1, speaker="Ann", session="[1, 2]", text="Hi"
+    )
