@@ -22,6 +22,7 @@ __all__ = [
     "RERANKERS",
     "AnnConfig",
     "ChunkConfig",
+    "ConversationConfig",
     "EmbedConfig",
     "EngineConfig",
     "GraphConfig",
@@ -193,6 +194,68 @@ class RecallConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationConfig:
+    """Recall over conversation turns: a turn scored with its round, speaker and session
+    (``engramdb.retrieve.conversation`` has the formula).
+
+    The defaults were tuned on LoCoMo's ten conversations (``bench/locomo_recall.py``,
+    which also reports them tuned on five and measured on the other five).
+
+    Attributes:
+        enabled: re-rank the conversation turns among recall's candidates (memories with a
+            document, an ordinal and a speaker or role); other memories are never moved.
+        weights: channel weights; a channel not named here weighs 1.0.
+        prev: weight of the previous turn's channel scores.
+        next: weight of the next turn's channel scores.
+        speaker: boost of the turns of a speaker the query names.
+        temporal: boost of turns with a time expression, for a question that asks when.
+        length: exponent of the turn's length relative to the candidates' median.
+        session: weight of the session prior.
+        session_top: how many of a session's best turns the session prior averages.
+        window: boost of turns in the time window the query names ("in May 2023").
+        anchor: boost of turns on the asked side of the event the query is relative to
+            ("before the trip": earlier than the turn that best names the trip).
+        order: boost, up to this, of the latest turns ("most recent", "now") or the
+            earliest ("the first time"), by their place between the candidates' times.
+
+    Raises:
+        ConfigError: a negative weight, or ``session_top < 1``.
+    """
+
+    enabled: bool = True
+    weights: Mapping[str, float] = field(default_factory=lambda: {"lexical": 1.0, "dense": 0.6})
+    prev: float = 0.4
+    next: float = 0.3
+    speaker: float = 1.5
+    temporal: float = 1.0
+    length: float = 0.5
+    session: float = 0.3
+    session_top: int = 2
+    window: float = 1.0
+    anchor: float = 0.5
+    order: float = 0.5
+
+    def __post_init__(self) -> None:
+        values = {
+            "prev": self.prev,
+            "next": self.next,
+            "speaker": self.speaker,
+            "temporal": self.temporal,
+            "length": self.length,
+            "session": self.session,
+            "window": self.window,
+            "anchor": self.anchor,
+            "order": self.order,
+            **{f"weights[{c!r}]": w for c, w in self.weights.items()},
+        }
+        bad = [f"{name}={value!r}" for name, value in values.items() if not value >= 0]
+        if bad:
+            raise ConfigError(f"conversation weights must be >= 0, got {', '.join(bad)}")
+        if self.session_top < 1:
+            raise ConfigError(f"session_top must be >= 1, got {self.session_top}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GraphConfig:
     """The memory graph and its recall channel (``graph`` extra: spaCy + its English model).
 
@@ -334,6 +397,7 @@ class EngineConfig:
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
     recognize: RecognizeConfig = field(default_factory=RecognizeConfig)
     recall: RecallConfig = field(default_factory=RecallConfig)
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     ann: AnnConfig = field(default_factory=AnnConfig)
 
@@ -344,6 +408,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "lexical": LexicalConfig,
     "recognize": RecognizeConfig,
     "recall": RecallConfig,
+    "conversation": ConversationConfig,
     "graph": GraphConfig,
     "ann": AnnConfig,
 }

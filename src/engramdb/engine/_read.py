@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,9 @@ from engramdb.errors import InvalidInputError, NotFoundError
 from engramdb.filter import compile_filter, parse_filter
 from engramdb.graph.channel import GraphChannel
 from engramdb.lexical.fts5 import FTS5Index
+from engramdb.query import parse_time_intent
+from engramdb.retrieve.conversation import Turn as ConvTurn
+from engramdb.retrieve.conversation import as_turn, rescore
 from engramdb.retrieve.fusion import Run, fuse
 from engramdb.store.sqlite import SQLiteStore
 from engramdb.store.validity import valid_as_of_sql
@@ -183,8 +187,39 @@ class Reader:
         out = []
         for qi, query in enumerate(queries):
             runs = {c: per_channel[c][qi] for c in channels}
-            out.append(self._hits(query, runs, k, via[qi], validity))
+            out.append(self._hits(query, runs, k, via[qi], validity, (sql, params)))
         return out
+
+    def _conversation(
+        self,
+        query: str,
+        runs: Mapping[str, Run],
+        fused: list[tuple[int, float]],
+        condition: tuple[str | None, list[object]],
+        now: float,
+    ) -> list[tuple[int, float]]:
+        """The fused list with its conversation turns re-ranked by their rounds, speakers,
+        sessions and the query's time expressions read at ``now``
+        (:mod:`engramdb.retrieve.conversation`); other memories keep their ranks.
+        Neighbours are read under the recall's own filter."""
+        rows = self.store.turns_around([doc for doc, _ in fused], *condition)
+        turns: dict[int, ConvTurn] = {}
+        at: dict[tuple[str, int], int] = {}
+        for memory_id, document, ordinal, text, meta, when in rows:
+            turn = as_turn(document, ordinal, meta, text, when)
+            if turn is not None:
+                turns[memory_id] = turn
+                at[(document, ordinal)] = memory_id
+        if not turns:
+            return fused
+        asked = {doc for doc, _ in fused}
+        neighbours = {
+            i: (at.get((t.document, t.ordinal - 1)), at.get((t.document, t.ordinal + 1)))
+            for i, t in turns.items()
+            if i in asked
+        }
+        intent = parse_time_intent(query, now)
+        return rescore(query, runs, fused, turns, neighbours, self.config.conversation, intent)
 
     def _graph(
         self,
@@ -222,11 +257,15 @@ class Reader:
         k: int,
         via: Mapping[int, tuple[str, ...]],
         validity: ReadOptions,
+        condition: tuple[str | None, list[object]],
     ) -> Hits:
         cfg = self.config.recall
         weights = dict(cfg.weights)
         weights.setdefault("graph", self.config.graph.fusion_weight)
         fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=weights)
+        if self.config.conversation.enabled:
+            now = time.time() if validity.now is None else validity.now
+            fused = self._conversation(query, runs, fused, condition, now)
         if validity.as_of is None and not validity.include_superseded:
             fused = current_first(fused, self.store.superseded([doc for doc, _ in fused]))
         fused = fused[:k]
@@ -261,11 +300,13 @@ class Reader:
 
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
-    """How a recall reads time: ``as_of`` (only memories valid then) and whether superseded
-    memories keep their fused rank (else they come after the valid ones)."""
+    """How a recall reads time: ``as_of`` (only memories valid then), whether superseded
+    memories keep their fused rank (else they come after the valid ones), and ``now``, the
+    time the question is asked (``None``: the clock)."""
 
     as_of: float | None = None
     include_superseded: bool = False
+    now: float | None = None
 
 
 def as_matrix(rows: Sequence[np.ndarray[Any, Any]], dim: int) -> Matrix:

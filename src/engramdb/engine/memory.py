@@ -466,6 +466,7 @@ class Memory:
         rerank: RerankLike = None,
         as_of: float | str | None = None,
         include_superseded: bool = False,
+        now: float | str | None = None,
     ) -> Hits:
         """The ``k`` memories most relevant to ``query``, best first.
 
@@ -492,6 +493,9 @@ class Memory:
             include_superseded: rank superseded memories where they fall; by default the
                 memories still valid come first. Either way each hit shows its
                 supersessions and conflicts in ``relations`` (and ``valid_to``).
+            now: the time the question is asked (epoch seconds or ISO-8601; default: the
+                clock), against which its time expressions ("last Tuesday", "two weeks
+                ago") are read.
 
         Raises:
             InvalidInputError: an empty query, ``k < 1``, an unknown channel or reranker,
@@ -511,6 +515,7 @@ class Memory:
             rerank=rerank,
             as_of=as_of,
             include_superseded=include_superseded,
+            now=now,
         )[0]
 
     @_sqlite_errors
@@ -527,6 +532,7 @@ class Memory:
         rerank: RerankLike = None,
         as_of: float | str | None = None,
         include_superseded: bool = False,
+        now: float | str | None = None,
     ) -> list[Hits]:
         """:meth:`recall` for many queries at once (batched per channel).
 
@@ -542,6 +548,7 @@ class Memory:
         precision = check_precision(min_relevance, coverage, rerank)
         check_k(k)
         moment = strict_time(as_of, "as_of")
+        asked = strict_time(now, "now")
         self.store  # noqa: B018 - raises when closed
         pools = self._reader.recall_many(
             list(queries),
@@ -549,7 +556,11 @@ class Memory:
             namespace=namespace,
             where=where,
             channels=check_channels(channels),
-            options=ReadOptions(as_of=moment, include_superseded=bool(include_superseded)),
+            options=ReadOptions(
+                as_of=moment,
+                include_superseded=bool(include_superseded),
+                now=time.time() if asked is None else asked,
+            ),
         )
         return self._precise(pools, precision, k=k, namespace=namespace)
 

@@ -31,10 +31,11 @@ import math
 import re
 import statistics
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from engramdb.errors import ConfigError
+from engramdb.config import ConversationConfig
+from engramdb.query import TimeIntent
 from engramdb.retrieve.fusion import Run, minmax
 
 __all__ = [
@@ -53,6 +54,7 @@ Neighbours = Mapping[int, tuple[int | None, int | None]]
 """For a turn id, the ids of the turns just before and just after it (``None``: none)."""
 
 _WORD = re.compile(r"[^\W_]+")
+_ANCHOR_STOP = frozenset({"the", "a", "an", "my", "our", "his", "her", "their", "your", "of"})
 _WHEN = re.compile(r"\b(?:when|how long|what (?:year|month|day|date|time))\b", re.IGNORECASE)
 _TIME_WORDS = frozenset(
     """yesterday today tonight tomorrow ago last next recently lately week weeks weekend
@@ -82,57 +84,19 @@ class Turn:
     speaker: str
     session: Hashable | None
     text: str
+    time: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConversationParams:
-    """Weights of the turn re-scoring (see the module docstring for the formula).
-
-    The defaults were tuned on LoCoMo's ten conversations (``bench/locomo_recall.py``,
-    which also reports them tuned on five and measured on the other five).
-
-    Attributes:
-        weights: channel weights; a channel not named here weighs 1.0.
-        prev: weight of the previous turn's channel scores.
-        next: weight of the next turn's channel scores.
-        speaker: boost of the turns of a speaker the query names.
-        temporal: boost of turns with a time expression, for a question that asks when.
-        length: exponent of the turn's length relative to the candidates' median.
-        session: weight of the session prior.
-        session_top: how many of a session's best turns the session prior averages.
-
-    Raises:
-        ConfigError: a negative weight, or ``session_top < 1``.
-    """
-
-    weights: Mapping[str, float] = field(default_factory=lambda: {"lexical": 1.0, "dense": 0.6})
-    prev: float = 0.4
-    next: float = 0.3
-    speaker: float = 1.5
-    temporal: float = 1.0
-    length: float = 0.5
-    session: float = 0.3
-    session_top: int = 2
-
-    def __post_init__(self) -> None:
-        values = {
-            "prev": self.prev,
-            "next": self.next,
-            "speaker": self.speaker,
-            "temporal": self.temporal,
-            "length": self.length,
-            "session": self.session,
-            **{f"weights[{c!r}]": w for c, w in self.weights.items()},
-        }
-        bad = [f"{name}={value!r}" for name, value in values.items() if not value >= 0]
-        if bad:
-            raise ConfigError(f"conversation weights must be >= 0, got {', '.join(bad)}")
-        if self.session_top < 1:
-            raise ConfigError(f"session_top must be >= 1, got {self.session_top}")
+ConversationParams = ConversationConfig
+"""The weights of the re-scoring: :class:`engramdb.config.ConversationConfig`."""
 
 
 def as_turn(
-    document: str | None, ordinal: int | None, meta: Mapping[str, Any], text: str
+    document: str | None,
+    ordinal: int | None,
+    meta: Mapping[str, Any],
+    text: str,
+    time: float | None = None,
 ) -> Turn | None:
     """A memory as a :class:`Turn`, or ``None`` when it is not a conversation turn.
 
@@ -149,6 +113,7 @@ def as_turn(
         speaker=speaker,
         session=session if isinstance(session, Hashable) else str(session),
         text=text,
+        time=time,
     )
 
 
@@ -206,6 +171,7 @@ def score_turns(
     turns: Mapping[int, Turn],
     neighbours: Neighbours,
     params: ConversationParams | None = None,
+    intent: TimeIntent | None = None,
 ) -> list[tuple[int, float]]:
     """The turn candidates of one recall, re-scored, best first (ties: smaller id).
 
@@ -216,6 +182,7 @@ def score_turns(
             ``neighbours``; ids missing here are not turns and are left out.
         neighbours: for each turn in the runs, its previous and next turn.
         params: the weights (default: :class:`ConversationParams`).
+        intent: what the query says about time (:func:`engramdb.query.parse_time_intent`).
 
     Returns:
         ``(id, score)`` for every turn in the runs and every neighbour of one.
@@ -240,6 +207,8 @@ def score_turns(
             total += p.weights.get(channel, 1.0) * u
         scores[t] = total
     _apply_priors(query, scores, turns, p)
+    if intent is not None:
+        _apply_time(scores, turns, intent, p)
     _apply_session(scores, turns, p)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
@@ -263,6 +232,56 @@ def _apply_priors(
         scores[t] *= factor
 
 
+def _anchor_time(
+    anchor: str, scores: Mapping[int, float], turns: Mapping[int, Turn]
+) -> float | None:
+    """The time of the candidate turn that best names the anchor event ("the trip"): the
+    most of the anchor's words (at least half), then the best score."""
+    wanted = {w.lower() for w in _WORD.findall(anchor)} - _ANCHOR_STOP
+    if not wanted:
+        return None
+    best: tuple[float, float, float] | None = None
+    for t, score in scores.items():
+        time = turns[t].time
+        if time is None:
+            continue
+        found = len(wanted & {w.lower() for w in _WORD.findall(turns[t].text)}) / len(wanted)
+        if found >= 0.5 and (best is None or (found, score) > best[:2]):
+            best = (found, score, time)
+    return None if best is None else best[2]
+
+
+def _apply_time(
+    scores: dict[int, float], turns: Mapping[int, Turn], intent: TimeIntent, p: ConversationParams
+) -> None:
+    """Soft priors from the query's time expressions: a turn in its window, a turn on the
+    asked side of its anchor event, and (for "the first time", "most recent") the earliest
+    or latest turns, are boosted; none is removed."""
+    times = {t: time for t in scores if (time := turns[t].time) is not None}
+    if not times:
+        return
+    if intent.window is not None and p.window:
+        lo, hi = intent.window
+        _boost(scores, [t for t, time in times.items() if lo <= time < hi], p.window)
+    if intent.anchor is not None and intent.relation in ("before", "after") and p.anchor:
+        at = _anchor_time(intent.anchor, scores, turns)
+        if at is not None:
+            before = intent.relation == "before"
+            side = [t for t, time in times.items() if (time < at if before else time > at)]
+            _boost(scores, side, p.anchor)
+    if intent.order is not None and p.order:
+        first, last = min(times.values()), max(times.values())
+        if last > first:
+            for t, time in times.items():
+                late = (time - first) / (last - first)
+                scores[t] *= 1.0 + p.order * (late if intent.order == "last" else 1.0 - late)
+
+
+def _boost(scores: dict[int, float], ids: Sequence[int], weight: float) -> None:
+    for t in ids:
+        scores[t] *= 1.0 + weight
+
+
 def _apply_session(
     scores: dict[int, float], turns: Mapping[int, Turn], p: ConversationParams
 ) -> None:
@@ -279,13 +298,14 @@ def _apply_session(
         scores[t] += p.session * prior[_session(turns[t])]
 
 
-def rescore(
+def rescore(  # noqa: PLR0913 - the recall's parts
     query: str,
     runs: Mapping[str, Run],
     fused: Run,
     turns: Mapping[int, Turn],
     neighbours: Neighbours,
     params: ConversationParams | None = None,
+    intent: TimeIntent | None = None,
 ) -> list[tuple[int, float]]:
     """The fused list with its turns re-ordered by :func:`score_turns`.
 
@@ -305,7 +325,7 @@ def rescore(
     Returns:
         ``(id, score)`` pairs, best first; the fused list itself when it holds no turn.
     """
-    ranked = [t for t, _ in score_turns(query, runs, turns, neighbours, params)]
+    ranked = [t for t, _ in score_turns(query, runs, turns, neighbours, params, intent)]
     if not ranked:
         return [(doc, float(score)) for doc, score in fused]
     known = set(ranked)

@@ -774,6 +774,29 @@ class SQLiteStore:
                 )
         return out
 
+    def turns_around(
+        self, ids: Sequence[int], where: str | None = None, params: Sequence[object] = ()
+    ) -> list[tuple[int, str, int, str, dict[str, Any], float | None]]:
+        """Every memory among ``ids`` that may be a conversation turn (a document, an
+        ordinal, a speaker or role), with the memories of its document at the ordinals just
+        before and after it: ``(id, document, ordinal, text, meta, event_time)``. ``where`` (alias
+        ``m``, with ``params``) filters the rows returned, so that a memory the recall's
+        filter excludes comes back neither as a turn nor as a neighbour."""
+        if not ids:
+            return []
+        cond = f" AND ({where})" if where else ""
+        rows = self.conn.execute(
+            "WITH wanted(id) AS (SELECT value FROM json_each(?))"
+            " SELECT DISTINCT m.id, m.document, m.ordinal, m.text, m.meta, m.event_time"
+            " FROM wanted JOIN memories AS c ON c.id = wanted.id"
+            " JOIN memories AS m ON m.namespace = c.namespace AND m.document = c.document"
+            " AND m.ordinal BETWEEN c.ordinal - 1 AND c.ordinal + 1"
+            " WHERE coalesce(json_extract(c.meta, '$.speaker'), json_extract(c.meta, '$.role'))"
+            f" IS NOT NULL{cond}",
+            (json.dumps([int(i) for i in ids]), *params),
+        ).fetchall()
+        return [(int(r[0]), r[1], int(r[2]), r[3], json.loads(r[4]), r[5]) for r in rows]
+
     def at_ordinals(
         self, namespace: str, document: str, ordinals: Sequence[int]
     ) -> list[MemoryRecord]:
