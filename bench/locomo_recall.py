@@ -47,9 +47,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from engramdb import Memory, Record  # noqa: E402
+from engramdb import Memory  # noqa: E402
 from engramdb.eval.conversations import load_locomo  # noqa: E402
-from engramdb.eval.retrieval import turn_text  # noqa: E402
+from engramdb.eval.retrieval import turn_record  # noqa: E402
 from engramdb.lexical.tokenize import query_terms  # noqa: E402
 from engramdb.retrieve.conversation import (  # noqa: E402
     ConversationParams,
@@ -120,19 +120,7 @@ def build_store(path: Path, source: Path | None) -> None:
     data = load_locomo(DATA)
     with Memory.open(path) as mem:
         for conv in sorted({t.conv for t in data.turns}):
-            records = [
-                Record(
-                    text=turn_text(t),
-                    source=f"eval:{data.name}",
-                    document=conv,
-                    ordinal=t.ordinal,
-                    event_time=t.event_time,
-                    chunk=False,
-                    meta={"speaker": t.speaker, "session": t.session, "dia_id": t.dia_id},
-                )
-                for t in data.turns
-                if t.conv == conv
-            ]
+            records = [turn_record(t, data.name) for t in data.turns if t.conv == conv]
             mem.add_many(records, namespace=f"locomo.{conv}")
 
 

@@ -219,6 +219,20 @@ def _score_row(query: Query, run: QueryRun, metrics: Sequence[MetricSpec]) -> di
 # -- conversations ----------------------------------------------------------------------------
 
 
+def turn_record(turn: Turn, name: str) -> Record:
+    """How a LoCoMo turn is added: :func:`turn_text`, its conversation as the document, its
+    session time as event time, speaker, session and ``dia_id`` in meta."""
+    return Record(
+        text=turn_text(turn),
+        source=f"eval:{name}",
+        document=turn.conv,
+        ordinal=turn.ordinal,
+        event_time=turn.event_time,
+        chunk=False,
+        meta={"speaker": turn.speaker, "session": turn.session, "dia_id": turn.dia_id},
+    )
+
+
 def turn_text(turn: Turn) -> str:
     """How a turn is remembered: ``"<speaker>: <text>"``, plus a shared image's caption."""
     text = f"{turn.speaker}: {turn.text}".strip()
@@ -243,18 +257,7 @@ def ingest_conversations(
     total = None
     for conv in sorted(convs):
         items = [
-            (
-                t.dia_id,
-                Record(
-                    text=turn_text(t),
-                    source=f"eval:{data.name}",
-                    document=conv,
-                    ordinal=t.ordinal,
-                    event_time=t.event_time,
-                    chunk=False,
-                    meta={"speaker": t.speaker, "session": t.session, "dia_id": t.dia_id},
-                ),
-            )
+            (t.dia_id, turn_record(t, data.name))
             for t in data.turns
             if t.conv == conv
         ]
