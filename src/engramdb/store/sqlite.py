@@ -788,10 +788,11 @@ class SQLiteStore:
         rows = self.conn.execute(
             "WITH wanted(id) AS (SELECT value FROM json_each(?))"
             " SELECT DISTINCT m.id, m.document, m.ordinal, m.text, m.meta, m.event_time"
-            " FROM wanted JOIN memories AS c ON c.id = wanted.id"
-            " JOIN memories AS m ON m.namespace = c.namespace AND m.document = c.document"
-            " AND m.ordinal BETWEEN c.ordinal - 1 AND c.ordinal + 1"
-            " WHERE coalesce(json_extract(c.meta, '$.speaker'), json_extract(c.meta, '$.role'))"
+            # CROSS JOIN keeps this order: from a namespace filter the planner would scan it
+            " FROM wanted CROSS JOIN memories AS c CROSS JOIN memories AS m"
+            " WHERE c.id = wanted.id AND m.namespace = c.namespace"
+            " AND m.document = c.document AND m.ordinal BETWEEN c.ordinal - 1 AND c.ordinal + 1"
+            " AND coalesce(json_extract(c.meta, '$.speaker'), json_extract(c.meta, '$.role'))"
             f" IS NOT NULL{cond}",
             (json.dumps([int(i) for i in ids]), *params),
         ).fetchall()
