@@ -22,14 +22,19 @@ without an LLM, in two steps:
    followed by a verb reads as the sentence's subject, and the texts as two subjects
    (``"ticket 11 is closed"`` / ``"ticket 111 is closed"``): no change. Otherwise:
 
-   * ``"supersede"``: no negation changed, and either every changed token is a value (a
-     name, a number, a number word, a unit or a currency sign) or the rest of the text
-     states how things are now — a present-tense word (``is``, ``'m``, ``has``, ``now``)
-     and no word of a past event (``went``, ``yesterday``, a word ending in *-ed*):
+   * ``"supersede"``: no negation changed, the rest of the text tells of no past event (no
+     ``went``, ``yesterday``, ``ago``, no word ending in *-ed*: ``"we ordered 5 pizzas"`` /
+     ``"... 10 pizzas"`` are two orders), and either every changed token is a value (a
+     name, a number, a number word, a unit or a currency sign) or the rest states how
+     things are now — a present-tense word (``is``, ``'m``, ``has``, ``now``):
      ``"my favourite food is ramen"`` / ``"... is goulash"``;
-   * ``"conflict"``: otherwise — an ordinary word changed in a statement of an event
-     (``"I went to the park"`` / ``"I went to the beach"`` may be two outings), or a
-     negation. A conflict is recorded and shown; it never makes a memory invalid.
+   * ``"conflict"``: otherwise — a statement of an event (``"I went to the park"`` /
+     ``"I went to the beach"`` may be two outings), an ordinary word changed with nothing
+     saying it is a state, or a negation. A conflict is recorded and shown; it never makes
+     a memory invalid.
+
+   A speaker's name before a colon that both texts start with (``"Alice: I live in
+   Porto."``) is not counted as the sentence's first tokens.
 
 Both steps are pure functions; the write path stores the keys and links the memories.
 """
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -75,7 +81,7 @@ _PRESENT = _words(
 """Words of a statement about how things are now (a state, which a new value replaces)."""
 _PAST = _words(
     """
-    was went did had got made took saw met visited yesterday ago last once used
+    went did had got made took saw met visited yesterday ago last once used
     """
 )
 """Words of a statement about something that happened (an event, which the next does not
@@ -153,6 +159,17 @@ def fact_keys(text: str, subject: str | None = None) -> tuple[bytes, ...]:
     return tuple(sorted(keys))
 
 
+_SPEAKER_PREFIX = re.compile(r"^\s*([^\W\d_][\w .'-]{0,40}?):\s")
+
+
+def _prefix_tokens(old: str, new: str) -> int:
+    """How many tokens a speaker prefix both texts share ("Alice: ...") holds, else 0."""
+    a, b = _SPEAKER_PREFIX.match(old), _SPEAKER_PREFIX.match(new)
+    if a is None or b is None or a.group(1).casefold() != b.group(1).casefold():
+        return 0
+    return len(_tokens(a.group(1)))
+
+
 def value_change(old: str, new: str) -> FactChange | None:
     """Whether ``new`` states another value of ``old``'s fact, and how (module rules).
 
@@ -181,13 +198,15 @@ def value_change(old: str, new: str) -> FactChange | None:
     if not values_differ(old, new):
         return None  # a typo, a plural: the same value
     after = keys_a[i2] if i2 < len(keys_a) else None
-    if after in _VERBS or i1 < 2:
+    start = _prefix_tokens(old, new)  # "Alice: ..." (a speaker's name) is not the sentence
+    if after in _VERBS or i1 < start + 2:
         return None  # the span reads as the subject: "ticket 11 is closed", "room 4 has ..."
     negated = any(t.key in _NEGATIONS for t in (*span_a, *span_b))
     strong = all(_is_value(t) for t in (*span_a, *span_b))
     rest = {t.key for t in (*a[:i1], *a[i2:])}
-    state = bool(rest & _PRESENT) and not rest & _PAST and not any(k.endswith("ed") for k in rest)
-    sure = (strong or state) and not negated
+    event = bool(rest & _PAST) or any(k.endswith("ed") for k in rest)
+    state = bool(rest & _PRESENT) and not event
+    sure = (strong and not event or state) and not negated
     kind: Literal["supersede", "conflict"] = "supersede" if sure else "conflict"
     return FactChange(
         kind=kind, old=" ".join(t.key for t in span_a), new=" ".join(t.key for t in span_b)
