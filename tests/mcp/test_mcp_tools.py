@@ -85,9 +85,37 @@ def test_hits_are_compact_with_iso_times(service: MemoryService) -> None:
         return data(await client.call_tool("recall", {"query": "deploy freeze", "k": 1}))
 
     [hit] = run(service, Scope.local("me"), body)["hits"]
-    assert set(hit) <= {"id", "text", "source", "relevance", "event_time"}
+    assert set(hit) <= {
+        "id",
+        "text",
+        "source",
+        "relevance",
+        "event_time",
+        "superseded_by",
+        "valid_to",
+    }
     assert hit["text"] == FACT and hit["source"] == "slack"
     assert hit["event_time"] == "2024-05-02T10:00:00Z"
+
+
+def test_recall_reads_as_of_a_time_and_shows_what_superseded_a_hit(
+    service: MemoryService,
+) -> None:
+    async def body(client: Client) -> Any:
+        for text, day in (("Alice lives in Porto.", "01"), ("Alice lives in Lisbon.", "20")):
+            when = {"event_time": f"2024-05-{day}T10:00:00Z"}
+            data(await client.call_tool("remember", {"text": text, **when}))
+        now = data(await client.call_tool("recall", {"query": "Alice lives", "k": 2}))
+        then = await client.call_tool(
+            "recall", {"query": "Alice lives", "k": 2, "as_of": "2024-05-10T00:00:00Z"}
+        )
+        return now, data(then)
+
+    now, then = run(service, Scope.local("me"), body)
+    assert [h["text"] for h in now["hits"]] == ["Alice lives in Lisbon.", "Alice lives in Porto."]
+    assert now["hits"][1]["superseded_by"] == now["hits"][0]["id"]
+    assert now["hits"][1]["valid_to"] == "2024-05-20T10:00:00Z"
+    assert [h["text"] for h in then["hits"]] == ["Alice lives in Porto."]
 
 
 def test_forget_by_source_and_by_filter(service: MemoryService) -> None:

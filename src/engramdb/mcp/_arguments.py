@@ -134,6 +134,20 @@ class RecallArgs(BaseModel):
     channels: Channels = None
     where: Where = None
     min_relevance: MinRelevance = None
+    as_of: Annotated[
+        float | str | None,
+        Field(
+            description="Recall the memory as it was at this time (ISO-8601 or UTC epoch "
+            "seconds): only what was valid then, e.g. an old address before a move."
+        ),
+    ] = None
+    now: Annotated[
+        float | str | None,
+        Field(
+            description="When the question is asked (ISO-8601 or epoch seconds; default: "
+            "now), for its time words: 'last week', 'in May', 'most recent'."
+        ),
+    ] = None
 
 
 class RecognizeArgs(BaseModel):

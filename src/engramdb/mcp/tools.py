@@ -84,12 +84,15 @@ def _compact(**fields: Any) -> dict[str, Any]:
 
 def _hit(hit: Hit) -> dict[str, Any]:
     relevance = None if hit.relevance is None else round(hit.relevance, 3)
+    newer = [link.new for link in hit.relations if link.old == hit.id and link.kind == "supersede"]
     return _compact(
         id=hit.id,
         text=hit.text,
         source=hit.source,
         relevance=relevance,
         event_time=_iso(hit.event_time),
+        superseded_by=newer[0] if newer and newer[0] is not None else None,
+        valid_to=_iso(hit.valid_to),
     )
 
 
@@ -132,6 +135,8 @@ def _recall(service: MemoryService, scope: Scope, args: RecallArgs) -> Answer:
         where=args.where,
         channels=args.channels,
         min_relevance=args.min_relevance,
+        as_of=args.as_of,
+        now=args.now,
     )
     data: dict[str, Any] = {"hits": [_hit(hit) for hit in hits]}
     if hits.abstain:

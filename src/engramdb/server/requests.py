@@ -160,6 +160,10 @@ class RecallIn(_In):
         default=False,
         description="Rank superseded memories where they fall (by default valid ones first).",
     )
+    now: EventTime = Field(
+        default=None,
+        description="When the question is asked (default: the clock), for its time words.",
+    )
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of :meth:`MemoryService.recall` but the query."""
@@ -173,6 +177,7 @@ class RecallIn(_In):
             "rerank": self.rerank,
             "as_of": self.as_of,
             "include_superseded": self.include_superseded,
+            "now": self.now,
         }
 
 

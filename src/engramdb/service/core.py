@@ -347,6 +347,7 @@ class MemoryService:
         rerank: str | None = None,
         as_of: float | str | None = None,
         include_superseded: bool = False,
+        now: float | str | None = None,
     ) -> Hits:
         """Recall within the scope (see :meth:`Memory.recall`); a namespace outside the
         scope finds nothing."""
@@ -361,6 +362,7 @@ class MemoryService:
             rerank=rerank,
             as_of=as_of,
             include_superseded=include_superseded,
+            now=now,
         )
         if visible:
             return hits
