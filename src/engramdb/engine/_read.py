@@ -205,11 +205,12 @@ class Reader:
         rows = self.store.turns_around([doc for doc, _ in fused], *condition)
         turns: dict[int, ConvTurn] = {}
         at: dict[tuple[str, int], int] = {}
-        for memory_id, document, ordinal, text, meta, when in rows:
-            turn = as_turn(document, ordinal, meta, text, when)
+        for memory_id, namespace, document, ordinal, text, meta, when in rows:
+            # a document id is a namespace's own: two namespaces' "chat" are two documents
+            turn = as_turn(f"{namespace}\x00{document}", ordinal, meta, text, when)
             if turn is not None:
                 turns[memory_id] = turn
-                at[(document, ordinal)] = memory_id
+                at[(turn.document, ordinal)] = memory_id
         if not turns:
             return fused
         asked = {doc for doc, _ in fused}

@@ -776,18 +776,19 @@ class SQLiteStore:
 
     def turns_around(
         self, ids: Sequence[int], where: str | None = None, params: Sequence[object] = ()
-    ) -> list[tuple[int, str, int, str, dict[str, Any], float | None]]:
+    ) -> list[tuple[int, str, str, int, str, dict[str, Any], float | None]]:
         """Every memory among ``ids`` that may be a conversation turn (a document, an
         ordinal, a speaker or role), with the memories of its document at the ordinals just
-        before and after it: ``(id, document, ordinal, text, meta, event_time)``. ``where`` (alias
-        ``m``, with ``params``) filters the rows returned, so that a memory the recall's
-        filter excludes comes back neither as a turn nor as a neighbour."""
+        before and after it: ``(id, namespace, document, ordinal, text, meta, event_time)``.
+        ``where`` (alias ``m``, with ``params``) filters the rows returned, so that a memory
+        the recall's filter excludes comes back neither as a turn nor as a neighbour."""
         if not ids:
             return []
         cond = f" AND ({where})" if where else ""
         rows = self.conn.execute(
             "WITH wanted(id) AS (SELECT value FROM json_each(?))"
-            " SELECT DISTINCT m.id, m.document, m.ordinal, m.text, m.meta, m.event_time"
+            " SELECT DISTINCT m.id, m.namespace, m.document, m.ordinal, m.text, m.meta,"
+            " m.event_time"
             # CROSS JOIN keeps this order: from a namespace filter the planner would scan it
             " FROM wanted CROSS JOIN memories AS c CROSS JOIN memories AS m"
             " WHERE c.id = wanted.id AND m.namespace = c.namespace"
@@ -796,7 +797,7 @@ class SQLiteStore:
             f" IS NOT NULL{cond}",
             (json.dumps([int(i) for i in ids]), *params),
         ).fetchall()
-        return [(int(r[0]), r[1], int(r[2]), r[3], json.loads(r[4]), r[5]) for r in rows]
+        return [(int(r[0]), r[1], r[2], int(r[3]), r[4], json.loads(r[5]), r[6]) for r in rows]
 
     def at_ordinals(
         self, namespace: str, document: str, ordinals: Sequence[int]

@@ -95,3 +95,21 @@ def test_context_packs_a_turn_with_its_round_in_its_session() -> None:
         assert tight.blocks[0].text == "At the shelter on Elm Street." and tight.dropped == ()
         with pytest.raises(InvalidInputError, match="neighbours"):
             mem.context(hit, neighbours=9)
+
+
+def test_same_conversation_id_in_two_namespaces_are_two_conversations() -> None:
+    with Memory.open(":memory:", embed=HASH) as mem:
+        for namespace, words in (("a", "apples"), ("b", "bananas")):
+            mem.add_turns(
+                [
+                    {"speaker": "Ann", "text": f"Do you like {words}?"},
+                    {"speaker": "Bo", "text": "Yes, very much."},
+                ],
+                conversation="chat",
+                namespace=namespace,
+            )
+        hits = mem.recall("Do you like apples", k=4, channels="lexical")
+        # the reply of namespace a follows its question, never namespace b's turns
+        assert hits[0].namespace == "a" and hits[0].text == "Do you like apples?"
+        ranked = [(h.namespace, h.text) for h in hits]
+        assert ("a", "Yes, very much.") in ranked[:2]
