@@ -211,10 +211,11 @@ def current_first(
     order: Sequence[tuple[int, float]], valid_to: Mapping[int, float | None]
 ) -> list[tuple[int, float]]:
     """Stable: the memories still valid first, then the superseded ones (each group keeps its
-    order). ``valid_to`` maps ids to their ``valid_to`` (a missing id counts as valid)."""
-    current = [item for item in order if valid_to.get(item[0]) is None]
-    old = [item for item in order if valid_to.get(item[0]) is not None]
-    return current + old
+    order). ``valid_to`` maps ids to their ``valid_to`` (a missing id counts as valid). Each
+    rank keeps the score it had, so scores stay non-increasing (what calibration expects)."""
+    current = [doc for doc, _ in order if valid_to.get(doc) is None]
+    old = [doc for doc, _ in order if valid_to.get(doc) is not None]
+    return [(doc, score) for doc, (_, score) in zip(current + old, order, strict=True)]
 
 
 def relations(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple[Supersession, ...]]:

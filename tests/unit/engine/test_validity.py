@@ -295,3 +295,12 @@ def test_a_turn_speaks_for_its_speaker() -> None:
         assert mem.get(alice).valid_to == 3.0
         assert [(lk.old, lk.new) for lk in mem.history(bob).links] == []
         assert alice_again
+
+
+def test_current_first_keeps_scores_non_increasing() -> None:
+    from engramdb.engine._validity import current_first
+
+    order = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
+    got = current_first(order, {1: 5.0, 3: 7.0})
+    assert got == [(2, 0.9), (4, 0.8), (1, 0.7), (3, 0.6)]
+    assert current_first(order, {}) == order
