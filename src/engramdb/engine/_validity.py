@@ -14,6 +14,7 @@ order supersedes the new memory at once), an unsure one is recorded as a conflic
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from engramdb.types import History, MemoryRecord, Supersession
 
 __all__ = [
     "NewFact",
+    "fill_fact_keys",
     "current_first",
     "history",
     "link_new",
@@ -61,6 +63,37 @@ def keys_of(text: str, meta: Mapping[str, Any]) -> tuple[bytes, ...]:
     speaks for."""
     speaker = meta.get("speaker")
     return fact_keys(text, speaker if isinstance(speaker, str) else None)
+
+
+_FILL_PAGE = 2000
+
+
+def fill_fact_keys(store: SQLiteStore) -> int:
+    """Give every memory of a store made before fact keys existed its keys (once; the store
+    records that it was done). Existing memories are not linked to each other: their keys
+    only let later writes find them. Returns how many memories were read."""
+    done = store.conn.execute("SELECT 1 FROM store_info WHERE key = 'fact_keys_filled'").fetchone()
+    if done is not None:
+        return 0
+    seen = after = 0
+    while True:
+        with store.atomic(bump=False):
+            conn = store.conn  # the write connection, inside the transaction
+            rows = conn.execute(
+                "SELECT id, namespace, text, meta FROM memories WHERE id > ? ORDER BY id LIMIT ?",
+                (after, _FILL_PAGE),
+            ).fetchall()
+            for memory_id, namespace, text, meta in rows:
+                put_fact_keys(conn, memory_id, namespace, keys_of(text, json.loads(meta)))
+            if len(rows) < _FILL_PAGE:
+                conn.execute(
+                    "INSERT OR REPLACE INTO store_info (key, value)"
+                    " VALUES ('fact_keys_filled', '1')"
+                )
+        seen += len(rows)
+        if len(rows) < _FILL_PAGE:
+            return seen
+        after = int(rows[-1][0])
 
 
 def link_new(conn: sqlite3.Connection, facts: Sequence[NewFact], *, now: float) -> int:

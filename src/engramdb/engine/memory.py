@@ -173,6 +173,9 @@ class Memory:
             return
         with store.atomic(bump=False):  # serialised with other processes opening it too
             self._lexical.ensure()
+        filled = validity.fill_fact_keys(store)
+        if filled:
+            logger.info("gave %d memories of %s their fact keys (once)", filled, store.path)
         self._load_graph()
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from engramdb import Memory
 from engramdb.errors import InvalidInputError, NotFoundError
+from engramdb.recognize.facts import fact_keys
 
 HASH = {"model": "hash", "dim": 32}
 WORDS = ("amber", "basil", "cedar", "dune", "ember", "fjord", "grove", "heath", "inlet", "kelp")
@@ -304,3 +306,30 @@ def test_current_first_keeps_scores_non_increasing() -> None:
     got = current_first(order, {1: 5.0, 3: 7.0})
     assert got == [(2, 0.9), (4, 0.8), (1, 0.7), (3, 0.6)]
     assert current_first(order, {}) == order
+
+
+def test_a_store_from_before_fact_keys_gets_them_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with Memory.open(path, embed=HASH) as mem:
+        (porto,) = mem.add("Alice lives in Porto.", event_time=1.0).ids
+    raw = sqlite3.connect(path)  # as a store made before migration 0005 would be
+    raw.execute("DELETE FROM fact_keys")
+    raw.execute("DELETE FROM store_info WHERE key = 'fact_keys_filled'")
+    raw.commit()
+    raw.close()
+    with Memory.open(path, embed=HASH) as mem:
+        (lisbon,) = mem.add("Alice lives in Lisbon.", event_time=2.0).ids
+        assert mem.get(porto).valid_to == 2.0
+        assert [(lk.old, lk.new) for lk in mem.history(lisbon).links] == [(porto, lisbon)]
+    with Memory.open(path, embed=HASH) as mem:  # filled once: nothing to do again
+        count = mem.store.conn.execute("SELECT COUNT(*) FROM fact_keys").fetchone()[0]
+        texts = ("Alice lives in Porto.", "Alice lives in Lisbon.")
+        assert count == sum(len(fact_keys(t)) for t in texts)  # one row per memory and key
+
+
+def test_a_new_store_is_marked_filled() -> None:
+    with Memory.open(":memory:", embed=HASH) as mem:
+        row = mem.store.conn.execute(
+            "SELECT value FROM store_info WHERE key = 'fact_keys_filled'"
+        ).fetchone()
+        assert row == ("1",)
