@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engramdb.config import ConversationConfig
-from engramdb.query import TimeIntent
+from engramdb.query import TimeIntent, find_speakers
 from engramdb.retrieve.fusion import Run, minmax
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "as_turn",
     "asks_when",
     "has_time_expression",
-    "named_speakers",
     "rescore",
     "score_turns",
 ]
@@ -115,12 +114,6 @@ def as_turn(
         text=text,
         time=time,
     )
-
-
-def named_speakers(query: str, speakers: Sequence[str]) -> frozenset[str]:
-    """The speakers whose name (any word of it) the query contains, case-insensitively."""
-    words = {w.lower() for w in _WORD.findall(query)}
-    return frozenset(s for s in speakers if any(w.lower() in words for w in _WORD.findall(s)))
 
 
 def asks_when(query: str) -> bool:
@@ -216,7 +209,7 @@ def score_turns(
 def _apply_priors(
     query: str, scores: dict[int, float], turns: Mapping[int, Turn], p: ConversationParams
 ) -> None:
-    named = named_speakers(query, sorted({turns[t].speaker for t in scores}))
+    named = set(find_speakers(query, sorted({turns[t].speaker for t in scores})))
     when = p.temporal > 0 and asks_when(query)
     words = {t: _words(turns[t].text) for t in scores} if p.length else {}
     median = statistics.median(words.values()) if words else 1.0

@@ -13,7 +13,6 @@ from engramdb.retrieve.conversation import (
     as_turn,
     asks_when,
     has_time_expression,
-    named_speakers,
     rescore,
     score_turns,
 )
@@ -243,14 +242,16 @@ def test_rescore_keeps_a_turn_of_the_fused_list_that_no_run_has() -> None:
     assert [i for i, _ in out] == [1, 2]
 
 
-def test_named_speakers_matches_any_word_of_a_name_case_insensitively() -> None:
-    speakers = ["Caroline", "Melanie Brooks", "assistant"]
-    assert named_speakers("What did caroline research?", speakers) == {"Caroline"}
-    assert named_speakers("Did Brooks and Caroline meet?", speakers) == {
-        "Caroline",
-        "Melanie Brooks",
+def test_the_speaker_prior_follows_the_names_the_query_uses() -> None:
+    turns = {
+        1: _turn(0, "Melanie", "we painted a bowl"),
+        2: _turn(1, "Caroline", "we painted a bowl"),
     }
-    assert named_speakers("What is Carol's job?", speakers) == frozenset()
+    runs = {"lexical": [(1, 1.0), (2, 1.0), (3, 0.0)]}
+    turns[3] = _turn(2, "Caroline", "x")
+    params = ConversationParams(prev=0, next=0, length=0, session=0, temporal=0, speaker=1.0)
+    scores = dict(score_turns("What did Mel paint?", runs, turns, {}, params))
+    assert scores[1] == 2 * scores[2]  # "Mel" names Melanie, and no one else
 
 
 @pytest.mark.parametrize(
