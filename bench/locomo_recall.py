@@ -51,12 +51,11 @@ from engramdb import Memory  # noqa: E402
 from engramdb.eval.conversations import load_locomo  # noqa: E402
 from engramdb.eval.retrieval import turn_record  # noqa: E402
 from engramdb.lexical.tokenize import query_terms  # noqa: E402
-from engramdb.query import find_speakers  # noqa: E402
+from engramdb.query import find_speakers, parse_time_intent  # noqa: E402
 from engramdb.retrieve.conversation import (  # noqa: E402
     ConversationParams,
     Turn,
     as_turn,
-    asks_when,
     has_time_expression,
     rescore,
 )
@@ -305,7 +304,7 @@ def prepare(cache_dir: Path, name: str, lexical: str, dense: str) -> Prepared:
     when = np.zeros(len(c.questions), dtype=bool)
     for qi, q in enumerate(c.questions):
         named[qi] = np.isin(c.speaker, sorted(find_speakers(q["text"], speakers)))
-        when[qi] = asks_when(q["text"])
+        when[qi] = parse_time_intent(q["text"], 0.0).asks_when
     has_time = np.asarray([has_time_expression(t) for t in c.text])
     return Prepared(
         conv=c,

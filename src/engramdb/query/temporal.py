@@ -129,7 +129,7 @@ _LAST = re.compile(
 _RECENT_WORD = re.compile(r"^(?:recent(?:ly)?|lately)$")
 _ASKS_WHEN = re.compile(
     r"(?:^\s*|[.?!;:]\s+|,\s*)(?:(?:so|and|but|ok|okay|well|hey)\b[\s,]*)?"
-    r"(?:when\b|since\s+when\b|how\s+long\s+ago\b"
+    r"(?:when\b|since\s+when\b|how\s+long\b"
     r"|(?:(?:in|on|during|at|by|from|for)\s+)?(?:what|which)\s+"
     r"(?:year|month|day|date|week|weekend|season|time|decade)s?\b)"
 )
@@ -150,7 +150,8 @@ class TimeIntent:
             ``"during"``; ``None`` exactly when ``anchor`` is.
         spans: character spans ``(start, end)`` of the temporal expressions and order words
             in the query, sorted (the anchor phrase is content and is not among them).
-        asks_when: the question asks for a time ("When ...", "What year ...", "How long ago").
+        asks_when: the question asks for a time or a span of time ("When ...", "What year
+            ...", "How long ago ...", "How long has ...").
     """
 
     window: tuple[float, float] | None = None

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engramdb.config import ConversationConfig
-from engramdb.query import TimeIntent, find_speakers
+from engramdb.query import TimeIntent, find_speakers, parse_time_intent
 from engramdb.retrieve.fusion import Run, minmax
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
     "Neighbours",
     "Turn",
     "as_turn",
-    "asks_when",
     "has_time_expression",
     "rescore",
     "score_turns",
@@ -54,7 +53,6 @@ Neighbours = Mapping[int, tuple[int | None, int | None]]
 
 _WORD = re.compile(r"[^\W_]+")
 _ANCHOR_STOP = frozenset({"the", "a", "an", "my", "our", "his", "her", "their", "your", "of"})
-_WHEN = re.compile(r"\b(?:when|how long|what (?:year|month|day|date|time))\b", re.IGNORECASE)
 _TIME_WORDS = frozenset(
     """yesterday today tonight tomorrow ago last next recently lately week weeks weekend
     weekends month months year years day days night nights morning mornings evening evenings
@@ -114,11 +112,6 @@ def as_turn(
         text=text,
         time=time,
     )
-
-
-def asks_when(query: str) -> bool:
-    """Whether the query asks for a time (``when``, ``how long``, ``what year`` ...)."""
-    return _WHEN.search(query) is not None
 
 
 def has_time_expression(text: str) -> bool:
@@ -199,7 +192,8 @@ def score_turns(
                 u += p.next * n.get(after, 0.0)
             total += p.weights.get(channel, 1.0) * u
         scores[t] = total
-    _apply_priors(query, scores, turns, p)
+    when = (intent if intent is not None else parse_time_intent(query, 0.0)).asks_when
+    _apply_priors(query, scores, turns, p, when=when)
     if intent is not None:
         _apply_time(scores, turns, intent, p)
     _apply_session(scores, turns, p)
@@ -207,10 +201,15 @@ def score_turns(
 
 
 def _apply_priors(
-    query: str, scores: dict[int, float], turns: Mapping[int, Turn], p: ConversationParams
+    query: str,
+    scores: dict[int, float],
+    turns: Mapping[int, Turn],
+    p: ConversationParams,
+    *,
+    when: bool,
 ) -> None:
     named = set(find_speakers(query, sorted({turns[t].speaker for t in scores})))
-    when = p.temporal > 0 and asks_when(query)
+    when = p.temporal > 0 and when
     words = {t: _words(turns[t].text) for t in scores} if p.length else {}
     median = statistics.median(words.values()) if words else 1.0
     for t in scores:

@@ -11,7 +11,6 @@ from engramdb.retrieve.conversation import (
     ConversationParams,
     Turn,
     as_turn,
-    asks_when,
     has_time_expression,
     rescore,
     score_turns,
@@ -252,20 +251,6 @@ def test_the_speaker_prior_follows_the_names_the_query_uses() -> None:
     params = ConversationParams(prev=0, next=0, length=0, session=0, temporal=0, speaker=1.0)
     scores = dict(score_turns("What did Mel paint?", runs, turns, {}, params))
     assert scores[1] == 2 * scores[2]  # "Mel" names Melanie, and no one else
-
-
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        ("When did Caroline go to the support group?", True),
-        ("How long has Melanie been practising art?", True),
-        ("In what year did Jon start his shop?", True),
-        ("Which painting did Jon like?", False),
-        ("What did Caroline research?", False),
-    ],
-)
-def test_asks_when(query: str, expected: bool) -> None:
-    assert asks_when(query) is expected
 
 
 @pytest.mark.parametrize(
