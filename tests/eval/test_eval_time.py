@@ -13,7 +13,7 @@ from engramdb.eval import EvalOptions, Report, evaluate, to_markdown
 from engramdb.eval.conversations import load_locomo
 from engramdb.eval.longmemeval import LONGMEMEVAL_METRICS, load_longmemeval
 from engramdb.eval.metrics import mean_over_queries, mrr_at_k, recall_at_k
-from engramdb.eval.runner import RunContext, recall_accepts, run_queries
+from engramdb.eval.runner import RunContext, run_queries
 
 ROOT = Path(__file__).resolve().parents[1] / "data"
 MINI = ROOT / "longmemeval" / "mini.json"
@@ -50,12 +50,14 @@ def test_longmemeval_rows_match_a_direct_recall(tmp_path: Path) -> None:
     data = load_longmemeval(MINI)
     rows = {r["id"]: r for r in report.per_query["lexical"]}
     with Memory.open(db, embed=HASH) as mem:
-        with_now = recall_accepts(mem, "now")
         for question in data.questions:
             haystack = data.haystacks[question.haystack]
-            options: dict[str, Any] = {"now": question.date} if with_now else {}
             hits = mem.recall(
-                question.text, k=50, namespace=haystack.namespace, channels="lexical", **options
+                question.text,
+                k=50,
+                namespace=haystack.namespace,
+                channels="lexical",
+                now=question.date,
             )
             by_ordinal = [haystack.labels[h.position.ordinal] for h in hits]  # type: ignore[index]
             row = rows[question.id]
@@ -67,7 +69,7 @@ def test_longmemeval_rows_match_a_direct_recall(tmp_path: Path) -> None:
             assert row["turn-recall@5"] == recall_at_k(by_ordinal, turns, 5)
             sessions = {haystack.session_of[label] for label in by_ordinal[:5]}
             assert row["recall_any@5"] == float(bool(sessions & set(question.answer_sessions)))
-    assert report.config["params"]["now"] == ("question date" if with_now else None)
+    assert report.config["params"]["now"] == "question date"
 
 
 def test_longmemeval_means_and_table_per_question_type() -> None:
@@ -162,9 +164,7 @@ def test_locomo_recall_at_1_and_mrr_per_category() -> None:
     assert {"recall@5", "session-recall@20", "cat1/mrr@10", "cat4/recall@1"} <= set(metrics)
     summary = to_markdown(report)
     assert "| category | n | lexical recall@1 | lexical recall@5 |" in summary
-    with Memory.open(":memory:", embed=HASH) as mem:
-        expected = "last session" if recall_accepts(mem, "now") else None
-    assert report.config["params"]["now"] == expected
+    assert report.config["params"]["now"] == "last session"
 
 
 # -- the recall options -----------------------------------------------------------------------

@@ -38,7 +38,6 @@ from engramdb.eval.runner import (
     TaskResult,
     ingest,
     latency_summary,
-    recall_accepts,
     run_queries,
 )
 
@@ -390,10 +389,8 @@ def _recall(
     labels: Mapping[str, Mapping[int, Sequence[str]]],
     channel: str,
 ) -> list[QueryRun]:
-    """Each question alone, in its haystack's namespace, at its own date when the engine
-    takes ``now``."""
+    """Each question alone, in its haystack's namespace, at its own date (``now``)."""
     quiet = dataclasses.replace(ctx, progress=None)
-    with_now = recall_accepts(ctx.memory, "now")
     runs: list[QueryRun] = []
     for done, question in enumerate(questions, 1):
         haystack = data.haystacks[question.haystack]
@@ -404,7 +401,7 @@ def _recall(
             k=DEPTH,
             namespace=haystack.namespace,
             labels=labels[question.haystack],
-            now=question.date if with_now else None,
+            now=question.date,
         )
         if ctx.progress is not None and (done % 25 == 0 or done == len(questions)):
             ctx.progress(f"recall {channel}", done, len(questions))
@@ -428,11 +425,10 @@ def evaluate_longmemeval(ctx: RunContext, data: LongMemEvalSet) -> TaskResult:
     questions = list(data.questions[: ctx.limit] if ctx.limit else data.questions)
     labels, ingested = _ingest(ctx, data, dict.fromkeys(q.haystack for q in questions))
     truth: list[bool | None] = [q.abstention for q in questions]
-    with_now = recall_accepts(ctx.memory, "now")
     params = {
         "abstain_below": ABSTAIN_BELOW,
         "k": DEPTH,
-        "now": "question date" if with_now else None,
+        "now": "question date",
     }
     result = TaskResult(
         metrics={}, latency_ms={}, ingest=ingested.as_dict(), per_query={}, params=params

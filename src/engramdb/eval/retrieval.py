@@ -36,7 +36,6 @@ from engramdb.eval.runner import (
     TaskResult,
     ingest,
     latency_summary,
-    recall_accepts,
     run_queries,
 )
 
@@ -256,11 +255,7 @@ def ingest_conversations(
     labels: dict[str, dict[int, list[str]]] = {}
     total = None
     for conv in sorted(convs):
-        items = [
-            (t.dia_id, turn_record(t, data.name))
-            for t in data.turns
-            if t.conv == conv
-        ]
+        items = [(t.dia_id, turn_record(t, data.name)) for t in data.turns if t.conv == conv]
         labels[conv], stats = ingest(
             ctx.memory, items, namespace=f"{prefix}.{conv}", progress=ctx.progress
         )
@@ -309,12 +304,11 @@ def _locomo_channel(
 ) -> tuple[list[dict[str, Any]], list[QueryRun]]:
     """Per-question rows and runs of one channel, conversation by conversation.
 
-    Questions are asked after their conversation: when the engine's recall takes ``now``,
-    it is the time of the conversation's last session.
+    Questions are asked after their conversation: ``now`` is the time of the
+    conversation's last session.
     """
     rows: list[dict[str, Any]] = []
     runs: list[QueryRun] = []
-    with_now = recall_accepts(ctx.memory, "now")
     for conv, questions in mine.items():
         conv_runs = run_queries(
             ctx,
@@ -323,7 +317,7 @@ def _locomo_channel(
             k=max(LOCOMO_CUTOFFS),
             namespace=f"locomo.{conv}",
             labels=labels[conv],
-            now=last_session_time(data, conv) if with_now else None,
+            now=last_session_time(data, conv),
         )
         conv_sessions = {t.dia_id: t.session for t in data.turns if t.conv == conv}
         rows += [
@@ -339,8 +333,8 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
     Turn-level recall@k is the share of evidence turns among the top ``k`` hits (k = 1, 5,
     10, 20) and mrr@10 the reciprocal rank of the first evidence turn within the top 10;
     session-level recall@k is the share of evidence sessions that the top ``k`` hits touch.
-    Each question is recalled at its conversation's last session (``now=``, when the
-    engine's recall takes it; ``params["now"]`` records it).
+    Each question is recalled at its conversation's last session (``now=``;
+    ``params["now"]`` records it).
     The headline metrics cover categories 1-4; category 5 (adversarial) is reported only
     under its own ``cat5/`` names. ``metrics[channel]["abstention"]`` scores abstaining
     (best hit's calibrated relevance below ``ABSTAIN_BELOW``) on category 5 against the
@@ -359,7 +353,7 @@ def evaluate_locomo(ctx: RunContext, data: ConversationSet) -> TaskResult:
     gold = [None if q.category == 5 else dict.fromkeys(q.evidence, 1) for q in ordered]
     groups = [(f"locomo.{conv}", [q.text for q in qs], labels[conv]) for conv, qs in mine.items()]
     params = _precision_params(ctx)
-    params["now"] = "last session" if recall_accepts(ctx.memory, "now") else None
+    params["now"] = "last session"
     result = TaskResult(metrics={}, latency_ms={}, ingest=ingested, per_query={}, params=params)
     curves: dict[str, dict[str, float | None]] = {}
     for channel in ctx.channels:

@@ -27,7 +27,6 @@ __all__ = [
     "check_channels",
     "ingest",
     "latency_summary",
-    "recall_accepts",
     "rerank_channels",
     "run_queries",
     "split_channel",
@@ -322,7 +321,7 @@ def run_queries(  # noqa: PLR0913 - keyword-only options of one recall pass
     return runs
 
 
-def recall_accepts(memory: Memory, option: str) -> bool:
+def _accepts(memory: Memory, option: str) -> bool:
     """Whether ``memory.recall_many`` takes the keyword ``option`` (e.g. ``"as_of"``)."""
     return option in inspect.signature(memory.recall_many).parameters
 
@@ -332,7 +331,7 @@ def _time_options(
 ) -> dict[str, Any]:
     pairs = (("now", now), ("as_of", as_of))
     given: dict[str, Any] = {name: value for name, value in pairs if value is not None}
-    missing = [name for name in given if not recall_accepts(memory, name)]
+    missing = [name for name in given if not _accepts(memory, name)]
     if missing:
         raise InvalidInputError(
             f"this engine's recall takes no {' or '.join(missing)}: cannot recall at a given time"

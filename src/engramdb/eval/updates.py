@@ -33,7 +33,6 @@ from engramdb.eval.runner import (
     RunContext,
     TaskResult,
     latency_summary,
-    recall_accepts,
     run_queries,
 )
 
@@ -303,14 +302,12 @@ def _channel(
     channel: str,
 ) -> tuple[list[dict[str, Any]], list[float]]:
     """One channel's rows: every question at the end of its conversation, and the
-    questions with ``as_of`` again as of that time (when the engine takes ``as_of``)."""
-    with_now = recall_accepts(ctx.memory, "now")
-    with_as_of = recall_accepts(ctx.memory, "as_of")
+    questions with ``as_of`` again as of that time."""
     rows: list[dict[str, Any]] = []
     ms: list[float] = []
     for conv, items in mine.items():
         namespace, known = f"updates.{conv}", labels[conv]
-        now = last_session_time(data.conversations, conv) if with_now else None
+        now = last_session_time(data.conversations, conv)
         texts = [item.question.text for item in items]
         runs = run_queries(
             ctx, texts, channel=channel, k=DEPTH, namespace=namespace, labels=known, now=now
@@ -318,7 +315,7 @@ def _channel(
         ms += [r.ms for r in runs]
         for item, run in zip(items, runs, strict=True):
             row = _row(item, run, known)
-            if with_as_of and item.as_of is not None and item.valid is not None:
+            if item.as_of is not None and item.valid is not None:
                 (then,) = run_queries(
                     ctx,
                     [item.question.text],
@@ -337,11 +334,10 @@ def evaluate_updates(ctx: RunContext, data: UpdateSet) -> TaskResult:
     """Ingest each conversation into ``updates.<conv>`` and ask about facts that changed.
 
     Every question is recalled once as asked after its conversation (``now=`` the last
-    session, when the engine takes it): ``current@1`` is whether the top hit states the
+    session): ``current@1`` is whether the top hit states the
     current value, ``stale@1`` whether it states an overridden one, ``recall@5`` and
     ``mrr@10`` rank the current one. Questions with ``as_of`` are recalled again with
-    ``as_of=`` that time, scored against the statement valid then (``as_of/…``; ``None``
-    when the engine's recall takes no ``as_of``, see ``params["as_of"]``).
+    ``as_of=`` that time, scored against the statement valid then (``as_of/…``).
 
     Raises:
         InvalidInputError: a channel the engine does not know, or a reused store that holds
@@ -353,8 +349,8 @@ def evaluate_updates(ctx: RunContext, data: UpdateSet) -> TaskResult:
     mine = {conv: [q for q in questions if q.question.conv == conv] for conv in sorted(labels)}
     params = {
         "k": DEPTH,
-        "now": "last session" if recall_accepts(ctx.memory, "now") else None,
-        "as_of": "truth" if recall_accepts(ctx.memory, "as_of") else None,
+        "now": "last session",
+        "as_of": "truth",
     }
     result = TaskResult(metrics={}, latency_ms={}, ingest=ingested, per_query={}, params=params)
     for channel in ctx.channels:
