@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -24,13 +24,26 @@ from engramdb.recognize.minhash import MinHasher, Signature, shingles
 from engramdb.store.sqlite import NewMemory, NewSighting, SQLiteStore
 from engramdb.types import AddResult, Matrix, Recognition, Record
 
-__all__ = ["Progress", "Writer", "check_namespace", "recognize", "to_record"]
+__all__ = [
+    "MAX_CANDIDATES",
+    "Item",
+    "Lookup",
+    "Progress",
+    "StoreLookup",
+    "Writer",
+    "check_namespace",
+    "chunk_items",
+    "grams_of",
+    "recognize",
+    "recognize_items",
+    "to_record",
+]
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done, total)``."""
 
 _NAMESPACE = re.compile(r"^[\w.\-:@]{1,128}$")
-_MAX_CANDIDATES = 64
+MAX_CANDIDATES = 64
 _ATTEMPTS = 4
 
 
@@ -86,7 +99,7 @@ def to_record(item: Record | Mapping[str, Any] | str) -> Record:
 
 
 @dataclass(slots=True)
-class _Item:
+class Item:
     """One chunk on its way into the store."""
 
     namespace: str
@@ -176,81 +189,13 @@ class Writer:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _chunk(self, records: Sequence[Record], namespace: str) -> list[_Item]:
-        items: list[_Item] = []
-        for origin, record in enumerate(records):
-            text = normalize_text(record.text)
-            if not text:
-                continue
-            pieces = chunk_text(text, self.config.chunk) if record.chunk else None
-            if not pieces or len(pieces) == 1:
-                spans = [(text, 0, len(text), record.ordinal)]
-            else:
-                spans = [(p.text, p.start, p.end, p.index) for p in pieces]
-            for piece, start, end, ordinal in spans:
-                norm = normalize_for_hash(piece)
-                digest = content_hash(piece)
-                sighting = NewSighting(
-                    source=record.source,
-                    document=record.document if record.document is not None else record.source,
-                    ordinal=ordinal,
-                    start=start,
-                    end=end,
-                    event_time=record.event_time,
-                    text_hash=digest,
-                )
-                meta = dict(record.meta)
-                items.append(_Item(namespace, piece, digest, norm, sighting, meta, origin=origin))
-        if not items and records:
-            raise InvalidInputError("nothing to add: every text is empty or whitespace")
-        return items
+    def _chunk(self, records: Sequence[Record], namespace: str) -> list[Item]:
+        return chunk_items(records, namespace, self.config)
 
-    def _recognize(self, items: list[_Item]) -> None:
-        seen: dict[tuple[str, str], int] = {}
-        bands: dict[tuple[int, bytes], list[int]] = {}
-        for index, item in enumerate(items):
-            existing = self.store.find_hash(item.namespace, item.hash)
-            if existing is not None:
-                item.kind, item.target = "exact", existing
-            elif (item.namespace, item.hash) in seen:
-                item.kind, item.batch_target = "exact", seen[(item.namespace, item.hash)]
-            else:
-                item.grams, item.signature = self.hasher.signatures([item.norm])[0]
-                if self.config.recognize.enabled:
-                    self._near(item, items, bands)
-                item.grams = frozenset()  # large: remade from the text if a later item needs it
-            if item.kind == "new":
-                seen[(item.namespace, item.hash)] = index
-                if item.signature is not None:
-                    for band, key in enumerate(item.signature.bands):
-                        bands.setdefault((band, key), []).append(index)
+    def _recognize(self, items: list[Item]) -> None:
+        recognize_items(items, StoreLookup(self.store, self.hasher), self.hasher, self.config)
 
-    def _near(
-        self, item: _Item, items: list[_Item], bands: dict[tuple[int, bytes], list[int]]
-    ) -> None:
-        """Merge ``item`` into a stored memory or an earlier new item of this batch, when
-        :func:`~engramdb.recognize.best_near` says so (stored memories win ties)."""
-        sig = item.signature
-        assert sig is not None
-        candidates: list[tuple[tuple[int, int], str, frozenset[str]]] = [
-            ((0, memory_id), text, grams)
-            for memory_id, text, grams in _stored_candidates(
-                self.store, self.hasher, item.namespace, sig.bands
-            )
-        ]
-        local = {j for band, key in enumerate(sig.bands) for j in bands.get((band, key), ())}
-        candidates += [
-            ((1, j), items[j].text, _grams(self.hasher, items[j].text)) for j in sorted(local)
-        ]
-        match = best_near(
-            item.text, item.grams, candidates, threshold=self.config.recognize.near_threshold
-        )
-        if match is not None:
-            where, key = match.key
-            item.kind, item.score = "near", match.score
-            item.target, item.batch_target = (key, None) if where == 0 else (None, key)
-
-    def _embed(self, items: Sequence[_Item], progress: Progress | None) -> tuple[Matrix, int]:
+    def _embed(self, items: Sequence[Item], progress: Progress | None) -> tuple[Matrix, int]:
         """Vectors of ``items``; new ones are cached batch by batch as they are computed
         (a write killed later keeps them, and a rerun does not embed them again)."""
         model = self.embedder.model_id
@@ -290,7 +235,7 @@ class Writer:
 
     def _commit(
         self,
-        items: list[_Item],
+        items: list[Item],
         new: list[int],
         vectors: Matrix,
         graph: Prepared | None = None,
@@ -299,7 +244,7 @@ class Writer:
 
     def _write(
         self,
-        items: list[_Item],
+        items: list[Item],
         new: list[int],
         vectors: Matrix,
         graph: Prepared | None,
@@ -378,7 +323,7 @@ class Writer:
         self.dense.maintain()
         return count
 
-    def _recheck(self, items: list[_Item]) -> None:
+    def _recheck(self, items: list[Item]) -> None:
         """Inside the transaction: redo the decisions another writer may have changed.
 
         A text decided new that another writer stored meanwhile becomes a sighting of that
@@ -434,12 +379,125 @@ def _stored_candidates(
 ) -> list[tuple[int, str, frozenset[str]]]:
     """Stored memories that share a MinHash band: ``(id, text, shingles)``, as
     :func:`~engramdb.recognize.best_near` takes them."""
-    found = store.band_candidates(namespace, bands, _MAX_CANDIDATES)
+    found = store.band_candidates(namespace, bands, MAX_CANDIDATES)
     return [
-        (memory_id, text, _grams(hasher, text)) for memory_id, text in store.texts(found).items()
+        (memory_id, text, grams_of(hasher, text)) for memory_id, text in store.texts(found).items()
     ]
 
 
-def _grams(hasher: MinHasher, text: str) -> frozenset[str]:
+def grams_of(hasher: MinHasher, text: str) -> frozenset[str]:
     """The shingles near-duplicate scores compare (as MinHash signatures are made)."""
     return shingles(normalize_for_hash(text), hasher.shingle)
+
+
+class Lookup(Protocol):
+    """Where recognition finds stored memories: one store, or a cluster's shards."""
+
+    def find_hash(self, namespace: str, text_hash: str) -> int | None:
+        """The memory of this namespace with this content hash, if any."""
+        ...
+
+    def candidates(
+        self, namespace: str, bands: Sequence[bytes]
+    ) -> list[tuple[int, str, frozenset[str]]]:
+        """Stored memories sharing a band key: ``(id, text, shingles)``, most shared bands
+        first (at most ``MAX_CANDIDATES``)."""
+        ...
+
+
+class StoreLookup:
+    """:class:`Lookup` on one store."""
+
+    def __init__(self, store: SQLiteStore, hasher: MinHasher):
+        self.store = store
+        self.hasher = hasher
+
+    def find_hash(self, namespace: str, text_hash: str) -> int | None:
+        return self.store.find_hash(namespace, text_hash)
+
+    def candidates(
+        self, namespace: str, bands: Sequence[bytes]
+    ) -> list[tuple[int, str, frozenset[str]]]:
+        return _stored_candidates(self.store, self.hasher, namespace, bands)
+
+
+def chunk_items(records: Sequence[Record], namespace: str, config: EngineConfig) -> list[Item]:
+    """The chunks of ``records`` on their way into a store (nothing recognised yet)."""
+    items: list[Item] = []
+    for origin, record in enumerate(records):
+        text = normalize_text(record.text)
+        if not text:
+            continue
+        pieces = chunk_text(text, config.chunk) if record.chunk else None
+        if not pieces or len(pieces) == 1:
+            spans = [(text, 0, len(text), record.ordinal)]
+        else:
+            spans = [(p.text, p.start, p.end, p.index) for p in pieces]
+        for piece, start, end, ordinal in spans:
+            norm = normalize_for_hash(piece)
+            digest = content_hash(piece)
+            sighting = NewSighting(
+                source=record.source,
+                document=record.document if record.document is not None else record.source,
+                ordinal=ordinal,
+                start=start,
+                end=end,
+                event_time=record.event_time,
+                text_hash=digest,
+            )
+            meta = dict(record.meta)
+            items.append(Item(namespace, piece, digest, norm, sighting, meta, origin=origin))
+    if not items and records:
+        raise InvalidInputError("nothing to add: every text is empty or whitespace")
+    return items
+
+
+def recognize_items(
+    items: list[Item], lookup: Lookup, hasher: MinHasher, config: EngineConfig
+) -> None:
+    """Decide, in order, whether each item is new, an exact or a near duplicate of a stored
+    memory (``lookup``) or of an earlier new item of the batch."""
+    seen: dict[tuple[str, str], int] = {}
+    bands: dict[tuple[int, bytes], list[int]] = {}
+    for index, item in enumerate(items):
+        existing = lookup.find_hash(item.namespace, item.hash)
+        if existing is not None:
+            item.kind, item.target = "exact", existing
+        elif (item.namespace, item.hash) in seen:
+            item.kind, item.batch_target = "exact", seen[(item.namespace, item.hash)]
+        else:
+            if item.signature is None:  # (a cluster computes them first, to look up bands)
+                item.grams, item.signature = hasher.signatures([item.norm])[0]
+            if config.recognize.enabled:
+                _near(item, items, bands, lookup, hasher, config)
+            item.grams = frozenset()  # large: remade from the text if a later item needs it
+        if item.kind == "new":
+            seen[(item.namespace, item.hash)] = index
+            if item.signature is not None:
+                for band, key in enumerate(item.signature.bands):
+                    bands.setdefault((band, key), []).append(index)
+
+
+def _near(  # noqa: PLR0913 - the batch so far and the parts that decide
+    item: Item,
+    items: list[Item],
+    bands: dict[tuple[int, bytes], list[int]],
+    lookup: Lookup,
+    hasher: MinHasher,
+    config: EngineConfig,
+) -> None:
+    """Merge ``item`` into a stored memory or an earlier new item of this batch, when
+    :func:`~engramdb.recognize.best_near` says so (stored memories win ties)."""
+    sig = item.signature
+    assert sig is not None
+    candidates: list[tuple[tuple[int, int], str, frozenset[str]]] = [
+        ((0, memory_id), text, grams)
+        for memory_id, text, grams in lookup.candidates(item.namespace, sig.bands)
+    ]
+    local = {j for band, key in enumerate(sig.bands) for j in bands.get((band, key), ())}
+    candidates += [((1, j), items[j].text, grams_of(hasher, items[j].text)) for j in sorted(local)]
+    match = best_near(item.text, item.grams, candidates, threshold=config.recognize.near_threshold)
+    if match is not None:
+        where, key = match.key
+        item.kind, item.score = "near", match.score
+        item.target, item.batch_target = (key, None) if where == 0 else (None, key)

@@ -628,22 +628,29 @@ class SQLiteStore:
         row = self.conn.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone()
         return row is not None
 
-    def insert_memory(self, memory: NewMemory, *, now: float) -> int:
-        """Insert a memory with its origin sighting; call inside :meth:`atomic`."""
-        memory_id = self.insert_memory_row(memory, ingest_time=now)
+    def insert_memory(self, memory: NewMemory, *, now: float, memory_id: int | None = None) -> int:
+        """Insert a memory with its origin sighting; call inside :meth:`atomic`.
+
+        ``memory_id``: the id to give it (a sharded store's ids come from its catalog);
+        ``None``: the next id of this store."""
+        memory_id = self.insert_memory_row(memory, ingest_time=now, memory_id=memory_id)
         self.add_sighting(memory_id, memory.sighting, kind="origin", score=1.0, now=now)
         return memory_id
 
-    def insert_memory_row(self, memory: NewMemory, *, ingest_time: float) -> int:
+    def insert_memory_row(
+        self, memory: NewMemory, *, ingest_time: float, memory_id: int | None = None
+    ) -> int:
         """Insert a memory's row (its origin in ``memory.sighting``) without any sighting;
-        the caller adds them next, the ``origin`` first. Call inside :meth:`atomic`."""
+        the caller adds them next, the ``origin`` first. Call inside :meth:`atomic`.
+        ``memory_id``: the id to give it (``None``: the next one)."""
         s = memory.sighting
         cur = self.conn.execute(
             "INSERT INTO memories (id, namespace, text, hash, source, document, ordinal,"
             " char_start, char_end, event_time, ingest_time, meta, count) VALUES ("
-            + _NEXT_MEMORY_ID
+            + (_NEXT_MEMORY_ID if memory_id is None else "?")
             + ",?,?,?,?,?,?,?,?,?,?,?,1)",
             (
+                *(() if memory_id is None else (int(memory_id),)),
                 memory.namespace,
                 memory.text,
                 memory.hash,
@@ -1008,6 +1015,13 @@ class SQLiteStore:
         self, namespace: str | None, keys: Sequence[bytes], limit: int
     ) -> list[int]:
         """Memories sharing at least one band key, most shared bands first."""
+        return [memory_id for memory_id, _ in self.band_matches(namespace, keys, limit)]
+
+    def band_matches(
+        self, namespace: str | None, keys: Sequence[bytes], limit: int
+    ) -> list[tuple[int, int]]:
+        """``(id, bands shared)`` of the memories sharing at least one band key, most
+        shared bands first, then by id."""
         if not keys:
             return []
         clauses = " OR ".join("(b.band = ? AND b.key = ?)" for _ in keys)
@@ -1025,7 +1039,7 @@ class SQLiteStore:
             " GROUP BY b.memory_id ORDER BY shared DESC, b.memory_id LIMIT ?",
             params,
         )
-        return [int(r[0]) for r in rows]
+        return [(int(r[0]), int(r[1])) for r in rows]
 
     # -- stats ------------------------------------------------------------------------------
 
