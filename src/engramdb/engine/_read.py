@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,11 +23,24 @@ from engramdb.query import parse_time_intent
 from engramdb.retrieve.conversation import Turn as ConvTurn
 from engramdb.retrieve.conversation import as_turn, rescore
 from engramdb.retrieve.fusion import Run, fuse
-from engramdb.store.sqlite import SQLiteStore
+from engramdb.store.sqlite import SQLiteStore, TurnRow
 from engramdb.store.validity import valid_as_of_sql
-from engramdb.types import ChannelScore, Hit, Hits, IdMatrix, Matrix
+from engramdb.types import ChannelScore, Hit, Hits, IdMatrix, Matrix, MemoryRecord, Supersession
 
-__all__ = ["CHANNELS", "DEFAULT_CHANNELS", "ReadOptions", "Reader", "check_channels", "check_k"]
+if TYPE_CHECKING:
+    from engramdb.lexical.bm25 import TermStats
+
+__all__ = [
+    "CHANNELS",
+    "DEFAULT_CHANNELS",
+    "HitLookups",
+    "ReadOptions",
+    "Reader",
+    "StoreLookups",
+    "build_hits",
+    "check_channels",
+    "check_k",
+]
 
 DEFAULT_CHANNELS = CHANNEL_GROUPS["hybrid"]
 _GROUPS = CHANNEL_GROUPS
@@ -190,38 +203,6 @@ class Reader:
             out.append(self._hits(query, runs, k, via[qi], validity, (sql, params)))
         return out
 
-    def _conversation(
-        self,
-        query: str,
-        runs: Mapping[str, Run],
-        fused: list[tuple[int, float]],
-        condition: tuple[str | None, list[object]],
-        now: float,
-    ) -> list[tuple[int, float]]:
-        """The fused list with its conversation turns re-ranked by their rounds, speakers,
-        sessions and the query's time expressions read at ``now``
-        (:mod:`engramdb.retrieve.conversation`); other memories keep their ranks.
-        Neighbours are read under the recall's own filter."""
-        rows = self.store.turns_around([doc for doc, _ in fused], *condition)
-        turns: dict[int, ConvTurn] = {}
-        at: dict[tuple[str, int], int] = {}
-        for memory_id, namespace, document, ordinal, text, meta, when in rows:
-            # a document id is a namespace's own: two namespaces' "chat" are two documents
-            turn = as_turn(f"{namespace}\x00{document}", ordinal, meta, text, when)
-            if turn is not None:
-                turns[memory_id] = turn
-                at[(turn.document, ordinal)] = memory_id
-        if not turns:
-            return fused
-        asked = {doc for doc, _ in fused}
-        neighbours = {
-            i: (at.get((t.document, t.ordinal - 1)), at.get((t.document, t.ordinal + 1)))
-            for i, t in turns.items()
-            if i in asked
-        }
-        intent = parse_time_intent(query, now)
-        return rescore(query, runs, fused, turns, neighbours, self.config.conversation, intent)
-
     def _graph(
         self,
         queries: Sequence[str],
@@ -260,43 +241,177 @@ class Reader:
         validity: ReadOptions,
         condition: tuple[str | None, list[object]],
     ) -> Hits:
-        cfg = self.config.recall
-        weights = dict(cfg.weights)
-        weights.setdefault("graph", self.config.graph.fusion_weight)
-        fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=weights)
-        if self.config.conversation.enabled:
-            now = time.time() if validity.now is None else validity.now
-            fused = self._conversation(query, runs, fused, condition, now)
-        if validity.as_of is None and not validity.include_superseded:
-            fused = current_first(fused, self.store.superseded([doc for doc, _ in fused]))
-        fused = fused[:k]
-        why: dict[int, dict[str, ChannelScore]] = {}
-        for channel, run in runs.items():
-            for rank, (doc, score) in enumerate(run, start=1):
-                phrases = via.get(doc, ()) if channel == "graph" else ()
-                why.setdefault(doc, {})[channel] = ChannelScore(
-                    rank=rank, score=score, phrases=phrases
-                )
-        records = {r.id: r for r in self.store.get_many([doc for doc, _ in fused])}
-        linked = relations(self.store.conn, list(records))
-        hits = tuple(
-            Hit(
-                id=doc,
-                score=score,
-                text=r.text,
-                namespace=r.namespace,
-                source=r.source,
-                position=r.position,
-                event_time=r.event_time,
-                meta=r.meta,
-                why=why.get(doc, {}),
-                valid_to=r.valid_to,
-                relations=linked.get(doc, ()),
-            )
-            for doc, score in fused
-            if (r := records.get(doc)) is not None
+        return build_hits(
+            query, runs, k, via, validity, condition, StoreLookups(self.store), self.config
         )
-        return Hits(query, hits)
+
+    def shard_runs(  # noqa: PLR0913 - the parts of one shard's share of a recall
+        self,
+        queries: Sequence[str],
+        *,
+        depth: int,
+        namespace: str | None,
+        where: Any,
+        channels: tuple[str, ...],
+        as_of: float | None,
+        stats: TermStats | None,
+        vectors: Matrix | None,
+    ) -> dict[str, list[list[tuple[int, float]]]] | None:
+        """One shard's share of a cluster's recall: each channel's best ``depth`` memories
+        of this store with their raw scores, BM25 computed with the cluster's ``stats``
+        and dense scores for the cluster's query ``vectors``; ``None`` when this store
+        holds no memory of ``namespace``."""
+        if namespace is not None and namespace not in self.store.namespaces():
+            return None
+        if "graph" in channels:
+            raise InvalidInputError("the graph channel does not run on a cluster yet")
+        sql, params = self.where(namespace, where, as_of)
+        out: dict[str, list[list[tuple[int, float]]]] = {}
+        if "lexical" in channels and stats is not None:
+            out["lexical"] = self.lexical.search_stats(
+                queries, depth, stats, where=sql, params=params
+            )
+        if "dense" in channels and vectors is not None:
+
+            def dense(view: DenseView) -> list[list[tuple[int, float]]]:
+                if len(view) == 0:
+                    return [[] for _ in queries]
+                allow = None
+                if sql is not None and self.store.count_where(sql, params) < len(view):
+                    allow = self.store.select_ids(sql, params)
+                    if allow.size == 0:
+                        return [[] for _ in queries]
+                return _runs(*view.search(vectors, depth, allow=allow))
+
+            out["dense"] = self.dense.at_snapshot(dense)
+        return out
+
+
+class HitLookups(Protocol):
+    """What building hits reads about the memories a recall found: from one store, or
+    gathered from a cluster's shards."""
+
+    def records(self, ids: Sequence[int]) -> dict[int, MemoryRecord]:
+        """The memories among ``ids`` (missing ones left out)."""
+        ...
+
+    def superseded(self, ids: Sequence[int]) -> dict[int, float | None]:
+        """``{id: valid_to}`` of the superseded memories among ``ids``."""
+        ...
+
+    def relations(self, ids: Sequence[int]) -> dict[int, tuple[Supersession, ...]]:
+        """The links in force of each memory among ``ids``."""
+        ...
+
+    def turns_around(
+        self, ids: Sequence[int], where: str | None, params: Sequence[object]
+    ) -> list[TurnRow]:
+        """As :meth:`~engramdb.store.sqlite.SQLiteStore.turns_around`."""
+        ...
+
+
+class StoreLookups:
+    """:class:`HitLookups` on one store."""
+
+    def __init__(self, store: SQLiteStore):
+        self.store = store
+
+    def records(self, ids: Sequence[int]) -> dict[int, MemoryRecord]:
+        return {r.id: r for r in self.store.get_many(ids)}
+
+    def superseded(self, ids: Sequence[int]) -> dict[int, float | None]:
+        return self.store.superseded(ids)
+
+    def relations(self, ids: Sequence[int]) -> dict[int, tuple[Supersession, ...]]:
+        return relations(self.store.conn, ids)
+
+    def turns_around(
+        self, ids: Sequence[int], where: str | None, params: Sequence[object]
+    ) -> list[TurnRow]:
+        return self.store.turns_around(ids, where, params)
+
+
+def build_hits(  # noqa: PLR0913 - the parts of one query's answer
+    query: str,
+    runs: Mapping[str, Run],
+    k: int,
+    via: Mapping[int, tuple[str, ...]],
+    validity: ReadOptions,
+    condition: tuple[str | None, list[object]],
+    lookups: HitLookups,
+    config: EngineConfig,
+) -> Hits:
+    """Fuse one query's channel runs and make its hits: conversation turns re-ranked,
+    memories still valid first, each hit explained by its channels."""
+    cfg = config.recall
+    weights = dict(cfg.weights)
+    weights.setdefault("graph", config.graph.fusion_weight)
+    fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=weights)
+    if config.conversation.enabled:
+        now = time.time() if validity.now is None else validity.now
+        fused = _conversation(query, runs, fused, condition, now, lookups, config)
+    if validity.as_of is None and not validity.include_superseded:
+        fused = current_first(fused, lookups.superseded([doc for doc, _ in fused]))
+    fused = fused[:k]
+    why: dict[int, dict[str, ChannelScore]] = {}
+    for channel, run in runs.items():
+        for rank, (doc, score) in enumerate(run, start=1):
+            phrases = via.get(doc, ()) if channel == "graph" else ()
+            why.setdefault(doc, {})[channel] = ChannelScore(rank=rank, score=score, phrases=phrases)
+    records = lookups.records([doc for doc, _ in fused])
+    linked = lookups.relations(list(records))
+    hits = tuple(
+        Hit(
+            id=doc,
+            score=score,
+            text=r.text,
+            namespace=r.namespace,
+            source=r.source,
+            position=r.position,
+            event_time=r.event_time,
+            meta=r.meta,
+            why=why.get(doc, {}),
+            valid_to=r.valid_to,
+            relations=linked.get(doc, ()),
+        )
+        for doc, score in fused
+        if (r := records.get(doc)) is not None
+    )
+    return Hits(query, hits)
+
+
+def _conversation(  # noqa: PLR0913 - the parts of one query's answer
+    query: str,
+    runs: Mapping[str, Run],
+    fused: list[tuple[int, float]],
+    condition: tuple[str | None, list[object]],
+    now: float,
+    lookups: HitLookups,
+    config: EngineConfig,
+) -> list[tuple[int, float]]:
+    """The fused list with its conversation turns re-ranked by their rounds, speakers,
+    sessions and the query's time expressions read at ``now``
+    (:mod:`engramdb.retrieve.conversation`); other memories keep their ranks.
+    Neighbours are read under the recall's own filter."""
+    rows = lookups.turns_around([doc for doc, _ in fused], *condition)
+    turns: dict[int, ConvTurn] = {}
+    at: dict[tuple[str, int], int] = {}
+    for memory_id, namespace, document, ordinal, text, meta, when in rows:
+        # a document id is a namespace's own: two namespaces' "chat" are two documents
+        turn = as_turn(f"{namespace}\x00{document}", ordinal, meta, text, when)
+        if turn is not None:
+            turns[memory_id] = turn
+            at[(turn.document, ordinal)] = memory_id
+    if not turns:
+        return fused
+    asked = {doc for doc, _ in fused}
+    neighbours = {
+        i: (at.get((t.document, t.ordinal - 1)), at.get((t.document, t.ordinal + 1)))
+        for i, t in turns.items()
+        if i in asked
+    }
+    intent = parse_time_intent(query, now)
+    return rescore(query, runs, fused, turns, neighbours, config.conversation, intent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,9 @@ def _integrity(conn: sqlite3.Connection) -> list[str]:
     return [] if problems == ["ok"] else problems
 
 
+TurnRow = tuple[int, str, str, int, str, dict[str, Any], float | None]
+"""``(id, namespace, document, ordinal, text, meta, event_time)`` of a memory near a turn."""
+
 _NEXT_MEMORY_ID = (
     "(SELECT MAX(COALESCE((SELECT MAX(id) FROM memories), 0), CAST(value AS INTEGER)) + 1"
     " FROM store_info WHERE key = 'last_memory_id')"
@@ -783,7 +786,7 @@ class SQLiteStore:
 
     def turns_around(
         self, ids: Sequence[int], where: str | None = None, params: Sequence[object] = ()
-    ) -> list[tuple[int, str, str, int, str, dict[str, Any], float | None]]:
+    ) -> list[TurnRow]:
         """Every memory among ``ids`` that may be a conversation turn (a document, an
         ordinal, a speaker or role), with the memories of its document at the ordinals just
         before and after it: ``(id, namespace, document, ordinal, text, meta, event_time)``.
@@ -803,6 +806,43 @@ class SQLiteStore:
             " AND coalesce(json_extract(c.meta, '$.speaker'), json_extract(c.meta, '$.role'))"
             f" IS NOT NULL{cond}",
             (json.dumps([int(i) for i in ids]), *params),
+        ).fetchall()
+        return [(int(r[0]), r[1], r[2], int(r[3]), r[4], json.loads(r[5]), r[6]) for r in rows]
+
+    def turn_keys(self, ids: Sequence[int]) -> list[tuple[str, str, int]]:
+        """``(namespace, document, ordinal)`` of the memories among ``ids`` that may be
+        conversation turns (a document, an ordinal, a speaker or role)."""
+        if not ids:
+            return []
+        rows = self.conn.execute(
+            "WITH wanted(id) AS (SELECT value FROM json_each(?))"
+            " SELECT c.namespace, c.document, c.ordinal FROM wanted CROSS JOIN memories AS c"
+            " WHERE c.id = wanted.id AND c.document IS NOT NULL AND c.ordinal IS NOT NULL"
+            " AND coalesce(json_extract(c.meta, '$.speaker'), json_extract(c.meta, '$.role'))"
+            " IS NOT NULL",
+            (json.dumps([int(i) for i in ids]),),
+        ).fetchall()
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def rows_at(
+        self,
+        keys: Sequence[tuple[str, str, int]],
+        where: str | None = None,
+        params: Sequence[object] = (),
+    ) -> list[TurnRow]:
+        """The memories at these ``(namespace, document, ordinal)`` places, as
+        :meth:`turns_around` gives them, filtered by ``where`` (alias ``m``)."""
+        if not keys:
+            return []
+        cond = f" AND ({where})" if where else ""
+        rows = self.conn.execute(
+            "WITH wanted(ns, doc, ord) AS (SELECT json_extract(value, '$[0]'),"
+            " json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?))"
+            " SELECT DISTINCT m.id, m.namespace, m.document, m.ordinal, m.text, m.meta,"
+            " m.event_time FROM wanted CROSS JOIN memories AS m"
+            f" WHERE m.namespace = wanted.ns AND m.document = wanted.doc AND m.ordinal = wanted.ord"
+            f"{cond}",
+            (json.dumps([list(k) for k in keys]), *params),
         ).fetchall()
         return [(int(r[0]), r[1], r[2], int(r[3]), r[4], json.loads(r[5]), r[6]) for r in rows]
 
