@@ -15,6 +15,7 @@ from the natural built-in where there is one, so ``except ValueError`` keeps wor
     ├── TooLargeError(ValueError)         413   "TooLarge"          (a request body over its limit)
     ├── StoreError                        500   "Store"
     │   ├── StoreClosedError              500   "StoreClosed"
+    │   ├── ShardUnavailableError         503   "ShardUnavailable"  (a cluster's shard is down)
     │   ├── NotAStoreError                500   "NotAStore"         (file is not an engramdb store)
     │   ├── StoreNotFoundError(FileNotFoundError) 404 "StoreNotFound" (a read found no store file)
     │   ├── CorruptStoreError             500   "CorruptStore"      (SQLite reports a damaged file)
@@ -43,6 +44,7 @@ __all__ = [
     "ModelError",
     "NotAStoreError",
     "NotFoundError",
+    "ShardUnavailableError",
     "StoreClosedError",
     "StoreError",
     "StoreNotFoundError",
@@ -144,6 +146,19 @@ class StoreError(EngramError):
     """The store could not complete an operation."""
 
     name = "Store"
+
+
+class ShardUnavailableError(StoreError):
+    """Shards of a cluster did not answer in time (``shards`` names them): a recall that
+    asked for a complete answer, or a write whose part for them is queued until they are
+    back."""
+
+    code = 503
+    name = "ShardUnavailable"
+
+    def __init__(self, message: str, *, shards: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.shards = shards
 
 
 class StoreClosedError(StoreError):

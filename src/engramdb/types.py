@@ -238,12 +238,17 @@ class Hits(Sequence[Hit]):
         abstain: ``True`` when recall was asked to filter by relevance (``min_relevance`` or
             ``coverage``) and no candidate passed: the store holds nothing relevant.
         reason: why recall abstained (or why hits were cut), for people; ``None`` otherwise.
+        partial: ``True`` when a cluster answered without some of its shards (the caller
+            asked for a partial answer rather than an error); ``missing`` names them.
+        missing: the shards a partial answer lacks.
     """
 
     query: str
     items: tuple[Hit, ...]
     abstain: bool = False
     reason: str | None = None
+    partial: bool = False
+    missing: tuple[str, ...] = ()
 
     @overload
     def __getitem__(self, index: int) -> Hit: ...

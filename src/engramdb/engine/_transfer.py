@@ -37,7 +37,7 @@ from engramdb.store.sqlite import NewMemory, SQLiteStore, store_error
 from engramdb.store.validity import outgoing_links, put_fact_keys, restore_link
 from engramdb.types import ImportResult, Supersession, Vector
 
-__all__ = ["backup", "export_records", "import_file", "import_numbered"]
+__all__ = ["backup", "export_ids", "export_records", "import_file", "import_numbered"]
 
 _PAGE = 256  # memories read per snapshot by an export
 _BATCH_RECORDS = 512  # records written per transaction by an import
@@ -62,26 +62,41 @@ def export_records(
         try:
             with store.reading():
                 ids = store.page_ids(namespace, after=after, limit=_PAGE)
-                records = store.get_many(ids)
-                seen = store.sighting_rows(ids)
-                links = outgoing_links(store.conn, ids)
-                cached = (
-                    store.cached_embeddings(model, [r.hash for r in records]) if vectors else {}
-                )
+                page = _page(store, model, ids, vectors)
         except sqlite3.Error as exc:
             raise store_error(exc, store.path, "exporting it") from exc
         if not ids:
             return
-        for record in records:
-            vector = cached.get(record.hash)
-            yield memory_dict(
+        yield from page
+        after = ids[-1]
+
+
+def export_ids(store: SQLiteStore, embedder: Embedder, ids: list[int]) -> list[dict[str, Any]]:
+    """Export records, with vectors, of the memories among ``ids`` (in id order), read in
+    one snapshot (no header)."""
+    with store.reading():
+        return _page(store, embedder.model_id, sorted(ids), True)
+
+
+def _page(store: SQLiteStore, model: str, ids: list[int], vectors: bool) -> list[dict[str, Any]]:
+    """Export records of ``ids``; call inside a read snapshot."""
+    records = store.get_many(ids)
+    seen = store.sighting_rows(ids)
+    links = outgoing_links(store.conn, ids)
+    cached = store.cached_embeddings(model, [r.hash for r in records]) if vectors else {}
+    out = []
+    for record in records:
+        vector = cached.get(record.hash)
+        out.append(
+            memory_dict(
                 record,
                 seen.get(record.id, []),
                 model if vector is not None else None,
                 vector,
                 [_link_row(link, target) for link, target in links.get(record.id, [])],
             )
-        after = ids[-1]
+        )
+    return out
 
 
 def _link_row(link: Supersession, new_hash: str | None) -> LinkRow:
@@ -148,8 +163,12 @@ def import_numbered(
     namespace: str | None,
     name: str | None,
     check_first: Iterable[tuple[int, Any]] | None = None,
+    keep_ids: bool = False,
 ) -> ImportResult:
     """Check and write ``(line number, record)`` pairs, one transaction per batch.
+
+    ``keep_ids``: a new memory gets the id it was exported with (a cluster moving memories
+    between its shards); else the store's next id.
 
     With ``check_first`` (the same records, read again), every record is checked before
     the first write, so a malformed one anywhere leaves the store unchanged; without it a
@@ -176,10 +195,10 @@ def import_numbered(
         if entry.links:
             linked.append((entry.namespace, entry.hash, entry.links))
         if len(batch) >= _BATCH_RECORDS or size >= _BATCH_BYTES:
-            _write_batch(writer, batch, totals)
+            _write_batch(writer, batch, totals, keep_ids)
             batch, size = [], 0
     if batch:
-        _write_batch(writer, batch, totals)
+        _write_batch(writer, batch, totals, keep_ids)
     if linked:
         writer.queue.run(functools.partial(_restore_links, writer.store, linked))
     return totals.result()
@@ -212,11 +231,11 @@ def _restore_links(
     return added
 
 
-def _write_batch(writer: Writer, batch: list[Entry], totals: _Totals) -> None:
+def _write_batch(writer: Writer, batch: list[Entry], totals: _Totals, keep_ids: bool) -> None:
     for _ in range(_ATTEMPTS):
         prepared, reused, embedded = _prepare(writer, batch)
         try:
-            counts = writer.queue.run(functools.partial(_write, writer, batch, prepared))
+            counts = writer.queue.run(functools.partial(_write, writer, batch, prepared, keep_ids))
         except _Retry:
             continue
         writer.dense.maintain()
@@ -283,7 +302,7 @@ def _vectors(writer: Writer, entries: list[Entry]) -> tuple[dict[str, Vector], i
 
 
 def _write(
-    writer: Writer, batch: list[Entry], prepared: _Prepared, known: dict[int, Any]
+    writer: Writer, batch: list[Entry], prepared: _Prepared, keep_ids: bool, known: dict[int, Any]
 ) -> dict[str, int]:
     """The commit step of one batch, inside the (shared) write transaction.
 
@@ -300,7 +319,7 @@ def _write(
             new = prepared.new.get(key)
             if new is None:
                 raise _Retry
-            memory_id = new.inserted = _insert(store, entry, new)
+            memory_id = new.inserted = _insert(store, entry, new, keep_ids)
             known[memory_id] = new.vector
         counts["merged" if merging else "added"] += 1
         for row in entry.sightings:
@@ -327,7 +346,7 @@ def _write(
     return counts
 
 
-def _insert(store: SQLiteStore, entry: Entry, new: _New) -> int:
+def _insert(store: SQLiteStore, entry: Entry, new: _New, keep_ids: bool) -> int:
     memory = NewMemory(
         namespace=entry.namespace,
         text=entry.text,
@@ -335,7 +354,8 @@ def _insert(store: SQLiteStore, entry: Entry, new: _New) -> int:
         sighting=entry.origin,
         meta=entry.meta,
     )
-    memory_id = store.insert_memory_row(memory, ingest_time=entry.ingest_time)
+    given = entry.id if keep_ids else None
+    memory_id = store.insert_memory_row(memory, ingest_time=entry.ingest_time, memory_id=given)
     store.put_bands(memory_id, new.signature.bands, new.signature.to_bytes())
     put_fact_keys(store.conn, memory_id, entry.namespace, keys_of(entry.text, entry.meta))
     return memory_id

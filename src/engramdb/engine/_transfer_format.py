@@ -176,6 +176,7 @@ class Entry:
     vector: Vector | None
     size: int  # rough bytes held, for batching
     links: tuple[LinkRow, ...] = ()
+    id: int | None = None  # the id it was exported with
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,7 +278,19 @@ def _parse(raw: Any, expect: Expect) -> Entry | None:
     _optional_time(raw, "valid_to")
     links = _links(raw.get("links"))
     size = len(text) + len(json.dumps(meta)) + 128 * len(sightings) + 4 * expect.dim
-    return Entry(namespace, text, digest, origin, ingest_time, meta, sightings, vector, size, links)
+    return Entry(
+        namespace,
+        text,
+        digest,
+        origin,
+        ingest_time,
+        meta,
+        sightings,
+        vector,
+        size,
+        links,
+        _optional_int(raw, "id"),
+    )
 
 
 def _links(value: Any) -> tuple[LinkRow, ...]:
