@@ -216,6 +216,12 @@ class Shard:
         except NotFoundError:
             return 0
 
+    def forget_as(
+        self, ids: Sequence[int] | None, source: str | None, namespace: str | None, where: Any
+    ) -> int:
+        """:meth:`forget` with its criteria in order (as a cluster's journal sends them)."""
+        return self.forget(ids, source=source, namespace=namespace, where=where)
+
     # -- reading ----------------------------------------------------------------------------
 
     def term_stats(self, queries: Sequence[str]) -> TermStats:
