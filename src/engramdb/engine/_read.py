@@ -241,9 +241,8 @@ class Reader:
         validity: ReadOptions,
         condition: tuple[str | None, list[object]],
     ) -> Hits:
-        return build_hits(
-            query, runs, k, via, validity, condition, StoreLookups(self.store), self.config
-        )
+        lookups = StoreLookups(self.store, *condition)
+        return build_hits(query, runs, k, via, validity, lookups, self.config)
 
     def shard_runs(  # noqa: PLR0913 - the parts of one shard's share of a recall
         self,
@@ -303,18 +302,19 @@ class HitLookups(Protocol):
         """The links in force of each memory among ``ids``."""
         ...
 
-    def turns_around(
-        self, ids: Sequence[int], where: str | None, params: Sequence[object]
-    ) -> list[TurnRow]:
-        """As :meth:`~engramdb.store.sqlite.SQLiteStore.turns_around`."""
+    def turns_around(self, ids: Sequence[int]) -> list[TurnRow]:
+        """As :meth:`~engramdb.store.sqlite.SQLiteStore.turns_around`, under the recall's
+        filter."""
         ...
 
 
 class StoreLookups:
-    """:class:`HitLookups` on one store."""
+    """:class:`HitLookups` on one store, with the recall's filter (SQL over alias ``m``)."""
 
-    def __init__(self, store: SQLiteStore):
+    def __init__(self, store: SQLiteStore, where: str | None = None, params: Sequence[object] = ()):
         self.store = store
+        self.filter = where
+        self.params = params
 
     def records(self, ids: Sequence[int]) -> dict[int, MemoryRecord]:
         return {r.id: r for r in self.store.get_many(ids)}
@@ -325,10 +325,8 @@ class StoreLookups:
     def relations(self, ids: Sequence[int]) -> dict[int, tuple[Supersession, ...]]:
         return relations(self.store.conn, ids)
 
-    def turns_around(
-        self, ids: Sequence[int], where: str | None, params: Sequence[object]
-    ) -> list[TurnRow]:
-        return self.store.turns_around(ids, where, params)
+    def turns_around(self, ids: Sequence[int]) -> list[TurnRow]:
+        return self.store.turns_around(ids, self.filter, self.params)
 
 
 def build_hits(  # noqa: PLR0913 - the parts of one query's answer
@@ -337,7 +335,6 @@ def build_hits(  # noqa: PLR0913 - the parts of one query's answer
     k: int,
     via: Mapping[int, tuple[str, ...]],
     validity: ReadOptions,
-    condition: tuple[str | None, list[object]],
     lookups: HitLookups,
     config: EngineConfig,
 ) -> Hits:
@@ -349,7 +346,7 @@ def build_hits(  # noqa: PLR0913 - the parts of one query's answer
     fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=weights)
     if config.conversation.enabled:
         now = time.time() if validity.now is None else validity.now
-        fused = _conversation(query, runs, fused, condition, now, lookups, config)
+        fused = _conversation(query, runs, fused, now, lookups, config)
     if validity.as_of is None and not validity.include_superseded:
         fused = current_first(fused, lookups.superseded([doc for doc, _ in fused]))
     fused = fused[:k]
@@ -384,7 +381,6 @@ def _conversation(  # noqa: PLR0913 - the parts of one query's answer
     query: str,
     runs: Mapping[str, Run],
     fused: list[tuple[int, float]],
-    condition: tuple[str | None, list[object]],
     now: float,
     lookups: HitLookups,
     config: EngineConfig,
@@ -393,7 +389,7 @@ def _conversation(  # noqa: PLR0913 - the parts of one query's answer
     sessions and the query's time expressions read at ``now``
     (:mod:`engramdb.retrieve.conversation`); other memories keep their ranks.
     Neighbours are read under the recall's own filter."""
-    rows = lookups.turns_around([doc for doc, _ in fused], *condition)
+    rows = lookups.turns_around([doc for doc, _ in fused])
     turns: dict[int, ConvTurn] = {}
     at: dict[tuple[str, int], int] = {}
     for memory_id, namespace, document, ordinal, text, meta, when in rows:
