@@ -10,6 +10,10 @@ Scores are ``-bm25()``, so higher is better. FTS5's ``bm25()`` fixes ``k1 = 1.2`
 ``b = 0.75`` and uses ``idf = log((N - n + 0.5) / (n + 0.5))``, clamped to ``1e-6`` for terms
 found in half of the rows or more.
 
+For a store split into shards, :meth:`FTS5Index.term_stats` and
+:meth:`FTS5Index.search_stats` score with statistics summed over all shards instead (see
+``engramdb.lexical.bm25``), so that the shards rank as one table over all their rows would.
+
 Caveat for writers: ``INSERT OR REPLACE`` deletes the old row without firing delete
 triggers unless ``PRAGMA recursive_triggers = ON``; use ``INSERT ... ON CONFLICT DO UPDATE``
 (or enable recursive triggers) so that the index sees the change.
@@ -25,6 +29,7 @@ import numpy as np
 
 from engramdb.config import LexicalConfig
 from engramdb.errors import ConfigError, InvalidInputError, StoreError
+from engramdb.lexical.bm25 import TermRows, TermStats, decode_totals, idf, rank, term_rows
 from engramdb.lexical.tokenize import query_terms
 from engramdb.types import IdMatrix, Matrix
 
@@ -39,6 +44,10 @@ _SAVEPOINT = "engramdb_lexical_ensure"
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def _phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
 
 
 def match_expression(text: str, *, stopwords: bool = True) -> str | None:
@@ -57,7 +66,7 @@ def match_expression(text: str, *, stopwords: bool = True) -> str | None:
     terms = query_terms(text, stopwords=stopwords)
     if not terms:
         return None
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    return " OR ".join(_phrase(term) for term in terms)
 
 
 class FTS5Index:
@@ -286,6 +295,127 @@ class FTS5Index:
             condition += f" AND ({where})"
         return f"{sql} WHERE {condition} ORDER BY score, f.rowid LIMIT ?"
 
+    # -- search with collection-wide statistics ------------------------------------------
+
+    def term_stats(self, queries: Sequence[str]) -> TermStats:
+        """This index's BM25 statistics for ``queries``, to be summed over the shards.
+
+        Table-wide, like FTS5's ``bm25()``: no filter applies.
+
+        Args:
+            queries: query texts.
+
+        Returns:
+            The row and token counts and, per query, each distinct term's matching rows.
+
+        Raises:
+            InvalidInputError: ``queries`` is a single string or holds a non-string.
+            StoreError: the index is missing or SQLite fails.
+        """
+        _check_query_list(queries)
+        hits: dict[str, int] = {}
+        df: list[dict[str, int]] = []
+        with self._savepoint():  # one snapshot for all the counts
+            rows, tokens = self._totals()
+            for query in queries:
+                terms = query_terms(query, stopwords=self.config.stopwords)
+                for term in terms:
+                    if term not in hits:
+                        hits[term] = self._hits(term)
+                df.append({term: hits[term] for term in terms})
+        return TermStats(rows, tokens, tuple(df))
+
+    def search_stats(
+        self,
+        queries: Sequence[str],
+        k: int,
+        stats: TermStats,
+        *,
+        where: str | None = None,
+        params: Sequence[object] = (),
+    ) -> list[list[tuple[int, float]]]:
+        """The best ``k`` rows of this index for each query by BM25 with given statistics.
+
+        Every matching row is scored with ``stats`` (normally the sum of every shard's
+        :meth:`term_stats` for the same queries) instead of this index's own numbers, so
+        merging the shards' lists by ``(-score, id)`` gives the ranking of one index over
+        all the rows. With this index's own stats it ranks as :meth:`search` does.
+
+        Args:
+            queries: query texts; a query without any usable term gets an empty list.
+            k: rows per query.
+            stats: the statistics to score with, for the same queries.
+            where: an optional SQL filter over the content table aliased ``m``, as in
+                :meth:`search`.
+            params: the values for the ``?`` placeholders in ``where``.
+
+        Returns:
+            Per query, up to ``k`` ``(id, score)`` pairs, float64 scores (higher is better),
+            best first, ties by smaller id.
+
+        Raises:
+            InvalidInputError: ``queries`` is a single string or holds a non-string,
+                ``k < 1``, or ``stats`` are not for these queries or cannot cover this index.
+            StoreError: the index is missing, ``where`` is invalid, or SQLite fails.
+        """
+        _check_queries(queries, k)
+        if len(stats.df) != len(queries):
+            raise InvalidInputError(
+                f"stats are for {len(stats.df)} queries, not {len(queries)}: pass the "
+                "term_stats() of the same queries"
+            )
+        sql = self._term_sql(where)
+        found: dict[str, TermRows] = {}
+        results: list[list[tuple[int, float]]] = []
+        with self._savepoint():  # one snapshot, so that bm25() and the totals agree
+            local = self._totals()
+            for query, df in zip(queries, stats.df, strict=True):
+                parts: list[tuple[TermRows, float]] = []
+                for term in query_terms(query, stopwords=self.config.stopwords):
+                    if term not in found:
+                        found[term] = self._term_rows(term, sql, params, local, where is not None)
+                    parts.append((found[term], _global_idf(stats, df, term, found[term])))
+                results.append(rank(parts, _avgdl(stats, parts), k))
+        return results
+
+    def _term_sql(self, where: str | None) -> str:
+        fts = _quote(self.fts_table)
+        sql = (
+            f"SELECT f.rowid, bm25(f.{fts}), d.sz FROM {fts} AS f "
+            f"CROSS JOIN {_quote(self.fts_table + '_docsize')} AS d ON d.id = f.rowid"
+        )
+        condition = f"f.{fts} MATCH ?"
+        if where is not None:
+            sql += f" CROSS JOIN {_quote(self.table)} AS m ON m.id = f.rowid"
+            condition += f" AND ({where})"
+        return f"{sql} WHERE {condition}"
+
+    def _term_rows(
+        self,
+        term: str,
+        sql: str,
+        params: Sequence[object],
+        local: tuple[int, int],
+        filtered: bool,
+    ) -> TermRows:
+        found = self.conn.execute(sql, (_phrase(term), *params)).fetchall()
+        # bm25() uses the unfiltered count, which a filtered list does not give.
+        hits = self._hits(term) if filtered and found else len(found)
+        return term_rows(found, hits=hits, rows=local[0], tokens=local[1])
+
+    def _totals(self) -> tuple[int, int]:
+        row = self.conn.execute(
+            f"SELECT block FROM {_quote(self.fts_table + '_data')} WHERE id = 1"
+        ).fetchone()
+        return decode_totals(bytes(row[0])) if row and row[0] else (0, 0)
+
+    def _hits(self, term: str) -> int:
+        fts = _quote(self.fts_table)
+        (count,) = self.conn.execute(
+            f"SELECT count(*) FROM {fts} WHERE {fts} MATCH ?", (_phrase(term),)
+        ).fetchone()
+        return int(count)
+
     # -- inspection ---------------------------------------------------------------------
 
     def stats(self) -> dict[str, int | str]:
@@ -315,7 +445,38 @@ class FTS5Index:
         }
 
 
+def _global_idf(stats: TermStats, df: dict[str, int], term: str, local: TermRows) -> float:
+    if local.ids.size == 0:
+        return 0.0  # scores no row
+    # Only stats that leave BM25 undefined are refused: stats read a moment before a write
+    # are merely stale, as a single index's would be.
+    hits = df.get(term)
+    if hits is None or not 0 <= hits <= stats.rows:
+        raise InvalidInputError(
+            f"stats give {hits} of {stats.rows} rows for term {term!r}: pass the summed "
+            "term_stats() of the same queries"
+        )
+    return idf(stats.rows, hits)
+
+
+def _avgdl(stats: TermStats, parts: list[tuple[TermRows, float]]) -> float:
+    if all(rows.ids.size == 0 for rows, _ in parts):
+        return 1.0  # unused: nothing to score
+    if stats.rows < 1 or stats.tokens < 1:
+        raise InvalidInputError(
+            f"stats with {stats.rows} rows and {stats.tokens} tokens cannot cover an index "
+            "with matching rows"
+        )
+    return stats.tokens / stats.rows
+
+
 def _check_queries(queries: Sequence[str], k: int) -> None:
+    _check_query_list(queries)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
+
+
+def _check_query_list(queries: Sequence[str]) -> None:
     if isinstance(queries, str):
         raise InvalidInputError(
             "queries must be a sequence of strings, not one string: pass [query]"
@@ -323,5 +484,3 @@ def _check_queries(queries: Sequence[str], k: int) -> None:
     bad = [type(q).__name__ for q in queries if not isinstance(q, str)]
     if bad:
         raise InvalidInputError(f"every query must be a str, got {', '.join(sorted(set(bad)))}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
