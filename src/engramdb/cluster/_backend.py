@@ -84,10 +84,28 @@ class EmbedderProcess:
 class Backend(Protocol):
     """How shards and embedders are started and called."""
 
-    def start_shard(
-        self, name: str, path: str, config: EngineConfig, model: tuple[str, int]
+    def start_shard(  # noqa: PLR0913 - what a shard is started with
+        self,
+        name: str,
+        path: str,
+        config: EngineConfig,
+        model: tuple[str, int],
+        node: str | None = None,
+        moved: bool = False,
     ) -> Any:
-        """A handle of a shard serving the store at ``path``."""
+        """A handle of a shard serving the store at ``path``, on ``node`` (the node that
+        holds its store, as :meth:`pick_node` named it; ``None``: any). ``moved``: the
+        node may have come back under a new id at the same address (the cluster is being
+        opened, e.g. after Ray restarted)."""
+        ...
+
+    def pick_node(self, index: int) -> str | None:
+        """A node for a new shard (``id@address``): the alive nodes in turn, so that a
+        cluster's shards spread over its nodes (``None``: this process)."""
+        ...
+
+    def is_dead(self, error: BaseException) -> bool:
+        """Whether a call failed because its shard is gone for good (not restarting)."""
         ...
 
     def start_embedders(self, count: int, config: EmbedConfig) -> list[Any]:
@@ -118,10 +136,22 @@ class LocalBackend:
     """Shards as objects in this process (a cluster on one machine without Ray: for
     tests and for trying the cluster's behaviour)."""
 
-    def start_shard(
-        self, name: str, path: str, config: EngineConfig, model: tuple[str, int]
+    def start_shard(  # noqa: PLR0913 - what a shard is started with
+        self,
+        name: str,
+        path: str,
+        config: EngineConfig,
+        model: tuple[str, int],
+        node: str | None = None,
+        moved: bool = False,
     ) -> Any:
         return Shard(path, config, *model)
+
+    def pick_node(self, index: int) -> str | None:
+        return None
+
+    def is_dead(self, error: BaseException) -> bool:
+        return False
 
     def start_embedders(self, count: int, config: EmbedConfig) -> list[Any]:
         return [EmbedderProcess(config) for _ in range(count)]
@@ -177,10 +207,48 @@ class RayBackend:
         )(Shard)
         self._embedder_cls = self.ray.remote(num_cpus=1)(EmbedderProcess)
 
-    def start_shard(
-        self, name: str, path: str, config: EngineConfig, model: tuple[str, int]
+    def start_shard(  # noqa: PLR0913 - what a shard is started with
+        self,
+        name: str,
+        path: str,
+        config: EngineConfig,
+        model: tuple[str, int],
+        node: str | None = None,
+        moved: bool = False,
     ) -> Any:
-        return self._shard_cls.options(name=None).remote(path, config, *model)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        strategy: Any = None
+        if node is not None:  # a shard stays on the node whose disk holds its store
+            target = self._alive(node) if moved else node.partition("@")[0]
+            strategy = NodeAffinitySchedulingStrategy(node_id=target, soft=False)
+        return self._shard_cls.options(scheduling_strategy=strategy).remote(path, config, *model)
+
+    def _alive(self, node: str) -> str:
+        """The node id to place a shard on: the recorded node (``id@address``) when it is
+        alive, else an alive node at the same address (Ray restarted on that machine),
+        else the recorded id (the shard then stays down until that node is back)."""
+        node_id, _, address = node.partition("@")
+        alive = [n for n in self.ray.nodes() if n.get("Alive")]
+        if any(n["NodeID"] == node_id for n in alive):
+            return node_id
+        for n in alive:
+            if address and n.get("NodeManagerAddress") == address:
+                return str(n["NodeID"])
+        return node_id
+
+    def pick_node(self, index: int) -> str | None:
+        alive = sorted(
+            (n for n in self.ray.nodes() if n.get("Alive")), key=lambda n: str(n["NodeID"])
+        )
+        if not alive:
+            return None
+        chosen = alive[index % len(alive)]
+        return f"{chosen['NodeID']}@{chosen.get('NodeManagerAddress', '')}"
+
+    def is_dead(self, error: BaseException) -> bool:
+        exceptions = self.ray.exceptions
+        return isinstance(error, exceptions.ActorDiedError | exceptions.ActorUnschedulableError)
 
     def start_embedders(self, count: int, config: EmbedConfig) -> list[Any]:
         return [self._embedder_cls.remote(config) for _ in range(count)]

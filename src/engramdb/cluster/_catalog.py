@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -62,36 +63,46 @@ class Catalog:
         self.path = root / "catalog.db"
         try:
             root.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            # one connection, shared by the coordinator's threads under a lock
+            self._conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the cluster catalog {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
         self._slots: dict[int, str] | None = None
         self._pins: dict[str, str] | None = None
 
     def close(self) -> None:
         """Close the catalog file."""
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        self._slots = self._pins = None
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            self._slots = self._pins = None
+
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
 
     # -- shards and slots -----------------------------------------------------------------
 
     def shards(self) -> dict[str, str]:
         """``{name: store path}`` of every shard, in the order they were added."""
-        rows = self._conn.execute("SELECT name, path FROM shards ORDER BY added, name")
+        rows = self._rows("SELECT name, path FROM shards ORDER BY added, name")
         return {name: path for name, path in rows}
 
     def create(self, count: int) -> None:
@@ -129,15 +140,13 @@ class Catalog:
     def slots(self) -> dict[int, str]:
         """``{slot: shard}``."""
         if self._slots is None:
-            self._slots = {
-                int(s): n for s, n in self._conn.execute("SELECT slot, shard FROM slots")
-            }
+            self._slots = {int(s): n for s, n in self._rows("SELECT slot, shard FROM slots")}
         return self._slots
 
     def pins(self) -> dict[str, str]:
         """``{namespace: shard}`` of the namespaces pinned to one shard."""
         if self._pins is None:
-            self._pins = dict(self._conn.execute("SELECT namespace, shard FROM pins").fetchall())
+            self._pins = dict(self._rows("SELECT namespace, shard FROM pins"))
         return self._pins
 
     def owner(self, namespace: str, text_hash: str) -> str:
@@ -179,6 +188,17 @@ class Catalog:
             )
             self._bump(conn)
 
+    def nodes(self) -> dict[str, str | None]:
+        """``{shard: node}``: where each shard's store lives (``None``: not yet placed)."""
+        return dict(self._rows("SELECT name, node FROM shards"))
+
+    def place(self, shard: str, node: str | None) -> None:
+        """Record the node that holds a shard's store (its first placement)."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE shards SET node = ? WHERE name = ? AND node IS NULL", (node, shard)
+            )
+
     # -- ids and version ------------------------------------------------------------------
 
     def allocate(self, count: int) -> int:
@@ -191,8 +211,8 @@ class Catalog:
 
     def version(self) -> int:
         """Bumped by every change of routing (slots handed over, namespaces pinned)."""
-        row = self._conn.execute("SELECT value FROM info WHERE key = 'version'").fetchone()
-        return int(row[0]) if row else 0
+        rows = self._rows("SELECT value FROM info WHERE key = 'version'")
+        return int(rows[0][0]) if rows else 0
 
     def _bump(self, conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE info SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
@@ -218,8 +238,8 @@ class Catalog:
 
     def pending(self) -> list[Pending]:
         """Journaled calls not yet applied, oldest first."""
-        rows = self._conn.execute(
+        rows = self._rows(
             "SELECT batch, shard, method, payload FROM journal ORDER BY queued, batch, shard"
-        ).fetchall()
+        )
         # the journal is this cluster's own file, written above from plain data
         return [Pending(b, s, m, pickle.loads(p)) for b, s, m, p in rows]  # noqa: S301

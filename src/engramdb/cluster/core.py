@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,11 +123,23 @@ class Cluster:
             else None
         )
         self._relevance: RelevanceModel | None = None
-        self.handles: dict[str, Any] = {
-            name: backend.start_shard(name, path, config, self._model)
-            for name, path in catalog.shards().items()
-        }
+        self.handles: dict[str, Any] = {}
+        for name in catalog.shards():
+            self._start(name, opening=True)
         self._replay()
+
+    def _start(self, name: str, *, opening: bool = False) -> None:
+        """Start (or restart) a shard on the node that holds its store (when the cluster is
+        being opened, that node may be back under a new id at the same address); a new
+        shard gets a node, recorded in the catalog."""
+        node = self.catalog.nodes().get(name)
+        shards = self.catalog.shards()
+        if node is None:
+            node = self.backend.pick_node(list(shards).index(name))
+            self.catalog.place(name, node)
+        self.handles[name] = self.backend.start_shard(
+            name, shards[name], self.config, self._model, node, opening
+        )
 
     @classmethod
     def open(  # noqa: PLR0913 - keyword-only options of a cluster
@@ -235,17 +247,25 @@ class Cluster:
         args: Mapping[str, tuple[Any, ...]] | tuple[Any, ...],
         *,
         on_missing: OnMissing | None = None,
+        skip: Collection[str] = (),
     ) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Call ``method`` on shards (every shard with the same ``args``, or the shards
-        named in a mapping with their own): results by shard, and the shards missing.
+        named in a mapping with their own), except those in ``skip`` (already missing from
+        the answer being made): results by shard, and the shards missing.
 
         Raises:
             ShardUnavailableError: a shard failed and ``on_missing`` is ``"fail"``.
             EngramError: a shard refused the call (bad input), as that shard raised it.
         """
         per = args if isinstance(args, Mapping) else dict.fromkeys(self.handles, args)
+        per = {name: a for name, a in per.items() if name not in skip}
         calls = {name: self.backend.call(self.handles[name], method, *a) for name, a in per.items()}
         done, failed = self.backend.gather(calls, self.timeout)
+        for name, error in failed.items():
+            if self.backend.is_dead(error):  # killed for good: a new one for the next call
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                logger.warning("shard %s is gone (%s); starting it again", name, reason)
+                self._start(name)
         refused = [e for e in failed.values() if _is_refusal(e)]
         if refused:
             raise refused[0]
@@ -532,7 +552,7 @@ class Cluster:
         )
         depth = max(k, self.config.recall.candidates)
         runs, missing = self._runs(list(queries), depth, namespace, where, chosen, moment, mode)
-        lookups = _Lookups(self, (namespace, where, moment), mode)
+        lookups = _Lookups(self, (namespace, where, moment), mode, set(missing))
         out = []
         for qi, query in enumerate(queries):
             fused = build_hits(
@@ -582,6 +602,7 @@ class Cluster:
             "runs",
             (queries, depth, namespace, where, channels, as_of, stats, vectors),
             on_missing=mode,
+            skip=missing,  # a shard missing from the statistics is missing from the answer
         )
         missing.update(lost)
         known = {name: runs for name, runs in answers.items() if runs is not None}
@@ -787,8 +808,7 @@ class Cluster:
             while name in self.catalog.shards():
                 name += "x"
             self.catalog.add_shard(name)
-            path = self.catalog.shards()[name]
-            self.handles[name] = self.backend.start_shard(name, path, self.config, self._model)
+            self._start(name)
             slots = _slots_to_move(self.catalog.slots(), name)
             moving = set(slots)
             pins = self.catalog.pins()
@@ -995,14 +1015,20 @@ class _Batch:
 class _Lookups:
     """:class:`~engramdb.engine._read.HitLookups` gathered from every shard."""
 
-    def __init__(self, cluster: Cluster, condition: tuple[Any, Any, Any], mode: OnMissing):
+    def __init__(
+        self,
+        cluster: Cluster,
+        condition: tuple[Any, Any, Any],
+        mode: OnMissing,
+        missing: set[str],
+    ):
         self.cluster = cluster
         self.condition = condition
         self.mode = mode
-        self.missing: set[str] = set()
+        self.missing = missing  # shards already missing from this answer: not asked again
 
     def _gather(self, method: str, args: tuple[Any, ...]) -> list[Any]:
-        parts, lost = self.cluster._scatter(method, args, on_missing=self.mode)
+        parts, lost = self.cluster._scatter(method, args, on_missing=self.mode, skip=self.missing)
         self.missing.update(lost)
         return list(parts.values())
 
