@@ -185,6 +185,8 @@ class Cluster:
             raise InvalidInputError(
                 f"timeout must be a positive number of seconds, got {timeout!r}"
             )
+        if backend not in ("ray", "local"):
+            raise InvalidInputError(f"unknown cluster backend {backend!r}; valid: ray, local")
         if isinstance(embedders, bool) or not isinstance(embedders, int) or embedders < 0:
             raise InvalidInputError(f"embedders must be an integer >= 0, got {embedders!r}")
         cfg = load_config(config, **overrides)
@@ -1047,8 +1049,8 @@ class _Lookups:
     def relations(self, ids: Sequence[int]) -> dict[int, tuple[Supersession, ...]]:
         out: dict[int, tuple[Supersession, ...]] = {}
         for part in self._gather("relations", (list(ids),)):
-            for memory_id, links in part.items():
-                out[memory_id] = tuple(dict.fromkeys((*out.get(memory_id, ()), *links)))
+            for memory_id, links in part.items():  # a memory's links live on its shard
+                out.setdefault(memory_id, links)
         return out
 
     def turns_around(self, ids: Sequence[int]) -> list[TurnRow]:
