@@ -258,3 +258,19 @@ def test_ingest_and_recall_options(tmp_path: Path) -> None:
             assert [h.relevance for h in b] == pytest.approx([h.relevance for h in a])
         assert cluster.recognize("the deploy freeze moved to friday.").kind == "exact"
         assert cluster.recognize("Tulips", namespace=None).kind == "new"
+
+
+def test_embedder_processes_give_the_same_memories(
+    tmp_path: Path, records: list[Record], queries: list[str], one_store: Memory
+) -> None:
+    with open_local(tmp_path, 2, embedders=3) as cluster:
+        for start in range(0, len(records), 100):
+            result = cluster.add_many(records[start : start + 100])
+            assert result.embedded == result.added
+        for a, b in zip(
+            one_store.recall_many(queries[:10], k=10, channels="dense"),
+            cluster.recall_many(queries[:10], k=10, channels="dense"),
+            strict=True,
+        ):
+            assert b.ids == a.ids
+            assert [h.score for h in b] == pytest.approx([h.score for h in a], abs=1e-6)

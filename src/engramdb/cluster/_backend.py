@@ -7,6 +7,7 @@ to a timeout and reports, per shard, a result or the error that stands for it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -66,10 +67,12 @@ class Embedders:
 
 
 class EmbedderProcess:
-    """One embedding model, loaded once (an embedder actor's body)."""
+    """One embedding model, loaded once (an embedder actor's body). Unless told otherwise
+    it runs on one thread: an embedder process stands for one core, and throughput grows
+    by adding processes (on this node or others)."""
 
     def __init__(self, config: EmbedConfig):
-        self.embedder = create_embedder(config)
+        self.embedder = create_embedder(dataclasses.replace(config, threads=config.threads or 1))
 
     def describe(self) -> tuple[str, int]:
         return self.embedder.model_id, self.embedder.dim
