@@ -23,7 +23,7 @@ from engramdb.embed.registry import create_embedder
 from engramdb.engine import DEFAULT_NAMESPACE
 from engramdb.engine._precision import RerankLike, apply_precision, check_precision, stack
 from engramdb.engine._read import ReadOptions, build_hits, check_channels, check_k
-from engramdb.engine._shard import Found, NewOp, SeenOp
+from engramdb.engine._shard import About, Found, NewOp, SeenOp
 from engramdb.engine._validity import keys_of
 from engramdb.engine._write import (
     MAX_CANDIDATES,
@@ -555,6 +555,7 @@ class Cluster:
         depth = max(k, self.config.recall.candidates)
         runs, missing = self._runs(list(queries), depth, namespace, where, chosen, moment, mode)
         lookups = _Lookups(self, (namespace, where, moment), mode, set(missing))
+        lookups.learn([i for runs_of in runs.values() for run in runs_of for i, _ in run])
         out = []
         for qi, query in enumerate(queries):
             fused = build_hits(
@@ -1028,33 +1029,46 @@ class _Lookups:
         self.condition = condition
         self.mode = mode
         self.missing = missing  # shards already missing from this answer: not asked again
+        self.about = About({}, {}, {}, {})
+        self.known: set[int] = set()
 
     def _gather(self, method: str, args: tuple[Any, ...]) -> list[Any]:
         parts, lost = self.cluster._scatter(method, args, on_missing=self.mode, skip=self.missing)
         self.missing.update(lost)
         return list(parts.values())
 
+    def learn(self, ids: Sequence[int]) -> None:
+        """Ask every shard, once, about the memories among ``ids`` it holds."""
+        wanted = [i for i in dict.fromkeys(ids) if i not in self.known]
+        if not wanted:
+            return
+        for part in self._gather("about", (wanted,)):
+            self.about.records.update(part.records)
+            self.about.superseded.update(part.superseded)
+            for memory_id, links in part.relations.items():  # a memory's links: its shard's
+                self.about.relations.setdefault(memory_id, links)
+            self.about.turns.update(part.turns)
+        self.known.update(wanted)
+
     def records(self, ids: Sequence[int]) -> dict[int, MemoryRecord]:
-        out: dict[int, MemoryRecord] = {}
-        for part in self._gather("records", (list(ids),)):
-            out.update(part)
-        return out
+        self.learn(ids)
+        held = self.about.records
+        return {i: held[i] for i in ids if i in held}
 
     def superseded(self, ids: Sequence[int]) -> dict[int, float | None]:
-        out: dict[int, float | None] = {}
-        for part in self._gather("superseded", (list(ids),)):
-            out.update(part)
-        return out
+        self.learn(ids)
+        gone = self.about.superseded
+        return {i: gone[i] for i in ids if i in gone}
 
     def relations(self, ids: Sequence[int]) -> dict[int, tuple[Supersession, ...]]:
-        out: dict[int, tuple[Supersession, ...]] = {}
-        for part in self._gather("relations", (list(ids),)):
-            for memory_id, links in part.items():  # a memory's links live on its shard
-                out.setdefault(memory_id, links)
-        return out
+        self.learn(ids)
+        links = self.about.relations
+        return {i: links[i] for i in ids if i in links}
 
     def turns_around(self, ids: Sequence[int]) -> list[TurnRow]:
-        keys = [key for part in self._gather("turn_keys", (list(ids),)) for key in part]
+        self.learn(ids)
+        asked = set(ids)
+        keys = [key for memory_id, key in self.about.turns.items() if memory_id in asked]
         if not keys:
             return []
         near = sorted({(ns, doc, o + d) for ns, doc, o in keys for d in (-1, 0, 1)})

@@ -29,7 +29,7 @@ from engramdb.types import ImportResult, Matrix, MemoryRecord, Stats, Supersessi
 if TYPE_CHECKING:
     from engramdb.lexical.bm25 import TermStats
 
-__all__ = ["Found", "NewOp", "SeenOp", "Shard", "VectorsOnly"]
+__all__ = ["About", "Found", "NewOp", "SeenOp", "Shard", "VectorsOnly"]
 
 
 class VectorsOnly:
@@ -84,6 +84,17 @@ class Found:
     bands: list[list[tuple[int, int]]] = field(default_factory=list)
     texts: dict[int, str] = field(default_factory=dict)
     vectors: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class About:
+    """What a shard holds about some memories: their records, which are superseded (their
+    ``valid_to``), their links, and where the conversation turns among them are."""
+
+    records: dict[int, MemoryRecord]
+    superseded: dict[int, float | None]
+    relations: dict[int, tuple[Supersession, ...]]
+    turns: dict[int, tuple[str, str, int]]
 
 
 class Shard:
@@ -253,6 +264,20 @@ class Shard:
             vectors=vectors,
         )
 
+    def about(self, ids: Sequence[int]) -> About:
+        """Everything building hits reads about this shard's memories among ``ids``, in
+        one read snapshot (one round trip instead of four)."""
+        lookups = StoreLookups(self.store)
+        with self.store.reading():
+            records = lookups.records(ids)
+            held = list(records)
+            return About(
+                records=records,
+                superseded=self.store.superseded(held),
+                relations=lookups.relations(held),
+                turns=self.store.turn_keys(held),
+            )
+
     def records(self, ids: Sequence[int]) -> dict[int, MemoryRecord]:
         """The memories among ``ids`` that this shard holds."""
         return StoreLookups(self.store).records(ids)
@@ -265,7 +290,7 @@ class Shard:
         """The links in force of this shard's memories among ``ids``."""
         return StoreLookups(self.store).relations(ids)
 
-    def turn_keys(self, ids: Sequence[int]) -> list[tuple[str, str, int]]:
+    def turn_keys(self, ids: Sequence[int]) -> dict[int, tuple[str, str, int]]:
         """Where this shard's turns among ``ids`` are: ``(namespace, document, ordinal)``."""
         return self.store.turn_keys(ids)
 

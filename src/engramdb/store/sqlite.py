@@ -809,20 +809,21 @@ class SQLiteStore:
         ).fetchall()
         return [(int(r[0]), r[1], r[2], int(r[3]), r[4], json.loads(r[5]), r[6]) for r in rows]
 
-    def turn_keys(self, ids: Sequence[int]) -> list[tuple[str, str, int]]:
-        """``(namespace, document, ordinal)`` of the memories among ``ids`` that may be
-        conversation turns (a document, an ordinal, a speaker or role)."""
+    def turn_keys(self, ids: Sequence[int]) -> dict[int, tuple[str, str, int]]:
+        """``{id: (namespace, document, ordinal)}`` of the memories among ``ids`` that may
+        be conversation turns (a document, an ordinal, a speaker or role)."""
         if not ids:
-            return []
+            return {}
         rows = self.conn.execute(
             "WITH wanted(id) AS (SELECT value FROM json_each(?))"
-            " SELECT c.namespace, c.document, c.ordinal FROM wanted CROSS JOIN memories AS c"
+            " SELECT c.id, c.namespace, c.document, c.ordinal"
+            " FROM wanted CROSS JOIN memories AS c"
             " WHERE c.id = wanted.id AND c.document IS NOT NULL AND c.ordinal IS NOT NULL"
             " AND coalesce(json_extract(c.meta, '$.speaker'), json_extract(c.meta, '$.role'))"
             " IS NOT NULL",
             (json.dumps([int(i) for i in ids]),),
         ).fetchall()
-        return [(r[0], r[1], int(r[2])) for r in rows]
+        return {int(r[0]): (r[1], r[2], int(r[3])) for r in rows}
 
     def rows_at(
         self,
