@@ -94,6 +94,7 @@ def main() -> None:
 from engramdb.cli import memory as _memory  # noqa: E402  (registers commands)
 
 _ = _memory
+from engramdb.cli import cluster as _cluster  # noqa: E402, F401  (registers commands)
 from engramdb.cli import context as _context  # noqa: E402, F401  (registers commands)
 from engramdb.cli import eval as _eval  # noqa: E402, F401  (registers commands)
 from engramdb.cli import facts as _facts  # noqa: E402, F401  (registers commands)

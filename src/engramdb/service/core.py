@@ -23,6 +23,7 @@ from engramdb.engine import Memory
 from engramdb.errors import ForbiddenError, InvalidInputError, NotFoundError
 from engramdb.filter import parse_filter
 from engramdb.ingest import MAX_FILE_BYTES
+from engramdb.service._cluster import ClusterMemory
 from engramdb.service.jobs import Job, JobQueue, Upload
 from engramdb.service.keys import KeyRing
 from engramdb.service.scope import Scope, host_name, is_loopback
@@ -68,14 +69,20 @@ class MemoryService:
     """A store shared by many callers.
 
     Args:
-        memory: the open store (closed with the service when ``own``).
+        memory: the open store (closed with the service when ``own``), or a cluster seen
+            as one (:class:`ClusterMemory`; verbs it does not offer raise
+            :class:`InvalidInputError`).
         spool: where uploaded files wait for their ingest job (default: beside the store,
             ``<store>.jobs``).
         own: close ``memory`` on :meth:`close`.
     """
 
     def __init__(
-        self, memory: Memory, *, spool: str | os.PathLike[str] | None = None, own: bool = True
+        self,
+        memory: Memory | ClusterMemory,
+        *,
+        spool: str | os.PathLike[str] | None = None,
+        own: bool = True,
     ):
         self._memory = memory
         self._own = own
@@ -105,7 +112,7 @@ class MemoryService:
         return cls(memory, spool=spool)
 
     @property
-    def memory(self) -> Memory:
+    def memory(self) -> Memory | ClusterMemory:
         """The store (for maintenance and tests; callers go through the verbs)."""
         return self._memory
 

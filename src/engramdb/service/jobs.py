@@ -25,12 +25,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from engramdb.engine import Memory
 from engramdb.errors import EngramError, IngestError, NotFoundError, TooLargeError
 from engramdb.ingest import MAX_FILE_BYTES, load_path
 from engramdb.types import Record
+
+if TYPE_CHECKING:
+    from engramdb.service._cluster import ClusterMemory
 
 __all__ = ["BATCH", "NICE", "STALE_AFTER_S", "Job", "JobFile", "JobQueue", "JobState", "Upload"]
 
@@ -150,13 +153,21 @@ class JobQueue:
     """The jobs of one store, and (once :meth:`start` ed) the thread that runs them.
 
     Args:
-        memory: the open store.
+        memory: the open store (or a cluster: jobs are kept in its service store, their
+            records written to the cluster).
         spool: the folder uploaded files are kept in until their job is finished.
         batch: records per transaction.
         nice: how much to lower the runner thread's CPU priority (Linux; 0 leaves it).
     """
 
-    def __init__(self, memory: Memory, spool: Path, *, batch: int = BATCH, nice: int = NICE):
+    def __init__(
+        self,
+        memory: Memory | ClusterMemory,
+        spool: Path,
+        *,
+        batch: int = BATCH,
+        nice: int = NICE,
+    ):
         self._memory = memory
         self._spool = spool
         self._batch = batch

@@ -15,10 +15,14 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engramdb.engine import Memory, check_namespace
 from engramdb.errors import InvalidInputError, NotFoundError, UnauthorizedError
 from engramdb.service.scope import Scope
+
+if TYPE_CHECKING:
+    from engramdb.service._cluster import ClusterMemory
 
 __all__ = ["KEY_PREFIX", "KeyInfo", "KeyRing", "NewKey"]
 
@@ -76,9 +80,9 @@ _COLUMNS = "name, prefix, namespaces, read_only, created, revoked"
 
 
 class KeyRing:
-    """The keys of one store."""
+    """The keys of one store (a served cluster's: those of its service store)."""
 
-    def __init__(self, memory: Memory):
+    def __init__(self, memory: Memory | ClusterMemory):
         self._memory = memory
 
     def add(self, name: str, namespaces: Sequence[str], *, read_only: bool = False) -> NewKey:
