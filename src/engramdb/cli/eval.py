@@ -132,6 +132,29 @@ def eval_group() -> None:
     type=click.Path(dir_okay=False),
     help="Store file to reuse (caches embeddings) [default: a temporary one].",
 )
+@click.option(
+    "--cluster",
+    metavar="ADDR",
+    help="Run on a cluster instead of one store: local (a Ray instance on this machine), "
+    "auto or ray://HOST:PORT.",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    help="Shards of the new cluster [default: 1] (with --cluster).",
+)
+@click.option(
+    "--db-root",
+    type=click.Path(file_okay=False),
+    help="The cluster's folder, kept (with --cluster) [default: a temporary one].",
+)
+@click.option(
+    "--cluster-backend",
+    type=click.Choice(["ray", "local"]),
+    default="ray",
+    hidden=True,
+    help="local: shards in this process instead of Ray actors.",
+)
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), help="Engine TOML config.")
 @click.option(
     "--embedder",
@@ -155,6 +178,7 @@ def run(path: str, **opts: Any) -> None:
         engram eval longmemeval_s.json --kind longmemeval --limit 50 --out lme.json
         engram eval ../shared/data/scifact --channels hybrid --rerank lambdarank,mmr \\
             --alpha 0.05,0.1,0.2 --unanswerable-holdout 150 --out scifact-precision.json
+        engram eval ../shared/data/scifact --cluster local --shards 4 --out scifact-4.json
     """
     from engramdb.eval import EvalOptions, evaluate, to_markdown
 
@@ -175,6 +199,10 @@ def run(path: str, **opts: Any) -> None:
         db=opts["db"],
         config=opts["config"],
         embed={"model": embedder} if embedder else None,
+        cluster=opts["cluster"],
+        shards=opts["shards"],
+        db_root=opts["db_root"],
+        cluster_backend=opts["cluster_backend"],
     )
     with progress_bar(opts["progress"]) as bar:
         report = evaluate(path, options, progress=bar)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engramdb import EngineConfig, InvalidInputError, Memory
 from engramdb._optional import require
@@ -42,6 +42,9 @@ from engramdb.eval.runner import (
     split_channel,
 )
 from engramdb.eval.updates import evaluate_updates, load_updates
+
+if TYPE_CHECKING:
+    from engramdb.service import ClusterMemory
 
 __all__ = ["EvalOptions", "evaluate"]
 
@@ -76,10 +79,18 @@ class EvalOptions:
             temporary store when ``None``.
         config: engine configuration (an EngineConfig, a mapping or a TOML path).
         embed: ``[embed]`` overrides, e.g. ``{"model": "hash", "dim": 64}`` for tests.
+        cluster: run on a cluster instead of one store: its Ray address (``"local"``
+            starts or joins a Ray instance on this machine, ``"auto"``, ``"ray://HOST:PORT"``).
+        shards: the number of shards of a new cluster (default 1; an existing one at
+            ``db_root`` opens as it is).
+        db_root: the cluster's folder (kept); a temporary one, removed afterwards, when
+            ``None``.
+        cluster_backend: ``"ray"``, or ``"local"`` for shards in this process (tests).
 
     Raises:
         InvalidInputError: an unknown kind, channel or reranker, a limit or size below 1,
-            an α outside (0, 1) or a negative ``unanswerable``.
+            an α outside (0, 1) or a negative ``unanswerable``; ``shards`` or ``db_root``
+            without ``cluster``, ``cluster`` with ``db``, or α on a cluster.
         MissingDependencyError: a LambdaRank channel without lightgbm (``rerank`` extra).
     """
 
@@ -94,6 +105,10 @@ class EvalOptions:
     db: str | Path | None = None
     config: ConfigLike = None
     embed: Mapping[str, Any] | None = None
+    cluster: str | None = None
+    shards: int | None = None
+    db_root: str | Path | None = None
+    cluster_backend: str = "ray"
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
@@ -110,6 +125,25 @@ class EvalOptions:
             raise InvalidInputError(f"limit must be >= 1, got {self.limit}")
         if any(s < 1 for s in self.sizes):
             raise InvalidInputError(f"sizes must be >= 1, got {list(self.sizes)}")
+        self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        if self.cluster is None:
+            if self.shards is not None or self.db_root is not None:
+                raise InvalidInputError("shards and db_root go with cluster (--cluster ADDR)")
+            return
+        if self.db is not None:
+            raise InvalidInputError(
+                "db is one store, cluster a sharded one: give one of them (the cluster's "
+                "folder is db_root)"
+            )
+        if self.shards is not None and (isinstance(self.shards, bool) or self.shards < 1):
+            raise InvalidInputError(f"shards must be >= 1, got {self.shards}")
+        if self.alphas:
+            raise InvalidInputError(
+                "conformal runs (alphas) are not available on a cluster yet: a cluster "
+                "keeps no conformal calibration"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,8 +187,35 @@ def _open_memory(path: str | Path, options: EvalOptions) -> Memory:
     return Memory.open(path, options.config)
 
 
+def _open_cluster(root: str | Path, options: EvalOptions) -> ClusterMemory:
+    from engramdb.service import ClusterMemory, cluster_address
+
+    assert options.cluster is not None
+    overrides = {"embed": dict(options.embed)} if options.embed else {}
+    return ClusterMemory.open(
+        cluster_address(options.cluster),
+        root=root,
+        shards=options.shards,
+        config=options.config,
+        backend=options.cluster_backend,
+        home=False,
+        **overrides,
+    )
+
+
 @contextmanager
-def _open(options: EvalOptions) -> Iterator[Memory]:
+def _open(options: EvalOptions) -> Iterator[Memory | ClusterMemory]:
+    if options.cluster is not None:
+        if options.db_root is not None:
+            with _open_cluster(options.db_root, options) as cluster:
+                yield cluster
+            return
+        with (
+            tempfile.TemporaryDirectory(prefix="engram-eval-cluster-") as tmp,
+            _open_cluster(tmp, options) as cluster,
+        ):
+            yield cluster
+        return
     if options.db is not None:
         with _open_memory(options.db, options) as mem:
             yield mem
@@ -174,8 +235,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _cluster(options: EvalOptions, memory: Memory | ClusterMemory) -> dict[str, Any] | None:
+    """Where a cluster run ran: its address, shards, backend and kept folder."""
+    if options.cluster is None or isinstance(memory, Memory):
+        return None
+    return {
+        "address": options.cluster,
+        "shards": len(memory.shards),
+        "backend": options.cluster_backend,
+        "db_root": str(options.db_root) if options.db_root else None,
+    }
+
+
 def _config(
-    kind: str, options: EvalOptions, memory: Memory, params: Mapping[str, Any]
+    kind: str, options: EvalOptions, memory: Memory | ClusterMemory, params: Mapping[str, Any]
 ) -> dict[str, Any]:
     return {
         "kind": kind,
@@ -186,6 +259,7 @@ def _config(
         "alphas": list(options.alphas),
         "unanswerable": options.unanswerable,
         "db": str(options.db) if options.db else None,
+        "cluster": _cluster(options, memory),
         "embedder": memory.stats().embedder,
         "engine": _plain(dataclasses.asdict(memory.config)),
         "params": dict(params),
@@ -214,8 +288,9 @@ def evaluate(
     """Run one evaluation and return its report.
 
     The data set is read and checked first; then a store is opened (``options.db`` or a
-    temporary one), the data ingested through :meth:`Memory.add_many`, and every query
-    recalled once per channel.
+    temporary one; with ``options.cluster``, a cluster of ``options.shards`` shards), the
+    data ingested through :meth:`Memory.add_many`, and every query recalled once per
+    channel.
 
     Args:
         path: the data set folder (or a LongMemEval ``.json`` file).

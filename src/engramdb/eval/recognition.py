@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engramdb import Memory, Record
 from engramdb.eval.books import Paragraph
@@ -27,6 +27,9 @@ from engramdb.eval.runner import (
     ingest,
     latency_summary,
 )
+
+if TYPE_CHECKING:
+    from engramdb.service import ClusterMemory
 
 __all__ = ["TARGETS", "evaluate_recognition", "normalized", "recognize_all"]
 
@@ -56,7 +59,7 @@ def _sentence_pool(sentences: Sequence[Paragraph]) -> list[Paragraph]:
 
 
 def recognize_all(
-    memory: Memory, texts: Sequence[str], namespace: str
+    memory: Memory | ClusterMemory, texts: Sequence[str], namespace: str
 ) -> tuple[list[tuple[str, float]], list[float]]:
     answers: list[tuple[str, float]] = []
     ms: list[float] = []

@@ -224,6 +224,12 @@ def _header(report: Report) -> list[str]:
         f"- embedder `{cfg.get('embedder', '?')}`; channels {channels}; seed {cfg.get('seed')}; "
         f"limit {_fmt(cfg.get('limit'))}; sizes {cfg.get('sizes') or 'default'}"
     )
+    cluster = cfg.get("cluster")
+    if isinstance(cluster, Mapping):
+        lines.append(
+            f"- cluster: {_fmt(cluster.get('shards'))} shards at `{cluster.get('address')}` "
+            f"({cluster.get('backend')} backend)"
+        )
     ing = report.ingest
     if ing:
         lines.append(

@@ -11,10 +11,13 @@ import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engramdb import Hit, InvalidInputError, Memory, Record
 from engramdb.eval.metrics import percentile
+
+if TYPE_CHECKING:
+    from engramdb.service import ClusterMemory
 
 __all__ = [
     "CHANNELS",
@@ -109,7 +112,7 @@ class RunContext:
     """What every evaluation task gets: the store, the channels and the run settings.
 
     Attributes:
-        memory: the open store the task writes to and recalls from.
+        memory: the open store the task writes to and recalls from (or a cluster).
         channels: channels to compare, e.g. ``("lexical", "dense", "hybrid")``.
         seed: seed of every random choice the task makes.
         limit: the task's size cap (queries, probe items), ``None`` for all.
@@ -121,7 +124,7 @@ class RunContext:
         progress: optional progress callback.
     """
 
-    memory: Memory
+    memory: Memory | ClusterMemory
     channels: tuple[str, ...]
     seed: int = 0
     limit: int | None = None
@@ -180,7 +183,7 @@ class IngestStats:
 
 
 def ingest(
-    memory: Memory,
+    memory: Memory | ClusterMemory,
     items: Sequence[tuple[str, Record]],
     *,
     namespace: str,
@@ -321,13 +324,13 @@ def run_queries(  # noqa: PLR0913 - keyword-only options of one recall pass
     return runs
 
 
-def _accepts(memory: Memory, option: str) -> bool:
+def _accepts(memory: Memory | ClusterMemory, option: str) -> bool:
     """Whether ``memory.recall_many`` takes the keyword ``option`` (e.g. ``"as_of"``)."""
     return option in inspect.signature(memory.recall_many).parameters
 
 
 def _time_options(
-    memory: Memory, *, now: TimeLike | None, as_of: TimeLike | None
+    memory: Memory | ClusterMemory, *, now: TimeLike | None, as_of: TimeLike | None
 ) -> dict[str, Any]:
     pairs = (("now", now), ("as_of", as_of))
     given: dict[str, Any] = {name: value for name, value in pairs if value is not None}
