@@ -41,6 +41,7 @@ from engramdb.errors import (
     StoreNotFoundError,
 )
 from engramdb.ingest.turns import Turn
+from engramdb.service import ClusterMemory
 from engramdb.types import (
     AddResult,
     ChannelScore,
@@ -64,6 +65,7 @@ __all__ = [
     "AddResult",
     "ChannelScore",
     "ChunkConfig",
+    "ClusterMemory",
     "ConfigError",
     "CorruptStoreError",
     "DimensionMismatchError",

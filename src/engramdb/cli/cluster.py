@@ -89,7 +89,7 @@ def open_cluster(
     Raises:
         click.ClickException: ``existing`` and no cluster is there.
     """
-    from engramdb.service import ClusterMemory, cluster_address
+    from engramdb.service import ClusterMemory
 
     root = Path(db_root).expanduser()
     if existing and not (root / _CATALOG).is_file():
@@ -98,7 +98,7 @@ def open_cluster(
             f"--db-root {root} --shards N)"
         )
     mem = ClusterMemory.open(
-        cluster_address(address),
+        address,
         root=root,
         shards=shards,
         config=config,
@@ -152,8 +152,9 @@ def _plural(count: int, word: str, words: str | None = None) -> str:
 @cluster_options
 @json_option
 def status(address: str, db_root: str, config: str | None, backend: str, as_json: bool) -> None:
-    """The shards with their memory counts, the shards that did not answer, the writes
-    still pending in the journal and the routing version.
+    """Show the shards with their memory counts, missing shards and pending writes.
+
+    Also the routing version (bumped by every shard added and namespace pinned).
 
     \b
     Example:
@@ -207,8 +208,9 @@ def add_shard(address: str, db_root: str, config: str | None, backend: str, as_j
 @cluster_options
 @json_option
 def flush(address: str, db_root: str, config: str | None, backend: str, as_json: bool) -> None:
-    """Apply the journaled writes of shards that were down; exits 1 while some remain
-    pending (their shards still do not answer).
+    """Apply the writes journaled while their shards were down.
+
+    Exits 1 while some remain pending (their shards still do not answer).
 
     \b
     Example:

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engramdb import EngineConfig, InvalidInputError, Memory
+from engramdb import ClusterMemory, EngineConfig, InvalidInputError, Memory
 from engramdb._optional import require
 from engramdb.eval.books import load_books, load_sentences
 from engramdb.eval.conversations import load_locomo
@@ -42,9 +42,6 @@ from engramdb.eval.runner import (
     split_channel,
 )
 from engramdb.eval.updates import evaluate_updates, load_updates
-
-if TYPE_CHECKING:
-    from engramdb.service import ClusterMemory
 
 __all__ = ["EvalOptions", "evaluate"]
 
@@ -188,12 +185,10 @@ def _open_memory(path: str | Path, options: EvalOptions) -> Memory:
 
 
 def _open_cluster(root: str | Path, options: EvalOptions) -> ClusterMemory:
-    from engramdb.service import ClusterMemory, cluster_address
-
     assert options.cluster is not None
     overrides = {"embed": dict(options.embed)} if options.embed else {}
     return ClusterMemory.open(
-        cluster_address(options.cluster),
+        options.cluster,
         root=root,
         shards=options.shards,
         config=options.config,

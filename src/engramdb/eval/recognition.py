@@ -14,9 +14,9 @@ import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engramdb import Memory, Record
+from engramdb import ClusterMemory, Memory, Record
 from engramdb.eval.books import Paragraph
 from engramdb.eval.datasets import EvalDataError
 from engramdb.eval.metrics import mean_over_queries, roc_auc, two_afc_accuracy
@@ -27,9 +27,6 @@ from engramdb.eval.runner import (
     ingest,
     latency_summary,
 )
-
-if TYPE_CHECKING:
-    from engramdb.service import ClusterMemory
 
 __all__ = ["TARGETS", "evaluate_recognition", "normalized", "recognize_all"]
 

@@ -11,13 +11,10 @@ import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engramdb import Hit, InvalidInputError, Memory, Record
+from engramdb import ClusterMemory, Hit, InvalidInputError, Memory, Record
 from engramdb.eval.metrics import percentile
-
-if TYPE_CHECKING:
-    from engramdb.service import ClusterMemory
 
 __all__ = [
     "CHANNELS",

@@ -103,8 +103,8 @@ class ClusterMemory:
         store ``root/service.db`` beside its catalog.
 
         Args:
-            address: the Ray cluster (``"ray://host:10001"``, ``"auto"``); ``None`` starts
-                or joins a local Ray instance.
+            address: the Ray cluster (``"ray://host:10001"``, ``"auto"``); ``"local"`` or
+                ``None`` starts or joins a Ray instance on this machine.
             root: the cluster's folder.
             shards: the number of shards of a new cluster (an existing one opens as it is).
             config: the engine configuration.
@@ -113,16 +113,17 @@ class ClusterMemory:
             **overrides: config sections, e.g. ``embed={"model": "hash"}``.
 
         Raises:
-            InvalidInputError: a bad shard count or backend, or a cluster with a different
-                number of shards.
+            InvalidInputError: an empty address, a bad shard count or backend, or a cluster
+                with a different number of shards.
             MissingDependencyError: Ray is not installed (``engramdb[ray]``).
             StoreError: Ray could not reach the cluster (the message says why).
         """
         from engramdb.cluster import Cluster
 
+        ray_address = None if address is None else cluster_address(address)
         try:
             cluster = Cluster.open(
-                address,
+                ray_address,
                 root=Path(root),
                 shards=shards,
                 config=config,
@@ -132,7 +133,7 @@ class ClusterMemory:
         except EngramError:
             raise
         except Exception as exc:  # Ray's own errors: a bad address, no cluster there
-            where = "a local Ray instance" if address is None else address
+            where = "a local Ray instance" if ray_address is None else ray_address
             detail = " ".join(str(exc).split()) or type(exc).__name__
             raise StoreError(f"cannot open the cluster on {where}: {detail}") from exc
         try:
