@@ -131,3 +131,33 @@ def test_recall_equals_one_store_on_ray(
             got = cluster.recall_many(queries, k=10, channels=channels)
             for a, b in zip(expected, got, strict=True):
                 assert_same(a, b)
+
+
+def test_graph_recall_equals_one_store(
+    tmp_path: Path, records: list[Record], queries: list[str]
+) -> None:
+    """Phrase nodes are global: the shards' graphs merged (synonym edges found again over
+    every phrase) rank as one store's graph, before and after forgetting."""
+    pytest.importorskip("spacy")
+    graph = {"graph": {"enabled": True}}
+    with (
+        Memory.open(":memory:", **HASH, **graph) as memory,
+        Cluster.open(root=tmp_path, shards=3, backend="local", **HASH, **graph) as cluster,
+    ):
+        for target in (memory, cluster):
+            target.add_many(records[:40])
+            target.add_many(records[40:70])
+        for step in ("built", "forgotten"):
+            for channels in ("graph", "hybrid+graph"):
+                expected = memory.recall_many(queries[:15], k=10, channels=channels)
+                got = cluster.recall_many(queries[:15], k=10, channels=channels)
+                for a, b in zip(expected, got, strict=True):
+                    assert_same(a, b)
+                    for x, y in zip(a, b, strict=True):
+                        if "graph" in x.why:
+                            assert y.why["graph"].phrases == x.why["graph"].phrases
+            assert any(h.why.get("graph") for hits in got for h in hits), step
+            filtered = {"where": {"source": records[5].source}, "channels": "graph"}
+            assert_same(memory.recall("cell", **filtered), cluster.recall("cell", **filtered))
+            for target in (memory, cluster):
+                target.forget(source=records[3].source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -42,6 +43,9 @@ from engramdb.errors import (
     StoreClosedError,
     StoreError,
 )
+from engramdb.graph.channel import GraphChannel, Prepared
+from engramdb.graph.merge import merge_snapshots
+from engramdb.graph.recall import GraphIndex, GraphRecall
 from engramdb.ingest import content_hash, load_path, normalize_for_hash, normalize_text
 from engramdb.ingest.moments import strict_time
 from engramdb.ingest.turns import is_turn, neighbour_hit
@@ -65,7 +69,9 @@ __all__ = ["Cluster", "ClusterStats"]
 logger = logging.getLogger(__name__)
 
 OnMissing = Literal["fail", "partial"]
+Runs = dict[str, list[list[tuple[int, float]]]]
 _PAGE = 512  # memories moved per step when a shard is added
+_PHRASE_CACHE = 200_000  # phrase vectors a coordinator remembers (about 300 MB at 384-d)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -123,6 +129,12 @@ class Cluster:
             else None
         )
         self._relevance: RelevanceModel | None = None
+        self._graph: GraphChannel | None = None
+        self._graph_index: tuple[tuple[tuple[str, int], ...], GraphIndex] | None = None
+        self._phrases: dict[str, np.ndarray[Any, Any]] = {}  # phrase vectors made so far
+        if config.graph.enabled:  # the merged graph is read here; no store of its own
+            idle = sqlite3.connect(":memory:", check_same_thread=False)
+            self._graph = GraphChannel(idle, config.graph, self._embedder)
         self.handles: dict[str, Any] = {}
         for name in catalog.shards():
             self._start(name, opening=True)
@@ -190,10 +202,6 @@ class Cluster:
         if isinstance(embedders, bool) or not isinstance(embedders, int) or embedders < 0:
             raise InvalidInputError(f"embedders must be an integer >= 0, got {embedders!r}")
         cfg = load_config(config, **overrides)
-        if cfg.graph.enabled:
-            raise InvalidInputError(
-                "the graph channel does not run on a cluster yet: open it with the graph off"
-            )
         catalog = Catalog(Path(root).expanduser())
         try:
             if shards is not None or not catalog.shards():
@@ -349,7 +357,8 @@ class Cluster:
                 ids[i] = first + offset
             batch = _Batch(items, ids, vectors, dict(zip(new, range(len(new)), strict=True)))
             plan = batch.plan(self.catalog, lookup.holder)
-            skipped = self._apply(plan, time.time())
+            graph = self._prepare_graph(plan, {ids[i]: items[i].text for i in new})
+            skipped = self._apply(plan, time.time(), graph)
         for index in skipped:
             items[index].score = -1.0
         return AddResult(
@@ -384,14 +393,49 @@ class Cluster:
         known = {**cached, **fresh}
         return np.stack([known[it.hash] for it in items]).astype(np.float32), len(fresh)
 
+    def _prepare_graph(
+        self,
+        plan: Mapping[str, tuple[list[NewOp], list[tuple[int, SeenOp]]]],
+        texts: Mapping[int, str],
+    ) -> dict[str, Prepared]:
+        """Each shard's part of the graph for its new memories: their phrases (extracted
+        here, once) and the phrases' vectors (each distinct phrase embedded once by this
+        coordinator, then remembered)."""
+        if self._graph is None or not texts:
+            return {}
+        order = list(texts)
+        extractions = dict(
+            zip(order, self._graph.extractor.extract([texts[i] for i in order]), strict=True)
+        )
+        phrases = list(dict.fromkeys(p for ex in extractions.values() for p in ex.phrases))
+        todo = [p for p in phrases if p not in self._phrases]
+        if todo:
+            if len(self._phrases) + len(todo) > _PHRASE_CACHE:
+                self._phrases.clear()
+            source = self._embedders if self._embedders is not None else self._embedder
+            self._phrases.update(zip(todo, source.embed_documents(todo), strict=True))
+        out: dict[str, Prepared] = {}
+        for shard, (new, _) in plan.items():
+            if not new:
+                continue
+            mine = tuple(extractions[op.id] for op in new)
+            wanted = {p for ex in mine for p in ex.phrases}
+            out[shard] = Prepared(extractions=mine, vectors={p: self._phrases[p] for p in wanted})
+        return out
+
     def _apply(
-        self, plan: Mapping[str, tuple[list[NewOp], list[tuple[int, SeenOp]]]], now: float
+        self,
+        plan: Mapping[str, tuple[list[NewOp], list[tuple[int, SeenOp]]]],
+        now: float,
+        graph: Mapping[str, Prepared],
     ) -> set[int]:
         """Journal the shards' parts of a batch, send them, and clear what was applied;
         the indexes of the items whose sighting was already recorded."""
         batch = uuid.uuid4().hex
         calls = [
-            Pending(batch, shard, "apply", (batch, new, [op for _, op in seen], now))
+            Pending(
+                batch, shard, "apply", (batch, new, [op for _, op in seen], now, graph.get(shard))
+            )
             for shard, (new, seen) in plan.items()
             if new or seen
         ]
@@ -522,7 +566,7 @@ class Cluster:
 
         Raises:
             InvalidInputError: as :meth:`Memory.recall_many`; ``coverage`` (a cluster keeps
-                no conformal calibration yet) and the graph channel are refused.
+                no conformal calibration yet) is refused.
             NotFoundError: no shard holds the namespace.
             ShardUnavailableError: shards did not answer and a complete answer was asked.
         """
@@ -537,8 +581,11 @@ class Cluster:
         precision = check_precision(min_relevance, None, rerank)
         check_k(k)
         chosen = check_channels(channels)
-        if "graph" in chosen:
-            raise InvalidInputError("the graph channel does not run on a cluster yet")
+        if "graph" in chosen and self._graph is None:
+            raise InvalidInputError(
+                "the graph channel is off: open the Cluster with graph={'enabled': True} "
+                '(needs pip install "engramdb[graph]")'
+            )
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise InvalidInputError(f"queries must be non-empty text, got {q!r}")
@@ -553,7 +600,9 @@ class Cluster:
             now=time.time() if asked is None else asked,
         )
         depth = max(k, self.config.recall.candidates)
-        runs, missing = self._runs(list(queries), depth, namespace, where, chosen, moment, mode)
+        runs, via, missing = self._runs(
+            list(queries), depth, namespace, where, chosen, moment, mode
+        )
         lookups = _Lookups(self, (namespace, where, moment), mode, set(missing))
         lookups.learn([i for runs_of in runs.values() for run in runs_of for i, _ in run])
         out = []
@@ -562,7 +611,7 @@ class Cluster:
                 query,
                 {c: runs[c][qi] for c in chosen},
                 depth,
-                {},
+                via[qi],
                 options,
                 lookups,
                 self.config,
@@ -589,10 +638,18 @@ class Cluster:
         channels: tuple[str, ...],
         as_of: float | None,
         mode: OnMissing,
-    ) -> tuple[dict[str, list[list[tuple[int, float]]]], tuple[str, ...]]:
+    ) -> tuple[Runs, list[Mapping[int, tuple[str, ...]]], tuple[str, ...]]:
+        """Each channel's runs over all shards, the graph's phrases per hit, the missing
+        shards. The graph channel runs here, on the shards' graphs merged (phrase nodes
+        are global), seeded by the dense run over all shards, as one store seeds it."""
+        asked = tuple(c for c in channels if c != "graph")
+        deep = depth
+        if "graph" in channels:
+            asked = tuple(dict.fromkeys((*asked, "dense")))
+            deep = max(depth, self.config.graph.dense_seeds)
         stats = None
         missing: set[str] = set()
-        if "lexical" in channels:
+        if "lexical" in asked:
             parts, lost = self._scatter("term_stats", (queries,), on_missing=mode)
             missing.update(lost)
             if parts:
@@ -600,10 +657,10 @@ class Cluster:
                 stats = values[0]
                 for more in values[1:]:
                     stats = stats + more
-        vectors = self._embedder.embed_queries(queries) if "dense" in channels else None
+        vectors = self._embedder.embed_queries(queries) if "dense" in asked else None
         answers, lost = self._scatter(
             "runs",
-            (queries, depth, namespace, where, channels, as_of, stats, vectors),
+            (queries, deep, namespace, where, asked, as_of, stats, vectors),
             on_missing=mode,
             skip=missing,  # a shard missing from the statistics is missing from the answer
         )
@@ -611,13 +668,55 @@ class Cluster:
         known = {name: runs for name, runs in answers.items() if runs is not None}
         if namespace is not None and not known and not missing:
             raise NotFoundError(f"unknown namespace {namespace!r}")
-        merged: dict[str, list[list[tuple[int, float]]]] = {}
-        for channel in channels:
+        merged: Runs = {}
+        for channel in asked:
+            cut = deep if channel == "dense" else depth
             merged[channel] = [
-                _merge([runs[channel][qi] for runs in known.values()], depth, channel)
+                _merge([runs[channel][qi] for runs in known.values()], cut, channel)
                 for qi in range(len(queries))
             ]
-        return merged, tuple(sorted(missing))
+        via: list[Mapping[int, tuple[str, ...]]] = [{} for _ in queries]
+        if "graph" in channels:
+            found = self._graph_runs(
+                queries, merged["dense"], depth, (namespace, where, as_of), mode, missing
+            )
+            merged["graph"] = [list(r.run) for r in found]
+            via = [r.via for r in found]
+            merged["dense"] = [run[:depth] for run in merged["dense"]]
+        return merged, via, tuple(sorted(missing))
+
+    def _graph_runs(  # noqa: PLR0913 - the parts of the graph's share of a recall
+        self,
+        queries: list[str],
+        dense: list[list[tuple[int, float]]],
+        depth: int,
+        condition: tuple[str | None, Any, float | None],
+        mode: OnMissing,
+        missing: set[str],
+    ) -> list[GraphRecall]:
+        assert self._graph is not None
+        versions, lost = self._scatter("graph_version", (), on_missing=mode, skip=missing)
+        missing.update(lost)
+        key = tuple(sorted(versions.items()))
+        with self._lock:
+            if self._graph_index is None or self._graph_index[0] != key:
+                parts, lost = self._scatter("graph_snapshot", (), on_missing=mode, skip=missing)
+                missing.update(lost)
+                snapshots = [snap for _, snap in parts.values() if snap is not None]
+                cfg = self.config.graph
+                merged = merge_snapshots(
+                    snapshots,
+                    synonym_threshold=cfg.synonym_threshold,
+                    min_synonym_chars=cfg.min_synonym_chars,
+                )
+                self._graph_index = (key, GraphIndex(merged, max_synonyms=cfg.max_synonyms))
+            index = self._graph_index[1]
+        allow = None
+        if any(c is not None for c in condition):
+            parts, lost = self._scatter("select", condition, on_missing=mode, skip=missing)
+            missing.update(lost)
+            allow = np.asarray(sorted(i for ids in parts.values() for i in ids), dtype=np.int64)
+        return self._graph.recall_on(index, queries, dense, depth=depth, allow=allow)
 
     @property
     def relevance_model(self) -> RelevanceModel:

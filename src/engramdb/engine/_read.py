@@ -262,8 +262,6 @@ class Reader:
         holds no memory of ``namespace``."""
         if namespace is not None and namespace not in self.store.namespaces():
             return None
-        if "graph" in channels:
-            raise InvalidInputError("the graph channel does not run on a cluster yet")
         sql, params = self.where(namespace, where, as_of)
         out: dict[str, list[list[tuple[int, float]]]] = {}
         if "lexical" in channels and stats is not None:

@@ -23,6 +23,8 @@ from engramdb.engine._validity import NewFact, link_new
 from engramdb.engine._write import MAX_CANDIDATES
 from engramdb.engine.memory import Memory
 from engramdb.errors import InvalidInputError, ModelError, NotFoundError
+from engramdb.graph.channel import Prepared
+from engramdb.graph.sqlite import GraphSnapshot
 from engramdb.store.sqlite import NewMemory, NewSighting, TurnRow
 from engramdb.types import ImportResult, Matrix, MemoryRecord, Stats, Supersession
 
@@ -144,11 +146,19 @@ class Shard:
             vectors = store.cached_embeddings(model, list(hashes))
         return Found(exact, matches, texts, dict(vectors))
 
-    def apply(
-        self, batch: str, new: Sequence[NewOp], seen: Sequence[SeenOp], now: float
+    def apply(  # noqa: PLR0913 - a routed batch
+        self,
+        batch: str,
+        new: Sequence[NewOp],
+        seen: Sequence[SeenOp],
+        now: float,
+        graph: Prepared | None = None,
     ) -> list[bool]:
         """Write a routed batch in one transaction, once: a batch id applied before returns
         what it returned then and writes nothing.
+
+        ``graph``: the phrases of ``new`` (in order) and their vectors, for this shard's
+        part of the cluster's graph.
 
         Returns:
             For each of ``seen``: whether the sighting was new (``False``: already recorded).
@@ -198,6 +208,8 @@ class Shard:
             ]
             if facts:
                 link_new(store.conn, facts, now=now)
+            if graph is not None and self.memory._graph is not None and new:
+                self.memory._graph.write([op.id for op in new], graph)
             store.conn.execute(
                 "INSERT INTO shard_batches (batch, result, applied) VALUES (?, ?, ?)",
                 (batch, json.dumps([int(a) for a in added]), time.time()),
@@ -277,6 +289,24 @@ class Shard:
                 relations=lookups.relations(held),
                 turns=self.store.turn_keys(held),
             )
+
+    def graph_version(self) -> int:
+        """The store's data version (the cluster's merged graph is rebuilt when it moves)."""
+        return self.store.data_version
+
+    def graph_snapshot(self) -> tuple[int, GraphSnapshot | None]:
+        """This shard's graph as arrays, with the data version it was read at."""
+        graph = self.memory._graph
+        with self.store.reading():
+            version = self.store.data_version
+            return version, (graph.store.snapshot() if graph is not None else None)
+
+    def select(self, namespace: str | None, where: Any, as_of: float | None) -> list[int]:
+        """The ids of this shard's memories that pass a recall's filter."""
+        if namespace is not None and namespace not in self.store.namespaces():
+            return []
+        sql, params = self.memory._reader.where(namespace, where, as_of)
+        return [int(i) for i in self.store.select_ids(sql or "1", params)]
 
     def records(self, ids: Sequence[int]) -> dict[int, MemoryRecord]:
         """The memories among ``ids`` that this shard holds."""

@@ -224,7 +224,22 @@ class GraphChannel:
         Raises:
             MissingDependencyError: spaCy or its model is not installed.
         """
-        index = self.index(version)
+        return self.recall_on(self.index(version), queries, dense, depth=depth, allow=allow)
+
+    def recall_on(
+        self,
+        index: GraphIndex,
+        queries: Sequence[str],
+        dense: Sequence[Run],
+        *,
+        depth: int,
+        allow: npt.NDArray[np.int64] | None = None,
+    ) -> list[GraphRecall]:
+        """Graph recall over a given graph (this store's, or a cluster's merged one).
+
+        Raises:
+            MissingDependencyError: spaCy or its model is not installed.
+        """
         cfg = self.config
         phrases = [list(ex.phrases) for ex in self.extractor.extract(list(queries))]
         unknown = [

@@ -346,7 +346,10 @@ class GraphIndex:
 
     def _via(self, memory_id: int, mass: FloatArray, seeds: Mapping[int, float]) -> tuple[str, ...]:
         phrases = self._phrases_of(memory_id)
-        phrases.sort(key=lambda j: (j not in seeds, -mass[j], j))
+        # ties by the phrase itself, not its node's place (which depends on the order memories
+        # arrived in, or on a cluster's shards); masses compared at float32 so that the same
+        # graph summed in another order ties where it ties
+        phrases.sort(key=lambda j: (j not in seeds, -float(np.float32(mass[j])), self.phrases[j]))
         return tuple(self.phrases[j] for j in phrases[:_VIA])
 
     def phrases_of(self, memory_id: int) -> list[str]:
