@@ -161,3 +161,21 @@ def test_graph_recall_equals_one_store(
             assert_same(memory.recall("cell", **filtered), cluster.recall("cell", **filtered))
             for target in (memory, cluster):
                 target.forget(source=records[3].source)
+
+
+def test_graph_survives_a_new_shard(
+    tmp_path: Path, records: list[Record], queries: list[str]
+) -> None:
+    pytest.importorskip("spacy")
+    graph = {"graph": {"enabled": True}}
+    with (
+        Memory.open(":memory:", **HASH, **graph) as memory,
+        Cluster.open(root=tmp_path, shards=2, backend="local", **HASH, **graph) as cluster,
+    ):
+        for target in (memory, cluster):
+            target.add_many(records[:50])
+        assert cluster.add_shard()["moved"] > 0
+        expected = memory.recall_many(queries[:10], k=10, channels="hybrid+graph")
+        got = cluster.recall_many(queries[:10], k=10, channels="hybrid+graph")
+        for a, b in zip(expected, got, strict=True):
+            assert_same(a, b)

@@ -398,30 +398,29 @@ class Cluster:
         plan: Mapping[str, tuple[list[NewOp], list[tuple[int, SeenOp]]]],
         texts: Mapping[int, str],
     ) -> dict[str, Prepared]:
-        """Each shard's part of the graph for its new memories: their phrases (extracted
-        here, once) and the phrases' vectors (each distinct phrase embedded once by this
-        coordinator, then remembered)."""
+        """Each shard's part of the graph for its new memories (see :meth:`_phrases_of`)."""
         if self._graph is None or not texts:
             return {}
-        order = list(texts)
-        extractions = dict(
-            zip(order, self._graph.extractor.extract([texts[i] for i in order]), strict=True)
-        )
-        phrases = list(dict.fromkeys(p for ex in extractions.values() for p in ex.phrases))
+        out: dict[str, Prepared] = {}
+        for shard, (new, _) in plan.items():
+            if new:
+                out[shard] = self._phrases_of([(op.id, texts[op.id]) for op in new])
+        return out
+
+    def _phrases_of(self, memories: Sequence[tuple[int, str]]) -> Prepared:
+        """The graph's share of some memories, in order: their phrases (extracted here)
+        and the phrases' vectors (each distinct phrase embedded once by this coordinator,
+        then remembered)."""
+        assert self._graph is not None
+        extractions = tuple(self._graph.extractor.extract([text for _, text in memories]))
+        phrases = list(dict.fromkeys(p for ex in extractions for p in ex.phrases))
         todo = [p for p in phrases if p not in self._phrases]
         if todo:
             if len(self._phrases) + len(todo) > _PHRASE_CACHE:
                 self._phrases.clear()
             source = self._embedders if self._embedders is not None else self._embedder
             self._phrases.update(zip(todo, source.embed_documents(todo), strict=True))
-        out: dict[str, Prepared] = {}
-        for shard, (new, _) in plan.items():
-            if not new:
-                continue
-            mine = tuple(extractions[op.id] for op in new)
-            wanted = {p for ex in mine for p in ex.phrases}
-            out[shard] = Prepared(extractions=mine, vectors={p: self._phrases[p] for p in wanted})
-        return out
+        return Prepared(extractions=extractions, vectors={p: self._phrases[p] for p in phrases})
 
     def _apply(
         self,
@@ -947,8 +946,12 @@ class Cluster:
             after = keys[-1][0]
             ids = [i for i, ns, h in keys if ns not in pins and slot_of(ns, h) in moving]
             if ids:
-                records, _ = self._scatter("export", {source: (ids,)})
-                self._scatter("take", {target: (records[source],)})
+                found, _ = self._scatter("export", {source: (ids,)})
+                records = found[source]
+                graph = None
+                if self._graph is not None:
+                    graph = self._phrases_of([(r["id"], r["text"]) for r in records])
+                self._scatter("take", {target: (records, graph)})
                 out += ids
 
     def _count_ids(self) -> list[int]:

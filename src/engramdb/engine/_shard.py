@@ -386,18 +386,46 @@ class Shard:
         """Export records (with vectors and links) of this shard's memories among ``ids``."""
         return export_ids(self.store, self.memory.embedder, [int(i) for i in ids])
 
-    def take(self, records: Sequence[Mapping[str, Any]]) -> ImportResult:
-        """Import moved records keeping their ids (merging into one already here)."""
+    def take(
+        self, records: Sequence[Mapping[str, Any]], graph: Prepared | None = None
+    ) -> ImportResult:
+        """Import moved records keeping their ids (merging into one already here); with
+        the graph on, ``graph`` holds their phrases (in order) and the phrases' vectors,
+        made by the cluster (a shard embeds nothing)."""
         bad = [r for r in records if not isinstance(r, Mapping) or "id" not in r]
         if bad:
             raise InvalidInputError("moved records must be export records with their ids")
-        return import_numbered(
-            self.memory._writer,
-            enumerate(records, start=1),
-            namespace=None,
-            name="moved records",
-            keep_ids=True,
-        )
+        writer = self.memory._writer
+        channel, writer.graph = writer.graph, None  # the graph's part is written below
+        try:
+            result = import_numbered(
+                writer,
+                enumerate(records, start=1),
+                namespace=None,
+                name="moved records",
+                keep_ids=True,
+            )
+        finally:
+            writer.graph = channel
+        if channel is not None and graph is not None:
+            ids = [int(r["id"]) for r in records]
+            with self.store.reading():
+                missing = set(
+                    self.store.select_ids(
+                        "m.id IN (SELECT value FROM json_each(?))"
+                        " AND m.id NOT IN (SELECT memory_id FROM graph_passages)",
+                        [json.dumps(ids)],
+                    ).tolist()
+                )
+            keep = [i for i, memory_id in enumerate(ids) if memory_id in missing]
+            if keep:
+                part = Prepared(
+                    extractions=tuple(graph.extractions[i] for i in keep),
+                    vectors=graph.vectors,
+                )
+                with self.store.atomic():
+                    channel.write([ids[i] for i in keep], part)
+        return result
 
     def drop(self, ids: Sequence[int]) -> int:
         """Delete memories that moved to another shard (everything derived from them too)."""
