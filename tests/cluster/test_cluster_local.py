@@ -11,6 +11,7 @@ import pytest
 from _cluster_support import HASH, held_ids
 
 from engramdb import (
+    ConfigError,
     InvalidFilterError,
     InvalidInputError,
     Memory,
@@ -192,9 +193,17 @@ def test_errors_are_clear(tmp_path: Path) -> None:
         open_local(tmp_path, embedders=-1)
     with pytest.raises(InvalidInputError, match="backend"):
         Cluster.open(root=tmp_path, backend="carrier-pigeon", **HASH)
-    with pytest.raises(InvalidInputError, match="graph"):
-        Cluster.open(root=tmp_path, backend="local", graph={"enabled": True}, **HASH)
-    cluster = open_local(tmp_path)
+    with pytest.raises(ConfigError, match="embed.model='hash'"):
+        open_local(tmp_path, 1).close()
+        Cluster.open(root=tmp_path, backend="local", embed={"model": "hash", "dim": 32})
+    with Cluster.open(root=tmp_path, backend="local") as remembered:  # its own settings
+        assert remembered.embedder.dim == 64
+        with pytest.raises(InvalidInputError, match="graph channel is off"):
+            remembered.recall("x", channels="graph")
+    with pytest.raises(ConfigError):
+        Cluster.open(root=tmp_path / "new", backend="local", graph={"nonsense": 1})
+    assert not (tmp_path / "new").exists()  # a bad configuration makes nothing
+    cluster = open_local(tmp_path, None)
     cluster.add("one memory")
     for bad in (
         lambda: cluster.recall("x", coverage=0.9),

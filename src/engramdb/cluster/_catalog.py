@@ -8,11 +8,12 @@ transactions, so that several coordinators (processes) can share it.
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,19 @@ class Catalog:
         with self._tx() as conn:
             conn.execute(
                 "UPDATE shards SET node = ? WHERE name = ? AND node IS NULL", (node, shard)
+            )
+
+    def settings(self) -> dict[str, Any] | None:
+        """The engine configuration the cluster was made with (``None``: not recorded)."""
+        rows = self._rows("SELECT value FROM info WHERE key = 'config'")
+        return json.loads(rows[0][0]) if rows else None
+
+    def remember(self, settings: Mapping[str, Any]) -> None:
+        """Record the engine configuration of a new cluster."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO info (key, value) VALUES ('config', ?)",
+                (json.dumps(settings, sort_keys=True),),
             )
 
     # -- ids and version ------------------------------------------------------------------

@@ -36,6 +36,7 @@ from engramdb.engine._write import (
     to_record,
 )
 from engramdb.errors import (
+    ConfigError,
     EngramError,
     InvalidInputError,
     NotFoundError,
@@ -177,7 +178,9 @@ class Cluster:
             shards: the number of shards of a new cluster (default 1); an existing cluster
                 opens as it is (a different count is an error: grow it with
                 :meth:`add_shard`).
-            config: the engine configuration, as for :meth:`Memory.open`.
+            config: the engine configuration, as for :meth:`Memory.open`; a new cluster
+                records it in its catalog, and later opens without one use it (one given
+                later must keep the embedder the memories were embedded with).
             embedders: embedder processes for writes (0: embed in this process).
             timeout: seconds a call waits for a shard before it counts as down.
             on_missing: what a recall does when shards are down: ``"fail"`` (raise
@@ -201,11 +204,12 @@ class Cluster:
             raise InvalidInputError(f"unknown cluster backend {backend!r}; valid: ray, local")
         if isinstance(embedders, bool) or not isinstance(embedders, int) or embedders < 0:
             raise InvalidInputError(f"embedders must be an integer >= 0, got {embedders!r}")
-        cfg = load_config(config, **overrides)
+        load_config(config, **overrides)  # a bad configuration fails before anything is made
         catalog = Catalog(Path(root).expanduser())
         try:
             if shards is not None or not catalog.shards():
                 catalog.create(1 if shards is None else shards)
+            cfg = _settings(catalog, config, overrides)
             chosen = open_backend(address, backend)
             return cls(
                 catalog,
@@ -243,6 +247,11 @@ class Cluster:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError("this Cluster is closed")
+
+    @property
+    def embedder(self) -> Embedder:
+        """The cluster's embedding model (as this coordinator loaded it, for queries)."""
+        return self._embedder
 
     @property
     def shards(self) -> list[str]:
@@ -1003,6 +1012,40 @@ def _slots_to_move(slots: Mapping[int, str], new: str) -> list[int]:
         largest = max(owners, key=lambda s: (len(owners[s]), s))
         taken.append(owners[largest].pop())
     return sorted(taken)
+
+
+def _settings(
+    catalog: Catalog,
+    config: EngineConfig | Mapping[str, Any] | str | Path | None,
+    overrides: Mapping[str, Any],
+) -> EngineConfig:
+    """The configuration to open a cluster with: the one it was made with, unless another
+    is given; a new cluster records it. Its embedder must stay the one the shards' vectors
+    were made with.
+
+    Raises:
+        ConfigError: a configuration whose embedder differs from the cluster's.
+    """
+    recorded = catalog.settings()
+    if recorded is None:
+        cfg = load_config(config, **overrides)
+        catalog.remember(dataclasses.asdict(cfg))
+        return cfg
+    if config is None and not overrides:
+        return load_config(recorded)
+    cfg = load_config(config, **overrides)
+    made = load_config(recorded).embed
+    if (cfg.embed.model, cfg.embed.dim, cfg.embed.remote_model) != (
+        made.model,
+        made.dim,
+        made.remote_model,
+    ):
+        raise ConfigError(
+            f"this cluster's memories were embedded with embed.model={made.model!r} "
+            f"(dim {made.dim}); open it with that embedder, or without a configuration to "
+            "use the one it was made with"
+        )
+    return cfg
 
 
 def _is_refusal(exc: BaseException) -> bool:

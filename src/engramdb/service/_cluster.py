@@ -140,7 +140,7 @@ class ClusterMemory:
             store = None
             if home:
                 path = Path(root).expanduser() / SERVICE_STORE
-                store = Memory.open(path, cluster.config, embedder=cluster._embedder)
+                store = Memory.open(path, cluster.config, embedder=cluster.embedder)
             return cls(cluster, home=store)
         except BaseException:
             cluster.close()
@@ -172,7 +172,7 @@ class ClusterMemory:
     @property
     def embedder(self) -> Embedder:
         """The cluster's embedder (queries are embedded with it)."""
-        return self.cluster._embedder
+        return self.cluster.embedder
 
     @property
     def store(self) -> SQLiteStore:
