@@ -29,6 +29,8 @@ from engramdb.engine._validity import keys_of
 from engramdb.engine._write import (
     MAX_CANDIDATES,
     Item,
+    add_result,
+    check_forget,
     check_namespace,
     chunk_items,
     grams_of,
@@ -370,18 +372,8 @@ class Cluster:
             skipped = self._apply(plan, time.time(), graph)
         for index in skipped:
             items[index].score = -1.0
-        return AddResult(
-            ids=tuple(
-                ids[i] if items[i].kind == "new" else batch.target(i) for i in range(len(items))
-            ),
-            added=len(new),
-            exact=sum(1 for it in items if it.kind == "exact" and it.score >= 0),
-            near=sum(1 for it in items if it.kind == "near" and it.score >= 0),
-            skipped=sum(1 for it in items if it.score < 0),
-            embedded=embedded,
-            decisions=tuple("skipped" if it.score < 0 else it.kind for it in items),
-            inputs=tuple(it.origin for it in items),
-        )
+        targets = [ids[i] if it.kind == "new" else batch.target(i) for i, it in enumerate(items)]
+        return add_result(items, targets, embedded)
 
     def _vectors(
         self, items: Sequence[Item], cached: Mapping[str, np.ndarray[Any, Any]]
@@ -516,14 +508,7 @@ class Cluster:
             ShardUnavailableError: shards did not answer (their part is queued).
         """
         self._check_open()
-        given = [ids is not None, source is not None, where is not None]
-        if sum(given) > 1 or (ids is not None and namespace is not None):
-            raise InvalidInputError(
-                "forget needs exactly one of: ids, source (with or without a namespace), "
-                "or namespace/where"
-            )
-        if not any(given) and namespace is None:
-            raise InvalidInputError("forget needs exactly one of: ids, source, or namespace/where")
+        check_forget(ids, source, namespace, where)
         if namespace is not None and namespace not in self.namespaces():
             raise NotFoundError(f"unknown namespace {namespace!r}")
         args = (None if ids is None else [int(i) for i in ids], source, namespace, where)

@@ -31,6 +31,8 @@ __all__ = [
     "Progress",
     "StoreLookup",
     "Writer",
+    "add_result",
+    "check_forget",
     "check_namespace",
     "chunk_items",
     "grams_of",
@@ -49,6 +51,39 @@ _ATTEMPTS = 4
 
 class _Conflict(Exception):
     """A decision made before the transaction no longer holds; prepare the write again."""
+
+
+def add_result(items: Sequence[Item], ids: Sequence[int], embedded: int) -> AddResult:
+    """What an ``add_many`` did with its chunks (an item's negative score: its sighting
+    was already recorded there)."""
+    return AddResult(
+        ids=tuple(ids),
+        added=sum(1 for it in items if it.kind == "new"),
+        exact=sum(1 for it in items if it.kind == "exact" and it.score >= 0),
+        near=sum(1 for it in items if it.kind == "near" and it.score >= 0),
+        skipped=sum(1 for it in items if it.score < 0),
+        embedded=embedded,
+        decisions=tuple("skipped" if it.score < 0 else it.kind for it in items),
+        inputs=tuple(it.origin for it in items),
+    )
+
+
+def check_forget(
+    ids: Sequence[int] | None, source: str | None, namespace: str | None, where: Any
+) -> None:
+    """Check that a forget names exactly one kind of criterion.
+
+    Raises:
+        InvalidInputError: no criterion, or criteria that do not go together.
+    """
+    given = [ids is not None, source is not None, where is not None]
+    if sum(given) > 1 or (ids is not None and namespace is not None):
+        raise InvalidInputError(
+            "forget needs exactly one of: ids, source (with or without a namespace), "
+            "or namespace/where"
+        )
+    if not any(given) and namespace is None:
+        raise InvalidInputError("forget needs exactly one of: ids, source, or namespace/where")
 
 
 def check_namespace(namespace: str) -> str:
@@ -172,16 +207,7 @@ class Writer:
             except _Conflict:
                 continue
             self.dense.maintain()
-            return AddResult(
-                ids=tuple(ids),
-                added=sum(1 for it in items if it.kind == "new"),
-                exact=sum(1 for it in items if it.kind == "exact" and it.score >= 0),
-                near=sum(1 for it in items if it.kind == "near" and it.score >= 0),
-                skipped=sum(1 for it in items if it.score < 0),
-                embedded=embedded,
-                decisions=tuple("skipped" if it.score < 0 else it.kind for it in items),
-                inputs=tuple(it.origin for it in items),
-            )
+            return add_result(items, ids, embedded)
         raise StoreError(
             f"this write was overtaken by other writers {_ATTEMPTS} times (the memories it "
             "matched kept being forgotten); nothing was written, try again"

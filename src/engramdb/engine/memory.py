@@ -32,7 +32,14 @@ from engramdb.engine._precision import (
 )
 from engramdb.engine._read import Reader, ReadOptions, check_channels, check_k
 from engramdb.engine._transfer import backup, export_records, import_file, import_numbered
-from engramdb.engine._write import Progress, Writer, check_namespace, recognize, to_record
+from engramdb.engine._write import (
+    Progress,
+    Writer,
+    check_forget,
+    check_namespace,
+    recognize,
+    to_record,
+)
 from engramdb.errors import (
     InvalidInputError,
     NotAStoreError,
@@ -430,14 +437,7 @@ class Memory:
                 source together with a filter.
             NotFoundError: an unknown namespace.
         """
-        given = [ids is not None, source is not None, where is not None]
-        if sum(given) > 1 or (ids is not None and namespace is not None):
-            raise InvalidInputError(
-                "forget needs exactly one of: ids, source (with or without a namespace), "
-                "or namespace/where"
-            )
-        if not any(given) and namespace is None:
-            raise InvalidInputError("forget needs exactly one of: ids, source, or namespace/where")
+        check_forget(ids, source, namespace, where)
         store = self.store
         sql, params = self._reader.where(namespace, where)  # a bad filter fails before a write
 
