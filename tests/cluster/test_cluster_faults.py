@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _cluster_support import HASH, held_ids
 
-from engramdb import Memory, Record, ShardUnavailableError
+from engramdb import InvalidInputError, Memory, Record, ShardUnavailableError
 from engramdb.cluster import Cluster
 
 pytestmark = pytest.mark.ray
@@ -142,3 +142,11 @@ def test_node_removed_from_two_node_cluster(tmp_path: Path, records: list[Record
     finally:
         ray.shutdown()
         nodes.shutdown()
+
+
+def test_embedders_ray_cannot_place_are_an_error(ray_local: object, tmp_path: Path) -> None:
+    """Each embedder process needs a CPU; the local Ray instance has two."""
+    with pytest.raises(InvalidInputError, match="did not start"):
+        Cluster.open(root=tmp_path, shards=1, backend="ray", embedders=3, timeout=5, **HASH)
+    with Cluster.open(root=tmp_path, backend="ray", embedders=2, timeout=30, **HASH) as cluster:
+        assert cluster.add_many(["one text", "another text"]).embedded == 2

@@ -131,6 +131,8 @@ class Cluster:
             if embedders > 0
             else None
         )
+        if self._embedders is not None:
+            self._check_embedders(self._embedders)
         self._relevance: RelevanceModel | None = None
         self._graph: GraphChannel | None = None
         self._graph_index: tuple[tuple[tuple[str, int], ...], GraphIndex] | None = None
@@ -142,6 +144,26 @@ class Cluster:
         for name in catalog.shards():
             self._start(name, opening=True)
         self._replay()
+
+    def _check_embedders(self, embedders: Embedders) -> None:
+        """Wait for the embedder processes to load their model; one that Ray cannot place
+        (each needs a CPU) is an error now rather than a write that waits for ever.
+
+        Raises:
+            InvalidInputError: embedder processes did not start within the timeout.
+        """
+        calls = {str(i): self.backend.call(h, "describe") for i, h in enumerate(embedders.handles)}
+        done, failed = self.backend.gather(calls, self.timeout)
+        if failed:
+            for handle in embedders.handles:
+                self.backend.stop(handle)
+            raise InvalidInputError(
+                f"{len(failed)} of {len(calls)} embedder processes did not start (each needs "
+                "one CPU of the Ray cluster: ask for fewer, or give Ray more CPUs)"
+            )
+        made = {tuple(d) for d in done.values()}
+        if made != {self._model}:
+            raise InvalidInputError(f"embedder processes load {made}, not {self._model}")
 
     def _start(self, name: str, *, opening: bool = False) -> None:
         """Start (or restart) a shard on the node that holds its store (when the cluster is
@@ -593,11 +615,14 @@ class Cluster:
             now=time.time() if asked is None else asked,
         )
         depth = max(k, self.config.recall.candidates)
-        runs, via, missing = self._runs(
+        runs, via, about, missing = self._runs(
             list(queries), depth, namespace, where, chosen, moment, mode
         )
         lookups = _Lookups(self, (namespace, where, moment), mode, set(missing))
-        lookups.learn([i for runs_of in runs.values() for run in runs_of for i, _ in run])
+        for part in about:
+            lookups.absorb(part)
+        # a candidate no shard said anything about is gone: nothing to ask again
+        lookups.known.update(i for runs_of in runs.values() for run in runs_of for i, _ in run)
         out = []
         for qi, query in enumerate(queries):
             fused = build_hits(
@@ -631,10 +656,11 @@ class Cluster:
         channels: tuple[str, ...],
         as_of: float | None,
         mode: OnMissing,
-    ) -> tuple[Runs, list[Mapping[int, tuple[str, ...]]], tuple[str, ...]]:
-        """Each channel's runs over all shards, the graph's phrases per hit, the missing
-        shards. The graph channel runs here, on the shards' graphs merged (phrase nodes
-        are global), seeded by the dense run over all shards, as one store seeds it."""
+    ) -> tuple[Runs, list[Mapping[int, tuple[str, ...]]], list[About], tuple[str, ...]]:
+        """Each channel's runs over all shards, the graph's phrases per hit, what the
+        shards said about their candidates, and the missing shards. The graph channel
+        runs here, on the shards' graphs merged (phrase nodes are global), seeded by the
+        dense run over all shards, as one store seeds it."""
         asked = tuple(c for c in channels if c != "graph")
         deep = depth
         if "graph" in channels:
@@ -642,7 +668,7 @@ class Cluster:
             deep = max(depth, self.config.graph.dense_seeds)
         stats = None
         missing: set[str] = set()
-        if "lexical" in asked:
+        if "lexical" in asked and len(self.handles) > 1:  # one shard: its own statistics
             parts, lost = self._scatter("term_stats", (queries,), on_missing=mode)
             missing.update(lost)
             if parts:
@@ -658,7 +684,8 @@ class Cluster:
             skip=missing,  # a shard missing from the statistics is missing from the answer
         )
         missing.update(lost)
-        known = {name: runs for name, runs in answers.items() if runs is not None}
+        known = {name: answer[0] for name, answer in answers.items() if answer is not None}
+        about = [answer[1] for answer in answers.values() if answer is not None]
         if namespace is not None and not known and not missing:
             raise NotFoundError(f"unknown namespace {namespace!r}")
         merged: Runs = {}
@@ -676,7 +703,7 @@ class Cluster:
             merged["graph"] = [list(r.run) for r in found]
             via = [r.via for r in found]
             merged["dense"] = [run[:depth] for run in merged["dense"]]
-        return merged, via, tuple(sorted(missing))
+        return merged, via, about, tuple(sorted(missing))
 
     def _graph_runs(  # noqa: PLR0913 - the parts of the graph's share of a recall
         self,
@@ -1173,12 +1200,17 @@ class _Lookups:
         if not wanted:
             return
         for part in self._gather("about", (wanted,)):
-            self.about.records.update(part.records)
-            self.about.superseded.update(part.superseded)
-            for memory_id, links in part.relations.items():  # a memory's links: its shard's
-                self.about.relations.setdefault(memory_id, links)
-            self.about.turns.update(part.turns)
+            self.absorb(part)
         self.known.update(wanted)
+
+    def absorb(self, part: About) -> None:
+        """Keep what a shard said about its memories."""
+        self.about.records.update(part.records)
+        self.about.superseded.update(part.superseded)
+        for memory_id, links in part.relations.items():  # a memory's links: its shard's
+            self.about.relations.setdefault(memory_id, links)
+        self.about.turns.update(part.turns)
+        self.known.update(part.records)
 
     def records(self, ids: Sequence[int]) -> dict[int, MemoryRecord]:
         self.learn(ids)

@@ -258,13 +258,15 @@ class Reader:
     ) -> dict[str, list[list[tuple[int, float]]]] | None:
         """One shard's share of a cluster's recall: each channel's best ``depth`` memories
         of this store with their raw scores, BM25 computed with the cluster's ``stats``
-        and dense scores for the cluster's query ``vectors``; ``None`` when this store
-        holds no memory of ``namespace``."""
+        (``None``: this store's own) and dense scores for the cluster's query ``vectors``;
+        ``None`` when this store holds no memory of ``namespace``."""
         if namespace is not None and namespace not in self.store.namespaces():
             return None
         sql, params = self.where(namespace, where, as_of)
         out: dict[str, list[list[tuple[int, float]]]] = {}
-        if "lexical" in channels and stats is not None:
+        if "lexical" in channels:
+            if stats is None:  # the cluster is this store alone
+                stats = self.lexical.term_stats(queries)
             out["lexical"] = self.lexical.search_stats(
                 queries, depth, stats, where=sql, params=params
             )

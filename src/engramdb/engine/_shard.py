@@ -261,11 +261,13 @@ class Shard:
         as_of: float | None,
         stats: TermStats | None,
         vectors: Matrix | None,
-    ) -> dict[str, list[list[tuple[int, float]]]] | None:
+    ) -> tuple[dict[str, list[list[tuple[int, float]]]], About] | None:
         """Each channel's best ``depth`` memories of this shard for each query, scored as
         one store holding every shard's memories would score them (see
-        :meth:`~engramdb.engine._read.Reader.shard_runs`); ``None``: no such namespace here."""
-        return self.memory._reader.shard_runs(
+        :meth:`~engramdb.engine._read.Reader.shard_runs`), with what building hits needs
+        about them (:meth:`about`: one round trip for both); ``None``: no such namespace
+        here. ``stats=None``: this shard's own statistics (a cluster of one shard)."""
+        runs = self.memory._reader.shard_runs(
             queries,
             depth=depth,
             namespace=namespace,
@@ -275,6 +277,10 @@ class Shard:
             stats=stats,
             vectors=vectors,
         )
+        if runs is None:
+            return None
+        found = [i for per_query in runs.values() for run in per_query for i, _ in run]
+        return runs, self.about(list(dict.fromkeys(found)))
 
     def about(self, ids: Sequence[int]) -> About:
         """Everything building hits reads about this shard's memories among ``ids``, in
