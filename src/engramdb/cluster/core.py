@@ -1187,21 +1187,26 @@ class _Lookups:
         self.mode = mode
         self.missing = missing  # shards already missing from this answer: not asked again
         self.about = About({}, {}, {}, {})
-        self.known: set[int] = set()
+        self.known: set[int] = set()  # ids whose supersessions and turn places are known
+        self.read: set[int] = set()  # ids whose records and links are known
 
     def _gather(self, method: str, args: tuple[Any, ...]) -> list[Any]:
         parts, lost = self.cluster._scatter(method, args, on_missing=self.mode, skip=self.missing)
         self.missing.update(lost)
         return list(parts.values())
 
-    def learn(self, ids: Sequence[int]) -> None:
-        """Ask every shard, once, about the memories among ``ids`` it holds."""
-        wanted = [i for i in dict.fromkeys(ids) if i not in self.known]
+    def learn(self, ids: Sequence[int], *, records: bool = False) -> None:
+        """Ask every shard, once, about the memories among ``ids`` it holds (with their
+        records and links when ``records``)."""
+        seen = self.read if records else self.known
+        wanted = [i for i in dict.fromkeys(ids) if i not in seen]
         if not wanted:
             return
-        for part in self._gather("about", (wanted,)):
+        for part in self._gather("about", (wanted, records)):
             self.absorb(part)
         self.known.update(wanted)
+        if records:
+            self.read.update(wanted)
 
     def absorb(self, part: About) -> None:
         """Keep what a shard said about its memories."""
@@ -1210,10 +1215,9 @@ class _Lookups:
         for memory_id, links in part.relations.items():  # a memory's links: its shard's
             self.about.relations.setdefault(memory_id, links)
         self.about.turns.update(part.turns)
-        self.known.update(part.records)
 
     def records(self, ids: Sequence[int]) -> dict[int, MemoryRecord]:
-        self.learn(ids)
+        self.learn(ids, records=True)
         held = self.about.records
         return {i: held[i] for i in ids if i in held}
 
@@ -1223,7 +1227,7 @@ class _Lookups:
         return {i: gone[i] for i in ids if i in gone}
 
     def relations(self, ids: Sequence[int]) -> dict[int, tuple[Supersession, ...]]:
-        self.learn(ids)
+        self.learn(ids, records=True)
         links = self.about.relations
         return {i: links[i] for i in ids if i in links}
 

@@ -280,20 +280,19 @@ class Shard:
         if runs is None:
             return None
         found = [i for per_query in runs.values() for run in per_query for i, _ in run]
-        return runs, self.about(list(dict.fromkeys(found)))
+        return runs, self.about(list(dict.fromkeys(found)), records=False)
 
-    def about(self, ids: Sequence[int]) -> About:
-        """Everything building hits reads about this shard's memories among ``ids``, in
-        one read snapshot (one round trip instead of four)."""
+    def about(self, ids: Sequence[int], records: bool = True) -> About:
+        """What building hits reads about this shard's memories among ``ids``, in one read
+        snapshot: which are superseded and where its turns are, and with ``records`` their
+        records and links (a recall needs those only for the few hits it returns)."""
         lookups = StoreLookups(self.store)
         with self.store.reading():
-            records = lookups.records(ids)
-            held = list(records)
             return About(
-                records=records,
-                superseded=self.store.superseded(held),
-                relations=lookups.relations(held),
-                turns=self.store.turn_keys(held),
+                records=lookups.records(ids) if records else {},
+                superseded=self.store.superseded(ids),
+                relations=lookups.relations(ids) if records else {},
+                turns=self.store.turn_keys(ids),
             )
 
     def graph_version(self) -> int:
