@@ -264,9 +264,9 @@ class Reader:
             return None
         sql, params = self.where(namespace, where, as_of)
         out: dict[str, list[list[tuple[int, float]]]] = {}
-        if "lexical" in channels:
-            if stats is None:  # the cluster is this store alone
-                stats = self.lexical.term_stats(queries)
+        if "lexical" in channels and stats is None:  # the cluster is this store alone
+            out["lexical"] = _runs(*self.lexical.search(queries, depth, where=sql, params=params))
+        elif "lexical" in channels and stats is not None:
             out["lexical"] = self.lexical.search_stats(
                 queries, depth, stats, where=sql, params=params
             )
