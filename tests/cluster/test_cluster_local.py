@@ -283,3 +283,42 @@ def test_embedder_processes_give_the_same_memories(
         ):
             assert b.ids == a.ids
             assert [h.score for h in b] == pytest.approx([h.score for h in a], abs=1e-6)
+
+
+def test_an_interrupted_add_shard_leaves_nothing_twice_and_finishes_later(
+    tmp_path: Path, records: list[Record], queries: list[str]
+) -> None:
+    with open_local(tmp_path, 2) as cluster:
+        cluster.add_many(records[:120])
+        before = held_ids(cluster)
+        expected = [h.ids for h in cluster.recall_many(queries[:10], k=10)]
+        real = cluster.handles["shard-1"]
+        cluster.handles["shard-1"] = Broken(real, "export")
+        with pytest.raises(ShardUnavailableError):
+            cluster.add_shard()
+        cluster.handles["shard-1"] = real
+        assert held_ids(cluster) == before  # the copies were taken back out
+        assert held_ids(cluster, "shard-2") == []
+        assert [h.ids for h in cluster.recall_many(queries[:10], k=10)] == expected
+        grown = cluster.add_shard()  # finishes on the shard added before
+        assert grown["shard"] == "shard-2" and grown["moved"] > 0
+        assert cluster.shards == ["shard-0", "shard-1", "shard-2"]
+        assert held_ids(cluster) == before
+        assert [h.ids for h in cluster.recall_many(queries[:10], k=10)] == expected
+
+
+class Broken:
+    """Wraps a shard; one of its methods fails as a shard that went down."""
+
+    def __init__(self, shard: Any, method: str):
+        self.shard = shard
+        self.method = method
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.method:
+
+            def fail(*args: Any) -> Any:
+                raise ConnectionError("shard unreachable")
+
+            return fail
+        return getattr(self.shard, name)

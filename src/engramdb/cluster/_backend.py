@@ -22,16 +22,12 @@ from engramdb.engine._shard import Shard
 from engramdb.errors import EngramError, InvalidInputError
 from engramdb.types import Matrix
 
-__all__ = ["Backend", "Call", "LocalBackend", "RayBackend", "open_backend"]
+__all__ = ["Backend", "EmbedderProcess", "Embedders", "LocalBackend", "RayBackend", "open_backend"]
 
 logger = logging.getLogger(__name__)
 
 _RESTARTS = 1000  # a shard actor is restarted (on its node) as often as it dies
 _RETRIES = 3  # ... and a call that its death interrupted is sent again (every call is idempotent)
-
-
-class Call(Protocol):
-    """A call in flight."""
 
 
 @dataclass(slots=True)

@@ -925,18 +925,29 @@ class Cluster:
         self._check_open()
         with self._lock:
             self._replay()
+            owning = set(self.catalog.slots().values()) | set(self.catalog.pins().values())
+            idle = [s for s in self.catalog.shards() if s not in owning]
+            if idle:  # a shard added before whose move did not finish: finish it now
+                name = idle[0]
+                self._scatter("drop", {name: ([i for i, _, _ in self._keys(name)],)})
+            else:
+                name = f"shard-{len(self.catalog.shards())}"
+                while name in self.catalog.shards():
+                    name += "x"
+                self.catalog.add_shard(name)
+                self._start(name)
             before = self._count_ids()
-            name = f"shard-{len(self.catalog.shards())}"
-            while name in self.catalog.shards():
-                name += "x"
-            self.catalog.add_shard(name)
-            self._start(name)
             slots = _slots_to_move(self.catalog.slots(), name)
             moving = set(slots)
             pins = self.catalog.pins()
             moved: dict[str, list[int]] = {}
-            for shard in [s for s in self.handles if s != name]:
-                moved[shard] = self._copy(shard, name, moving, pins)
+            try:
+                for shard in [s for s in self.handles if s != name]:
+                    moved[shard] = self._copy(shard, name, moving, pins)
+            except BaseException:  # nothing handed over: take the copies back out
+                copied = [i for ids in moved.values() for i in ids]
+                self._scatter("drop", {name: (copied,)}, on_missing="partial")
+                raise
             self.catalog.hand_over(slots, name)
             for shard, ids in moved.items():
                 for start in range(0, len(ids), _PAGE):
@@ -975,19 +986,19 @@ class Cluster:
                 self._scatter("take", {target: (records, graph)})
                 out += ids
 
+    def _keys(self, shard: str) -> list[tuple[int, str, str]]:
+        """``(id, namespace, content hash)`` of every memory a shard holds."""
+        out: list[tuple[int, str, str]] = []
+        while True:
+            found, _ = self._scatter("keys", {shard: (out[-1][0] if out else 0, 4096)})
+            if not found[shard]:
+                return out
+            out += found[shard]
+
     def _count_ids(self) -> list[int]:
         """Every memory id of the cluster, sorted (each once: a check that none is lost
         or duplicated)."""
-        out: list[int] = []
-        for shard in self.handles:
-            after = 0
-            while True:
-                found, _ = self._scatter("keys", {shard: (after, 4096)})
-                keys = found[shard]
-                if not keys:
-                    break
-                out += [i for i, _, _ in keys]
-                after = keys[-1][0]
+        out = [i for shard in self.handles for i, _, _ in self._keys(shard)]
         if len(out) != len(set(out)):
             dup = len(out) - len(set(out))
             raise StoreError(f"{dup} memory id(s) are held by two shards")
