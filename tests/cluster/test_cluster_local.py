@@ -322,3 +322,39 @@ class Broken:
 
             return fail
         return getattr(self.shard, name)
+
+
+def test_two_coordinators_share_a_cluster(tmp_path: Path, records: list[Record]) -> None:
+    """Writers in two coordinators (as two server processes) take turns under the
+    cluster's writer lock: the same texts written by both at once are stored once; a shard
+    one adds is found by the other."""
+    first = open_local(tmp_path, 2)
+    second = Cluster.open(root=tmp_path, backend="local")
+    try:
+        errors: list[BaseException] = []
+
+        def write(cluster: Cluster) -> None:
+            try:
+                for start in range(0, 120, 20):
+                    cluster.add_many(records[start : start + 20])
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(c,)) for c in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors
+        assert len(held_ids(first)) == 120  # each text once, whoever wrote it first
+        assert first.stats().memories == second.stats().memories == 120
+        grown = first.add_shard()
+        assert second.recall("cancer", k=5).ids == first.recall("cancer", k=5).ids
+        assert "shard-2" in second.shards
+        fresh = second.add_many(records[120:160])
+        assert fresh.added == 40
+        assert len(held_ids(first)) == 160
+        assert grown["memories"] == 120
+    finally:
+        first.close()
+        second.close()

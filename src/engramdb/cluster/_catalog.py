@@ -7,8 +7,10 @@ transactions, so that several coordinators (processes) can share it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import pickle
 import sqlite3
 import threading
@@ -76,6 +78,29 @@ class Catalog:
         self._lock = threading.RLock()
         self._slots: dict[int, str] | None = None
         self._pins: dict[str, str] | None = None
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the cluster's writer lock (``ROOT/writer.lock``, an exclusive file lock):
+        coordinators in other processes that write to the same cluster wait, so that a
+        write's recognition sees every write acknowledged before it.
+
+        Raises:
+            StoreError: the lock file cannot be opened.
+        """
+        try:
+            fd = os.open(self.root / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open the cluster's writer lock: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._slots = self._pins = None  # routing changes only under this lock
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         """Close the catalog file."""

@@ -143,7 +143,20 @@ class Cluster:
         self.handles: dict[str, Any] = {}
         for name in catalog.shards():
             self._start(name, opening=True)
-        self._replay()
+        self._version = catalog.version()
+        with self._lock, catalog.writing():
+            self._replay()
+
+    def _sync(self) -> None:
+        """Catch up with routing changed by another coordinator (a shard added, a
+        namespace pinned): start the shards this one does not know yet."""
+        version = self.catalog.version()
+        if version == self._version:
+            return
+        for name in self.catalog.shards():
+            if name not in self.handles:
+                self._start(name, opening=True)
+        self._version = version
 
     def _check_embedders(self, embedders: Embedders) -> None:
         """Wait for the embedder processes to load their model; one that Ray cannot place
@@ -371,7 +384,8 @@ class Cluster:
         self._check_open()
         check_namespace(namespace)
         checked = [to_record(r) for r in records]
-        with self._lock:
+        with self._lock, self.catalog.writing():
+            self._sync()
             self._replay()
             items = chunk_items(checked, namespace, self.config)
             signatures = self._hasher.signatures([it.norm for it in items])
@@ -511,7 +525,7 @@ class Cluster:
         """Apply the journaled writes whose shards were down; returns how many were
         applied (see :attr:`ClusterStats.pending` for what is left)."""
         self._check_open()
-        with self._lock:
+        with self._lock, self.catalog.writing():
             return self._replay()
 
     def forget(
@@ -534,7 +548,8 @@ class Cluster:
         if namespace is not None and namespace not in self.namespaces():
             raise NotFoundError(f"unknown namespace {namespace!r}")
         args = (None if ids is None else [int(i) for i in ids], source, namespace, where)
-        with self._lock:
+        with self._lock, self.catalog.writing():
+            self._sync()
             self._replay()
             batch = uuid.uuid4().hex
             calls = [Pending(batch, shard, "forget_as", args) for shard in self.handles]
@@ -615,6 +630,8 @@ class Cluster:
             now=time.time() if asked is None else asked,
         )
         depth = max(k, self.config.recall.candidates)
+        with self._lock:
+            self._sync()
         runs, via, about, missing = self._runs(
             list(queries), depth, namespace, where, chosen, moment, mode
         )
@@ -899,7 +916,8 @@ class Cluster:
             NotFoundError: no such shard.
         """
         check_namespace(namespace)
-        with self._lock:
+        with self._lock, self.catalog.writing():
+            self._sync()
             if namespace in self.namespaces():
                 raise InvalidInputError(
                     f"namespace {namespace!r} already holds memories: pin it before its first write"
@@ -923,7 +941,8 @@ class Cluster:
             StoreError: the check after the move found a memory lost or duplicated.
         """
         self._check_open()
-        with self._lock:
+        with self._lock, self.catalog.writing():
+            self._sync()
             self._replay()
             owning = set(self.catalog.slots().values()) | set(self.catalog.pins().values())
             idle = [s for s in self.catalog.shards() if s not in owning]
