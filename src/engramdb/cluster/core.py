@@ -122,7 +122,8 @@ class Cluster:
         self.on_missing: OnMissing = on_missing
         rc = config.recognize
         self._hasher = MinHasher(num_perm=rc.num_perm, bands=rc.bands, shingle=rc.shingle)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # this coordinator's writes, one at a time
+        self._handles_lock = threading.Lock()
         self._closed = False
         self._embedder: Embedder = create_embedder(config.embed)
         self._model = (self._embedder.model_id, self._embedder.dim)
@@ -153,10 +154,11 @@ class Cluster:
         version = self.catalog.version()
         if version == self._version:
             return
-        for name in self.catalog.shards():
-            if name not in self.handles:
-                self._start(name, opening=True)
-        self._version = version
+        with self._handles_lock:
+            for name in self.catalog.shards():
+                if name not in self.handles:
+                    self._start(name, opening=True)
+            self._version = version
 
     def _check_embedders(self, embedders: Embedders) -> None:
         """Wait for the embedder processes to load their model; one that Ray cannot place
@@ -187,9 +189,11 @@ class Cluster:
         if node is None:
             node = self.backend.pick_node(list(shards).index(name))
             self.catalog.place(name, node)
-        self.handles[name] = self.backend.start_shard(
+        handle = self.backend.start_shard(
             name, shards[name], self.config, self._model, node, opening
         )
+        # a new dict, not a change in place: a recall may be iterating over the old one
+        self.handles = {**self.handles, name: handle}
 
     @classmethod
     def open(  # noqa: PLR0913 - keyword-only options of a cluster
@@ -630,8 +634,7 @@ class Cluster:
             now=time.time() if asked is None else asked,
         )
         depth = max(k, self.config.recall.candidates)
-        with self._lock:
-            self._sync()
+        self._sync()  # (never waits for a write in progress)
         runs, via, about, missing = self._runs(
             list(queries), depth, namespace, where, chosen, moment, mode
         )
