@@ -306,28 +306,22 @@ class Shard:
             version = self.store.data_version
             return version, (graph.store.snapshot() if graph is not None else None)
 
+    def _condition(
+        self, namespace: str | None, where: Any, as_of: float | None
+    ) -> tuple[str | None, list[object]] | None:
+        """A recall's filter as SQL over this store; ``None`` when this shard holds no
+        memory of ``namespace`` (one store would say the namespace is unknown)."""
+        if namespace is not None and namespace not in self.store.namespaces():
+            return None
+        return self.memory._reader.where(namespace, where, as_of)
+
     def select(self, namespace: str | None, where: Any, as_of: float | None) -> list[int]:
         """The ids of this shard's memories that pass a recall's filter."""
-        if namespace is not None and namespace not in self.store.namespaces():
+        condition = self._condition(namespace, where, as_of)
+        if condition is None:
             return []
-        sql, params = self.memory._reader.where(namespace, where, as_of)
+        sql, params = condition
         return [int(i) for i in self.store.select_ids(sql or "1", params)]
-
-    def records(self, ids: Sequence[int]) -> dict[int, MemoryRecord]:
-        """The memories among ``ids`` that this shard holds."""
-        return StoreLookups(self.store).records(ids)
-
-    def superseded(self, ids: Sequence[int]) -> dict[int, float | None]:
-        """``{id: valid_to}`` of this shard's superseded memories among ``ids``."""
-        return self.store.superseded(ids)
-
-    def relations(self, ids: Sequence[int]) -> dict[int, tuple[Supersession, ...]]:
-        """The links in force of this shard's memories among ``ids``."""
-        return StoreLookups(self.store).relations(ids)
-
-    def turn_keys(self, ids: Sequence[int]) -> dict[int, tuple[str, str, int]]:
-        """Where this shard's turns among ``ids`` are: ``(namespace, document, ordinal)``."""
-        return self.store.turn_keys(ids)
 
     def rows_at(
         self,
@@ -337,10 +331,8 @@ class Shard:
         as_of: float | None,
     ) -> list[TurnRow]:
         """This shard's memories at these places that pass the recall's filter."""
-        if namespace is not None and namespace not in self.store.namespaces():
-            return []
-        sql, params = self.memory._reader.where(namespace, where, as_of)
-        return self.store.rows_at(keys, sql, params)
+        condition = self._condition(namespace, where, as_of)
+        return [] if condition is None else self.store.rows_at(keys, *condition)
 
     def find_hash(self, namespace: str | None, digest: str) -> list[int]:
         """The memories with this content hash (in ``namespace``; ``None``: any)."""
