@@ -187,9 +187,7 @@ class Reader:
             )
         via: list[Mapping[int, tuple[str, ...]]] = [{} for _ in queries]
         vector = "graph" in channels or "dense" in channels
-        allow = None
-        if sql is not None and vector and self.store.count_where(sql, params) < len(view):
-            allow = self.store.select_ids(sql, params)  # (else every vector passes the filter)
+        allow = self._allow(view, sql, params) if vector else None
         if "graph" in channels:
             seeds = max(depth, min(len(view), self.config.graph.dense_seeds))
             dense = self._dense(view, queries, seeds, allow)
@@ -224,13 +222,25 @@ class Reader:
         queries: Sequence[str],
         depth: int,
         allow: npt.NDArray[np.int64] | None,
+        vectors: Matrix | None = None,
     ) -> list[list[tuple[int, float]]]:
+        """Dense runs over ``view`` (``vectors``: the queries' vectors, made elsewhere;
+        ``None``: embedded here)."""
         if len(view) == 0:
             return [[] for _ in queries]
         if allow is not None and allow.size == 0:
             return [[] for _ in queries]
-        vectors = self.embedder.embed_queries(list(queries))
+        if vectors is None:
+            vectors = self.embedder.embed_queries(list(queries))
         return _runs(*view.search(vectors, depth, allow=allow))
+
+    def _allow(
+        self, view: DenseView, sql: str | None, params: list[object]
+    ) -> npt.NDArray[np.int64] | None:
+        """The ids a filter lets through, or ``None`` when every vector passes it."""
+        if sql is not None and self.store.count_where(sql, params) < len(view):
+            return self.store.select_ids(sql, params)
+        return None
 
     def _hits(
         self,
@@ -273,14 +283,8 @@ class Reader:
         if "dense" in channels and vectors is not None:
 
             def dense(view: DenseView) -> list[list[tuple[int, float]]]:
-                if len(view) == 0:
-                    return [[] for _ in queries]
-                allow = None
-                if sql is not None and self.store.count_where(sql, params) < len(view):
-                    allow = self.store.select_ids(sql, params)
-                    if allow.size == 0:
-                        return [[] for _ in queries]
-                return _runs(*view.search(vectors, depth, allow=allow))
+                allow = self._allow(view, sql, params)
+                return self._dense(view, queries, depth, allow, vectors)
 
             out["dense"] = self.dense.at_snapshot(dense)
         return out
