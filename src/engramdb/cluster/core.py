@@ -27,13 +27,13 @@ from engramdb.engine._read import ReadOptions, build_hits, check_channels, check
 from engramdb.engine._shard import About, Found, NewOp, SeenOp
 from engramdb.engine._validity import keys_of
 from engramdb.engine._write import (
-    MAX_CANDIDATES,
     Item,
     add_result,
     check_forget,
     check_namespace,
     chunk_items,
-    grams_of,
+    decide,
+    ranked_candidates,
     recognize_items,
     to_record,
 )
@@ -49,10 +49,9 @@ from engramdb.errors import (
 from engramdb.graph.channel import GraphChannel, Prepared
 from engramdb.graph.merge import merge_snapshots
 from engramdb.graph.recall import GraphIndex, GraphRecall
-from engramdb.ingest import content_hash, load_path, normalize_for_hash, normalize_text
+from engramdb.ingest import load_path, normalize_text
 from engramdb.ingest.moments import strict_time
 from engramdb.ingest.turns import is_turn, neighbour_hit
-from engramdb.recognize import scan_near
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import TurnRow
 from engramdb.types import (
@@ -779,31 +778,23 @@ class Cluster:
             raise InvalidInputError("recognize needs non-empty text")
         if namespace is not None:
             check_namespace(namespace)
-        text = normalize_text(text)
-        digest = content_hash(text)
-        if namespace is not None:
-            owner = self.catalog.owner(namespace, digest)
-            found, _ = self._scatter("find_hash", {owner: (namespace, digest)})
-        else:
-            found, _ = self._scatter("find_hash", (None, digest))
-        exact = sorted(i for ids in found.values() for i in ids)
-        if exact:
-            return Recognition(kind="exact", score=1.0, match=self.get(exact[0]))
-        grams, sig = self._hasher.signatures([normalize_for_hash(text)])[0]
-        parts, _ = self._scatter("band_matches", (namespace, sig.bands))
-        ranked: list[tuple[int, int]] = []
-        texts: dict[int, str] = {}
-        for matches, part_texts in parts.values():
-            ranked += matches
-            texts.update(part_texts)
-        ranked.sort(key=lambda m: (-m[1], m[0]))
-        candidates = [
-            (i, texts[i], grams_of(self._hasher, texts[i])) for i, _ in ranked[:MAX_CANDIDATES]
-        ]
-        scan = scan_near(text, grams, candidates, threshold=self.config.recognize.near_threshold)
-        if scan.match is not None:
-            return Recognition(kind="near", score=scan.match.score, match=self.get(scan.match.key))
-        return Recognition(kind="new", score=scan.top.score if scan.top else 0.0, match=None)
+
+        def exact(digest: str) -> int | None:
+            if namespace is not None:  # an exact copy lives on the shard its content routes to
+                owner = self.catalog.owner(namespace, digest)
+                found, _ = self._scatter("find_hash", {owner: (namespace, digest)})
+            else:
+                found, _ = self._scatter("find_hash", (None, digest))
+            return min((i for ids in found.values() for i in ids), default=None)
+
+        def near(bands: Sequence[bytes]) -> list[tuple[int, str, frozenset[str]]]:
+            parts, _ = self._scatter("band_matches", (namespace, bands))
+            matches = [m for found, _ in parts.values() for m in found]
+            texts = {i: t for _, part in parts.values() for i, t in part.items()}
+            return ranked_candidates(matches, texts, self._hasher)
+
+        threshold = self.config.recognize.near_threshold
+        return decide(text, self._hasher, threshold, exact=exact, near=near, get=self.get)
 
     def get_many(self, ids: Sequence[int], *, sightings: bool = False) -> list[MemoryRecord]:
         """The memories among ``ids``, in the order given (missing ones left out)."""
@@ -1148,11 +1139,7 @@ class _Lookup:
     def candidates(
         self, namespace: str, bands: Sequence[bytes]
     ) -> list[tuple[int, str, frozenset[str]]]:
-        ranked = sorted(self.matches.get(tuple(bands), []), key=lambda m: (-m[1], m[0]))
-        return [
-            (i, self.texts[i], grams_of(self.hasher, self.texts[i]))
-            for i, _ in ranked[:MAX_CANDIDATES]
-        ]
+        return ranked_candidates(self.matches.get(tuple(bands), []), self.texts, self.hasher)
 
 
 class _Batch:

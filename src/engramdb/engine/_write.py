@@ -22,7 +22,7 @@ from engramdb.ingest import chunk_text, content_hash, normalize_for_hash, normal
 from engramdb.recognize import best_near, scan_near
 from engramdb.recognize.minhash import MinHasher, Signature, shingles
 from engramdb.store.sqlite import NewMemory, NewSighting, SQLiteStore
-from engramdb.types import AddResult, Matrix, Recognition, Record
+from engramdb.types import AddResult, Matrix, MemoryRecord, Recognition, Record
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -35,7 +35,9 @@ __all__ = [
     "check_forget",
     "check_namespace",
     "chunk_items",
+    "decide",
     "grams_of",
+    "ranked_candidates",
     "recognize",
     "recognize_items",
     "to_record",
@@ -385,19 +387,54 @@ def recognize(
 ) -> Recognition:
     """Exact, near-duplicate or new: the decision :meth:`Writer.add_many` would make for
     ``text`` (one read snapshot; ``namespace=None`` looks everywhere)."""
-    text = normalize_text(text)
-    with store.reading():
-        digest = content_hash(text)
+
+    def exact(digest: str) -> int | None:
         where = "m.hash = ?" + (" AND m.namespace = ?" if namespace is not None else "")
-        exact = store.select_ids(where, [digest] + ([namespace] if namespace else []))
-        if exact.size:
-            return Recognition(kind="exact", score=1.0, match=store.get(int(exact[0])))
-        grams, sig = hasher.signatures([normalize_for_hash(text)])[0]
-        candidates = _stored_candidates(store, hasher, namespace, sig.bands)
-        scan = scan_near(text, grams, candidates, threshold=threshold)
-        if scan.match is not None:
-            return Recognition(kind="near", score=scan.match.score, match=store.get(scan.match.key))
-        return Recognition(kind="new", score=scan.top.score if scan.top else 0.0, match=None)
+        found = store.select_ids(where, [digest] + ([namespace] if namespace else []))
+        return int(found[0]) if found.size else None
+
+    with store.reading():
+        return decide(
+            text,
+            hasher,
+            threshold,
+            exact=exact,
+            near=lambda bands: _stored_candidates(store, hasher, namespace, bands),
+            get=store.get,
+        )
+
+
+def decide(  # noqa: PLR0913 - the text and where to look for it
+    text: str,
+    hasher: MinHasher,
+    threshold: float,
+    *,
+    exact: Callable[[str], int | None],
+    near: Callable[[Sequence[bytes]], list[tuple[int, str, frozenset[str]]]],
+    get: Callable[[int], MemoryRecord],
+) -> Recognition:
+    """Recognition of one text: ``exact`` finds the memory with its content hash (the
+    smallest id), ``near`` the stored candidates sharing its MinHash bands, ``get`` reads
+    the memory matched (one store, or a cluster's shards)."""
+    text = normalize_text(text)
+    found = exact(content_hash(text))
+    if found is not None:
+        return Recognition(kind="exact", score=1.0, match=get(found))
+    grams, sig = hasher.signatures([normalize_for_hash(text)])[0]
+    scan = scan_near(text, grams, near(sig.bands), threshold=threshold)
+    if scan.match is not None:
+        return Recognition(kind="near", score=scan.match.score, match=get(scan.match.key))
+    return Recognition(kind="new", score=scan.top.score if scan.top else 0.0, match=None)
+
+
+def ranked_candidates(
+    matches: Sequence[tuple[int, int]], texts: Mapping[int, str], hasher: MinHasher
+) -> list[tuple[int, str, frozenset[str]]]:
+    """Band matches gathered from several stores (``(id, bands shared)``) as one store
+    ranks them: most shared bands first, then by id, at most ``MAX_CANDIDATES``, as
+    ``(id, text, shingles)``."""
+    ranked = sorted(matches, key=lambda m: (-m[1], m[0]))[:MAX_CANDIDATES]
+    return [(i, texts[i], grams_of(hasher, texts[i])) for i, _ in ranked]
 
 
 def _stored_candidates(
