@@ -788,9 +788,9 @@ class Cluster:
             return min((i for ids in found.values() for i in ids), default=None)
 
         def near(bands: Sequence[bytes]) -> list[tuple[int, str, frozenset[str]]]:
-            parts, _ = self._scatter("band_matches", (namespace, bands))
-            matches = [m for found, _ in parts.values() for m in found]
-            texts = {i: t for _, part in parts.values() for i, t in part.items()}
+            parts: dict[str, Found] = self._scatter("lookup", (namespace, [], [bands]))[0]
+            matches = [m for part in parts.values() for m in part.bands[0]]
+            texts = {i: t for part in parts.values() for i, t in part.texts.items()}
             return ranked_candidates(matches, texts, self._hasher)
 
         threshold = self.config.recognize.near_threshold

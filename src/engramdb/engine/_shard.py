@@ -128,18 +128,20 @@ class Shard:
     # -- writing ----------------------------------------------------------------------------
 
     def lookup(
-        self, namespace: str, hashes: Sequence[str], bands: Sequence[Sequence[bytes]]
+        self, namespace: str | None, hashes: Sequence[str], bands: Sequence[Sequence[bytes]]
     ) -> Found:
-        """The memories of ``namespace`` with these content hashes, the memories sharing
-        each band-key list (``(id, shared)``, most shared first, then by id, at most
-        ``MAX_CANDIDATES``), their texts, and cached vectors of ``hashes``."""
+        """The memories of ``namespace`` (``None``: any; then no ``hashes``) with these
+        content hashes, the memories sharing each band-key list (``(id, shared)``, most
+        shared first, then by id, at most ``MAX_CANDIDATES``), their texts, and cached
+        vectors of ``hashes``."""
         store = self.store
         with store.reading():
             exact: dict[str, int] = {}
-            for digest in hashes:
-                found = store.find_hash(namespace, digest)
-                if found is not None:
-                    exact[digest] = found
+            if namespace is not None:
+                for digest in hashes:
+                    found = store.find_hash(namespace, digest)
+                    if found is not None:
+                        exact[digest] = found
             matches = [store.band_matches(namespace, list(b), MAX_CANDIDATES) for b in bands]
             texts = store.texts(sorted({i for m in matches for i, _ in m}))
             model = self.memory.embedder.model_id
@@ -341,14 +343,6 @@ class Shard:
         if namespace is not None:
             params.append(namespace)
         return [int(i) for i in self.store.select_ids(where, params)]
-
-    def band_matches(
-        self, namespace: str | None, bands: Sequence[bytes]
-    ) -> tuple[list[tuple[int, int]], dict[int, str]]:
-        """Memories sharing these band keys (``(id, shared)``) and their texts."""
-        with self.store.reading():
-            found = self.store.band_matches(namespace, list(bands), MAX_CANDIDATES)
-            return found, self.store.texts([i for i, _ in found])
 
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray[Any, Any]]:
         """The cached vectors of this shard's memories among ``ids``."""
