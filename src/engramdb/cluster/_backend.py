@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from engramdb._optional import require
 from engramdb.config import EmbedConfig, EngineConfig
 from engramdb.embed.registry import create_embedder
@@ -46,8 +48,6 @@ class Embedders:
         self.backend = backend
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        import numpy as np
-
         parts = max(1, min(len(self.handles), len(texts)))
         size = -(-len(texts) // parts)
         calls = {

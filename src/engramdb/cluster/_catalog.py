@@ -126,6 +126,10 @@ class Catalog:
 
     # -- shards and slots -----------------------------------------------------------------
 
+    def _store_path(self, shard: str) -> str:
+        """Where a shard's store lives: ``ROOT/shards/NAME.db``."""
+        return str(self.root / "shards" / f"{shard}.db")
+
     def shards(self) -> dict[str, str]:
         """``{name: store path}`` of every shard, in the order they were added."""
         rows = self._rows("SELECT name, path FROM shards ORDER BY added, name")
@@ -154,7 +158,7 @@ class Catalog:
                 name = f"shard-{index}"
                 conn.execute(
                     "INSERT INTO shards (name, path, added) VALUES (?, ?, ?)",
-                    (name, str(self.root / "shards" / f"{name}.db"), now + index * 1e-6),
+                    (name, self._store_path(name), now + index * 1e-6),
                 )
             conn.executemany(
                 "INSERT INTO slots (slot, shard) VALUES (?, ?)",
@@ -203,7 +207,7 @@ class Catalog:
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO shards (name, path, added) VALUES (?, ?, ?)",
-                (name, str(self.root / "shards" / f"{name}.db"), time.time()),
+                (name, self._store_path(name), time.time()),
             )
 
     def hand_over(self, slots: Sequence[int], shard: str) -> None:
