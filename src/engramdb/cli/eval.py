@@ -9,6 +9,7 @@ import click
 
 from engramdb.cli import cli
 from engramdb.cli._options import progress_bar
+from engramdb.cli.cluster import backend_option
 
 __all__: list[str] = []
 
@@ -148,13 +149,7 @@ def eval_group() -> None:
     type=click.Path(file_okay=False),
     help="The cluster's folder, kept (with --cluster) [default: a temporary one].",
 )
-@click.option(
-    "--cluster-backend",
-    type=click.Choice(["ray", "local"]),
-    default="ray",
-    hidden=True,
-    help="local: shards in this process instead of Ray actors.",
-)
+@backend_option
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), help="Engine TOML config.")
 @click.option(
     "--embedder",
@@ -202,7 +197,7 @@ def run(path: str, **opts: Any) -> None:
         cluster=opts["cluster"],
         shards=opts["shards"],
         db_root=opts["db_root"],
-        cluster_backend=opts["cluster_backend"],
+        cluster_backend=opts["backend"],
     )
     with progress_bar(opts["progress"]) as bar:
         report = evaluate(path, options, progress=bar)
