@@ -51,7 +51,7 @@ from engramdb.graph.merge import merge_snapshots
 from engramdb.graph.recall import GraphIndex, GraphRecall
 from engramdb.ingest import load_path, normalize_text
 from engramdb.ingest.moments import strict_time
-from engramdb.ingest.turns import is_turn, neighbour_hit
+from engramdb.ingest.turns import Place, turns_around
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import TurnRow
 from engramdb.types import (
@@ -867,37 +867,13 @@ class Cluster:
         )
 
     def _around(self, hits: Sequence[Hit], n: int) -> dict[int, list[Hit]]:
-        keys: list[tuple[str, str, int]] = []
-        wanted: dict[int, list[tuple[str, str, int]]] = {}
-        for hit in hits:
-            pos = hit.position
-            if pos.document is None or pos.ordinal is None or not is_turn(hit.meta):
-                continue
-            near = [
-                (hit.namespace, pos.document, pos.ordinal + d * s)
-                for d in range(1, n + 1)
-                for s in (-1, 1)
-            ]
-            wanted[hit.id] = near
-            keys += near
-        if not keys:
-            return {}
-        parts, _ = self._scatter("rows_at", (keys, None, None, None), on_missing="partial")
-        rows = {(r[1], r[2], r[3]): r for part in parts.values() for r in part}
-        ids = sorted({r[0] for r in rows.values()})
-        records = {r.id: r for r in self.get_many(ids)}
-        out: dict[int, list[Hit]] = {}
-        for hit in hits:
-            if hit.id not in wanted:
-                continue
-            same = [
-                records[rows[key][0]]
-                for key in wanted[hit.id]
-                if key in rows and rows[key][0] in records
-            ]
-            same = [r for r in same if r.meta.get("session") == hit.meta.get("session")]
-            out[hit.id] = [neighbour_hit(r, hit.score) for r in same]
-        return out
+        def fetch(places: list[Place]) -> dict[Place, MemoryRecord]:
+            parts, _ = self._scatter("rows_at", (places, None, None, None), on_missing="partial")
+            at = {(r[1], r[2], r[3]): r[0] for part in parts.values() for r in part}
+            records = {r.id: r for r in self.get_many(sorted(set(at.values())))}
+            return {place: records[i] for place, i in at.items() if i in records}
+
+        return turns_around(hits, n, fetch)
 
     # -- growing ---------------------------------------------------------------------------
 

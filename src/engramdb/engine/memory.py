@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import sqlite3
@@ -50,7 +51,7 @@ from engramdb.errors import (
 from engramdb.graph.channel import GraphChannel
 from engramdb.ingest import load_path, normalize_text
 from engramdb.ingest.moments import strict_time
-from engramdb.ingest.turns import Turn, is_turn, neighbour_hit, turn_records
+from engramdb.ingest.turns import Place, Turn, turn_records, turns_around
 from engramdb.lexical.fts5 import FTS5Index
 from engramdb.recognize.judge import Judge
 from engramdb.recognize.minhash import MinHasher
@@ -683,17 +684,18 @@ class Memory:
     def _around(self, hits: Sequence[Hit], n: int) -> dict[int, list[Hit]]:
         """The turns around each turn hit, within its session, nearest first."""
         store = self.store
-        out: dict[int, list[Hit]] = {}
-        with store.reading():
-            for hit in hits:
-                pos = hit.position
-                if pos.document is None or pos.ordinal is None or not is_turn(hit.meta):
-                    continue
-                wanted = [pos.ordinal + d * s for d in range(1, n + 1) for s in (-1, 1)]
-                found = store.at_ordinals(hit.namespace, pos.document, wanted)
-                same = [r for r in found if r.meta.get("session") == hit.meta.get("session")]
-                out[hit.id] = [neighbour_hit(r, hit.score) for r in same]
-        return out
+
+        def fetch(places: list[Place]) -> dict[Place, MemoryRecord]:
+            found: dict[Place, MemoryRecord] = {}
+            with store.reading():
+                for (namespace, document), group in itertools.groupby(places, lambda p: p[:2]):
+                    ordinals = [ordinal for _, _, ordinal in group]
+                    for record in store.at_ordinals(namespace, document, ordinals):
+                        if record.position.ordinal is not None:
+                            found[(namespace, document, record.position.ordinal)] = record
+            return found
+
+        return turns_around(hits, n, fetch)
 
     @_sqlite_errors
     def recognize(self, text: str, *, namespace: str | None = DEFAULT_NAMESPACE) -> Recognition:

@@ -11,7 +11,7 @@ with ``speaker``/``role``) become the same records.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,3 +149,38 @@ def neighbour_hit(record: MemoryRecord, score: float) -> Hit:
         why={},
         valid_to=record.valid_to,
     )
+
+
+Place = tuple[str, str, int]
+"""Where a memory is in a conversation: ``(namespace, document, ordinal)``."""
+
+
+def turns_around(
+    hits: Sequence[Hit],
+    n: int,
+    fetch: Callable[[list[Place]], Mapping[Place, MemoryRecord]],
+) -> dict[int, list[Hit]]:
+    """The turns around each turn hit, within its session, nearest first, as hits of its
+    score; ``fetch`` reads the memories at a list of places (one store's, or a cluster's)."""
+    wanted: dict[int, list[Place]] = {}
+    for hit in hits:
+        pos = hit.position
+        if pos.document is None or pos.ordinal is None or not is_turn(hit.meta):
+            continue
+        wanted[hit.id] = [
+            (hit.namespace, pos.document, pos.ordinal + d * s)
+            for d in range(1, n + 1)
+            for s in (-1, 1)
+        ]
+    if not wanted:
+        return {}
+    found = fetch(sorted({place for places in wanted.values() for place in places}))
+    out: dict[int, list[Hit]] = {}
+    for hit in hits:
+        if hit.id in wanted:
+            near = [found[p] for p in wanted[hit.id] if p in found]
+            session = hit.meta.get("session")
+            out[hit.id] = [
+                neighbour_hit(r, hit.score) for r in near if r.meta.get("session") == session
+            ]
+    return out
