@@ -4,6 +4,7 @@ Real vectors are embedded once, in shards of ``SHARD`` texts, and cached as
 ``bench/cache/<name>/shard_NNN.npy``; an interrupted run resumes at the first missing shard.
 
     python bench/_vectors.py --gutenberg 201000      # embed (resumable), then print the shape
+    python bench/_vectors.py --mix 1001000           # the scale set: paragraphs, sentences, pairs
 
 The first ``QUERIES`` texts are the held-out queries and the rest the base set, so any prefix of
 shards is a usable (smaller) data set while embedding is still running.
@@ -58,6 +59,40 @@ def gutenberg_texts(n_total: int, seed: int = 0) -> list[str]:
     return [pool[i] for i in rng.permutation(len(pool))]
 
 
+def _read_sentences(path: Path) -> Iterator[tuple[str, int, str]]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            yield row["book"], int(row["para"]), row["text"].strip()
+
+
+def gutenberg_mix(n_total: int, seed: int = 0) -> list[str]:
+    """``n_total`` distinct Gutenberg texts of every length, shuffled: every paragraph and every
+    sentence (about 740k), topped up with pairs of adjacent sentences of one book drawn at
+    random. The scale set of ``bench/scale.py``; ``bench/ann.py --real mix`` uses a prefix."""
+    pool = list(dict.fromkeys(t for t in _read_jsonl(DATA / "paragraphs.jsonl.gz") if t))
+    have = set(pool)
+    rows = list(_read_sentences(DATA / "sentences.jsonl.gz"))
+    for _, _, text in rows:
+        if text and text not in have:
+            have.add(text)
+            pool.append(text)
+    rng = np.random.default_rng(seed)
+    if len(pool) < n_total:
+        pairs = [
+            f"{a[2]} {b[2]}"
+            for a, b in zip(rows, rows[1:], strict=False)
+            if a[0] == b[0] and a[2] and b[2]
+        ]
+        pairs = [t for t in dict.fromkeys(pairs) if t not in have]
+        need = n_total - len(pool)
+        if need > len(pairs):
+            raise SystemExit(f"only {len(pool) + len(pairs)} distinct texts, {n_total} asked")
+        pool += [pairs[i] for i in np.sort(rng.choice(len(pairs), size=need, replace=False))]
+    pool = pool[:n_total] if len(pool) > n_total else pool
+    return [pool[i] for i in rng.permutation(len(pool))]
+
+
 def _embedder(threads: int) -> Callable[[Sequence[str]], npt.NDArray[np.float32]]:
     """The default model's document embedding function (engramdb's MiniLM int8 ONNX)."""
     if str(SRC) not in sys.path:
@@ -77,9 +112,32 @@ def embed_shard(
 def gutenberg_vectors(n_total: int, *, threads: int = 2, embed: bool = True) -> np.ndarray:
     """The cached ``(n_total, 384)`` vectors; embeds missing shards when ``embed``, else returns
     the prefix of shards cached so far."""
-    texts = gutenberg_texts(n_total)
+    return cached_vectors("gutenberg", gutenberg_texts(n_total), threads=threads, embed=embed)
+
+
+def mix_vectors(
+    n_total: int, *, limit: int | None = None, threads: int = 2, embed: bool = True
+) -> np.ndarray:
+    """The cached vectors of :func:`gutenberg_mix` (``n_total``), the first ``limit`` only when
+    given (only their shards are embedded)."""
+    return cached_vectors(
+        "mix", gutenberg_mix(n_total), threads=threads, embed=embed, limit=limit
+    )
+
+
+def cached_vectors(
+    name: str,
+    texts: Sequence[str],
+    *,
+    threads: int = 2,
+    embed: bool = True,
+    limit: int | None = None,
+) -> np.ndarray:
+    """Vectors of ``texts`` (the first ``limit``), cached in shards under a key of all texts."""
+    n_total = len(texts)
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
-    folder = CACHE / f"gutenberg-{n_total}-{key}"
+    folder = CACHE / f"{name}-{n_total}-{key}"
+    n_total = min(n_total, limit) if limit else n_total
     folder.mkdir(parents=True, exist_ok=True)
     shards = []
     model = None
@@ -97,7 +155,7 @@ def gutenberg_vectors(n_total: int, *, threads: int = 2, embed: bool = True) -> 
             os.replace(tmp, path)
             print(f"{path.name}: {len(vecs)} in {time.perf_counter() - t0:.0f}s", flush=True)
         shards.append(np.load(path))
-    return np.concatenate(shards)
+    return np.concatenate(shards)[:n_total]
 
 
 def synthetic(n: int, dim: int = DIM, *, seed: int = 0, clusters: int = 0) -> np.ndarray:
@@ -132,9 +190,13 @@ def synthetic(n: int, dim: int = DIM, *, seed: int = 0, clusters: int = 0) -> np
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gutenberg", type=int, default=201_000)
+    parser.add_argument("--mix", type=int, default=0, help="embed the scale set of this size")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    vecs = gutenberg_vectors(args.gutenberg, threads=args.threads)
+    if args.mix:
+        vecs = mix_vectors(args.mix, threads=args.threads)
+    else:
+        vecs = gutenberg_vectors(args.gutenberg, threads=args.threads)
     print(vecs.shape, vecs.dtype, file=sys.stderr)
 
 
