@@ -2,11 +2,17 @@
 
     python bench/ann.py --synthetic 200000 --queries 1000 --out results.json
     python bench/ann.py --real gutenberg --out results.json
+    python bench/ann.py --real mix --methods spann,hnswlib --out results.json
+
+``--real mix`` is the first ``--real-total`` vectors of the scale set (paragraphs, sentences and
+sentence pairs; ``bench/_vectors.py --mix``): 1,000 queries, then the base set.
 
 Every method is built in this process (2 threads) and saved to disk; a fresh child process
 (one thread for numpy/BLAS/OpenMP, set before numpy loads) then loads it, records its
 RssAnon before and after loading, and times the queries one at a time ("qps") and as one
-batch ("qps_batch"). Recall@10 is against exact inner-product search. The update experiment
+batch ("qps_batch"). Recall@10 is against exact inner-product search. SPANN is timed with both
+scans (``--spann-scans``): its int8 codes re-scored with float32 (the default) and the float32
+rows. The update experiment
 builds SPANN on 10/11 of the data, inserts the rest (+10%) and deletes 5% without a rebuild,
 and compares with a fresh build over the same final set.
 
@@ -17,6 +23,7 @@ Needs ``pip install hnswlib faiss-cpu`` (bench only). Real vectors come from
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -33,6 +40,9 @@ K = 10
 SPANN_PROBES = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 HNSW_EF = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768)
 IVF_NPROBE = (4, 8, 16, 24, 32, 48, 64, 96, 128)
+TARGET_RECALL = 0.95
+MIX_TOTAL = 1_001_000
+"""The scale set's size (``bench/_vectors.py --mix``); ``--real mix`` reads a prefix of it."""
 
 
 def rss_anon() -> int:
@@ -160,21 +170,30 @@ def _settings(method: str, index_path: Path, extra: dict[str, Any]) -> Any:
     import numpy as np
 
     if method == "spann":
+        import dataclasses
+
         from engramdb.ann.spann import SpannIndex
 
         index = SpannIndex.open(index_path)
         eps = index.calibration.get("prune_eps")
+        configs = {
+            scan: dataclasses.replace(index.config, quantized=scan == "int8")
+            for scan in extra.get("scans", ["int8", "float32"])
+        }
         yield {"load": True}, None
         for p in extra.get("probes", SPANN_PROBES):
-            yield (
-                {"max_probes": p, "prune_eps": None},
-                (lambda q, p=p: index.search(q, K, max_probes=p, prune_eps=None)[0]),
-            )
-            if eps is not None:
-                yield (
-                    {"max_probes": p, "prune_eps": eps},
-                    (lambda q, p=p: index.search(q, K, max_probes=p)[0]),
-                )
+            for scan, cfg in configs.items():
+
+                def run(q: Any, p: int = p, e: Any = None, cfg: Any = cfg) -> Any:
+                    index.config = cfg
+                    return index.search(q, K, max_probes=p, prune_eps=e)[0]
+
+                yield {"scan": scan, "max_probes": p, "prune_eps": None}, run
+                if eps is not None:
+                    yield (
+                        {"scan": scan, "max_probes": p, "prune_eps": eps},
+                        functools.partial(run, e=eps),
+                    )
     elif method == "flat":
         from engramdb.ann.flat import FlatIndex
 
@@ -331,6 +350,7 @@ def table(path: Path) -> str:
             f"| {r['qps_batch']:.0f} | {r['build_s']:.0f} | {r['disk_bytes'] / 2**20:.0f} "
             f"| {r['rss_anon_bytes'] / 2**20:.1f} ({100 * r['rss_anon_bytes'] / raw:.1f}%) |"
         )
+    lines += ["", *best_at(res["rows"], TARGET_RECALL)]
     upd = [r for r in res.get("updates", []) if "recall@10" in r]
     if upd:
         lines += ["", "| index | max_probes | recall@10 | stale ids |", "|---|---|---|---|"]
@@ -340,6 +360,30 @@ def table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def best_at(rows: list[dict[str, Any]], target: float) -> list[str]:
+    """Per method (SPANN: per scan), the fastest single-query setting reaching ``target``
+    recall@10, and its queries/s as a ratio of hnswlib's."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        name = r["method"] + (f" ({r['setting']['scan']})" if "scan" in r["setting"] else "")
+        if r["recall@10"] >= target and r["qps"] > best.get(name, {"qps": 0.0})["qps"]:
+            best[name] = r
+    ref = best.get("hnswlib", {}).get("qps")
+    lines = [
+        f"| fastest at recall@10 >= {target} | setting | recall@10 | qps | × hnswlib "
+        "| RssAnon % raw |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in best.items():
+        setting = ", ".join(f"{k}={v}" for k, v in r["setting"].items())
+        ratio = f"{r['qps'] / ref:.2f}" if ref else "-"
+        lines.append(
+            f"| {name} | {setting} | {r['recall@10']:.4f} | {r['qps']:.0f} | {ratio} "
+            f"| {100 * r['rss_anon_bytes'] / r['raw_bytes']:.1f}% |"
+        )
+    return lines
+
+
 # --------------------------------------------------------------------------- main
 def load_data(args: argparse.Namespace) -> tuple[Any, Any, str]:
     import numpy as np
@@ -347,12 +391,17 @@ def load_data(args: argparse.Namespace) -> tuple[Any, Any, str]:
     import _vectors
 
     if args.real:
-        vecs = _vectors.gutenberg_vectors(args.real_total, embed=False)
+        if args.real == "mix":
+            vecs = _vectors.mix_vectors(MIX_TOTAL, limit=args.real_total, embed=False)
+        else:
+            vecs = _vectors.gutenberg_vectors(args.real_total, embed=False)
+        if vecs.shape[0] < args.real_total:
+            print(f"only {vecs.shape[0]} of {args.real_total} vectors cached", file=sys.stderr)
         q = _vectors.QUERIES
         return (
             np.ascontiguousarray(vecs[q:]),
             np.ascontiguousarray(vecs[:q]),
-            f"real-{vecs.shape[0] - q}",
+            f"real-{args.real}-{vecs.shape[0] - q}",
         )
     allv = _vectors.synthetic(args.synthetic + args.queries, seed=args.seed)
     rng = np.random.default_rng(args.seed + 1)
@@ -367,11 +416,14 @@ def main() -> None:
     )
     parser.add_argument("--synthetic", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--real", choices=["gutenberg"])
+    parser.add_argument("--real", choices=["gutenberg", "mix"])
     parser.add_argument("--real-total", type=int, default=201_000)
     parser.add_argument("--methods", default="spann,flat,hnswlib,faiss-ivf,faiss-ivf-mmap")
     parser.add_argument("--spann-config", default="{}", help="SpannConfig fields as JSON")
     parser.add_argument("--spann-probes", default="", help="comma list of max_probes")
+    parser.add_argument(
+        "--spann-scans", default="int8,float32", help="SPANN scans to time: int8, float32"
+    )
     parser.add_argument("--nlist", type=int, default=0)
     parser.add_argument(
         "--flat-queries", type=int, default=200, help="queries timed one by one for flat"
@@ -426,6 +478,7 @@ def run(args: argparse.Namespace) -> None:
     extra: dict[str, Any] = {"dim": int(base.shape[1]), "timed": {"flat": args.flat_queries}}
     if args.spann_probes:
         extra["probes"] = [int(p) for p in args.spann_probes.split(",")]
+    extra["scans"] = args.spann_scans.split(",")
     for method in args.methods.split(","):
         kind = "faiss-ivf" if method == "faiss-ivf-mmap" else method
         path = work / kind
@@ -445,6 +498,7 @@ def run(args: argparse.Namespace) -> None:
         for row in results["updates"]:
             print(json.dumps(row), file=sys.stderr)
     Path(args.out).write_text(json.dumps(results, indent=1))
+    print(table(Path(args.out)))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,11 @@ class SpannConfig:
         hnsw_m: graph degree M of the head graph.
         hnsw_ef_construction: efConstruction of the head graph.
         hnsw_ef: ef at search time (raised to at least ``max_probes``).
+        quantized: scan the lists' int8 codes and re-score a short list with the float32
+            rows (``False``: scan the float32 rows; also the case for a folder without codes
+            or without simsimd).
+        rescore: with ``quantized``, rows re-scored per query beyond ``k`` and the spare
+            candidates kept for replicas and stale entries.
         reassign_lists: after a split, vectors in this many lists nearest the old head are
             checked for a better list (SPFresh's ReassignK).
         slack: spare capacity per list, as a fraction of its rows, for in-place appends.
@@ -77,6 +82,8 @@ class SpannConfig:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef: int = 128
+    quantized: bool = True
+    rescore: int = 32
     reassign_lists: int = 8
     slack: float = 0.25
     seed: int = 0
@@ -91,6 +98,8 @@ class SpannConfig:
                 f"SpannConfig.posting_limit ({self.posting_limit}) must be at least twice "
                 f"merge_threshold ({self.merge_threshold})"
             )
+        if self.rescore < 0:
+            raise ConfigError(f"SpannConfig.rescore must be >= 0, got {self.rescore}")
         if self.closure_eps < 0 or self.rng_factor <= 0 or self.slack < 0:
             raise ConfigError("SpannConfig.closure_eps and slack must be >= 0, rng_factor > 0")
         eps = self.prune_eps

@@ -1,7 +1,10 @@
 """On-disk posting lists: two row-aligned files read through mmap, written with pwrite.
 
 ``vectors.e<E>.f32`` holds float32 rows of ``dim`` values; ``entries.e<E>.i64`` holds one int64
-per row, ``(version << 32) | vid``. ``E`` is the epoch: compaction writes a new pair of files.
+per row, ``(version << 32) | vid``; ``codes.e<E>.i8`` holds each row's int8 code (see
+:mod:`._quant`), which search scans instead of the float32 row. ``E`` is the epoch: compaction
+writes a new set of files. A folder written before codes existed has no codes file: it opens
+without codes (search scans the float32 rows) until compaction rewrites it.
 A posting list is a contiguous run of rows ``[start, start + rows)`` inside a region of ``cap``
 rows whose start is page-aligned in the vector file, so reading a list is one contiguous read.
 
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from engramdb.ann.spann._quant import code_width, decode, encode
 from engramdb.errors import IndexFormatError
 from engramdb.types import Matrix
 
@@ -48,20 +52,21 @@ def unpack_version(entries: _Ints) -> _Ints:
     return entries >> 32
 
 
-def posting_names(epoch: int) -> tuple[str, str]:
-    """The vector and entry file names of ``epoch``."""
-    return f"vectors.e{epoch}.f32", f"entries.e{epoch}.i64"
+def posting_names(epoch: int) -> tuple[str, str, str]:
+    """The vector, entry and code file names of ``epoch``."""
+    return f"vectors.e{epoch}.f32", f"entries.e{epoch}.i64", f"codes.e{epoch}.i8"
 
 
 class PostingFile:
-    """The pair of row files of one index folder.
+    """The row files of one index folder: float32 vectors, entries and int8 codes.
 
     Args:
         folder: the index folder.
         dim: vector dimension.
         end: the first row past every committed region (rows from here on are free).
-        epoch: which pair of files.
-        create: create empty files (else open existing ones and check their size).
+        epoch: which set of files.
+        create: create empty files (else open existing ones and check their size; a missing
+            codes file means a folder from before codes: :attr:`codes` is then ``None``).
 
     Raises:
         IndexFormatError: the files are missing or shorter than ``end`` rows (torn).
@@ -73,33 +78,50 @@ class PostingFile:
         self.align = _PAGE // math.gcd(_PAGE, self.row_bytes)
         self.end = end
         flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
-        paths = tuple(folder / name for name in posting_names(epoch))
+        paths = [folder / name for name in posting_names(epoch)]
+        if not create and not paths[2].exists():
+            paths.pop()
+        self._widths = (self.row_bytes, 8, code_width(dim))[: len(paths)]
+        self._coded = len(paths) == 3
+        self._fds: list[int] = []
         try:
-            self._fds = [os.open(p, flags, 0o644) for p in paths]
+            for path in paths:
+                self._fds.append(os.open(path, flags, 0o644))
         except OSError as exc:
+            self.close()
             raise IndexFormatError(f"cannot open posting files in {folder}: {exc}") from exc
         sizes = [os.fstat(fd).st_size for fd in self._fds]
-        if sizes[0] < end * self.row_bytes or sizes[1] < end * 8:
+        if any(size < end * width for size, width in zip(sizes, self._widths, strict=True)):
             self.close()
             raise IndexFormatError(
-                f"{folder}: posting files are shorter than the manifest says ({sizes[0]} and "
-                f"{sizes[1]} bytes for {end} rows); the index is torn, rebuild it"
+                f"{folder}: posting files are shorter than the manifest says ({sizes} bytes "
+                f"for {end} rows); the index is torn, rebuild it"
             )
         self._rows = 0
         self.vectors: Matrix = np.empty((0, dim), dtype=np.float32)
         self.entries: _Ints = np.empty(0, dtype=np.int64)
-        self._map(max(end, min(sizes[0] // self.row_bytes, sizes[1] // 8)))
+        self.codes: npt.NDArray[np.int8] | None = None
+        self.scales: Matrix | None = None
+        self._map(max(end, min(s // w for s, w in zip(sizes, self._widths, strict=True))))
+
+    @property
+    def has_codes(self) -> bool:
+        """Whether the rows have int8 codes (folders written before codes existed do not)."""
+        return self._coded
 
     def _map(self, rows: int) -> None:
-        """Make both files at least ``rows`` rows long and map them."""
+        """Make every file at least ``rows`` rows long and map it."""
         rows = max(rows, self.align)
-        for fd, width in zip(self._fds, (self.row_bytes, 8), strict=True):
+        maps = []
+        for fd, width in zip(self._fds, self._widths, strict=True):
             if os.fstat(fd).st_size < rows * width:
                 os.ftruncate(fd, rows * width)
-        vmap = mmap.mmap(self._fds[0], rows * self.row_bytes, access=mmap.ACCESS_READ)
-        emap = mmap.mmap(self._fds[1], rows * 8, access=mmap.ACCESS_READ)
-        self.vectors = np.frombuffer(vmap, dtype=np.float32).reshape(rows, self.dim)
-        self.entries = np.frombuffer(emap, dtype=np.int64)
+            maps.append(mmap.mmap(fd, rows * width, access=mmap.ACCESS_READ))
+        self.vectors = np.frombuffer(maps[0], dtype=np.float32).reshape(rows, self.dim)
+        self.entries = np.frombuffer(maps[1], dtype=np.int64)
+        if self.has_codes:
+            raw = np.frombuffer(maps[2], dtype=np.uint8).reshape(rows, self._widths[2])
+            self.codes, self.scales = decode(raw, self.dim)
         self._rows = rows
 
     def aligned(self, rows: int) -> int:
@@ -116,19 +138,21 @@ class PostingFile:
         return start
 
     def write(self, start: int, vectors: Matrix, entries: _Ints) -> None:
-        """Write rows at ``start`` (which must lie in a reserved region)."""
+        """Write rows (and their codes) at ``start``, which must lie in a reserved region."""
         vecs = np.ascontiguousarray(vectors, dtype=np.float32)
         ents = np.ascontiguousarray(entries, dtype=np.int64)
         os.pwrite(self._fds[0], vecs.tobytes(), start * self.row_bytes)
         os.pwrite(self._fds[1], ents.tobytes(), start * 8)
+        if self.has_codes:
+            os.pwrite(self._fds[2], encode(vecs).tobytes(), start * self._widths[2])
 
     def trim(self) -> None:
-        """Cut both files back to ``end`` rows (the mapping stays; it is never read past it)."""
-        os.ftruncate(self._fds[0], self.end * self.row_bytes)
-        os.ftruncate(self._fds[1], self.end * 8)
+        """Cut every file back to ``end`` rows (the mapping stays; it is never read past it)."""
+        for fd, width in zip(self._fds, self._widths, strict=True):
+            os.ftruncate(fd, self.end * width)
 
     def sync(self) -> None:
-        """Flush both files to stable storage."""
+        """Flush every file to stable storage."""
         for fd in self._fds:
             os.fsync(fd)
 
@@ -136,6 +160,7 @@ class PostingFile:
         """Drop the maps and close the files."""
         self.vectors = np.empty((0, self.dim), dtype=np.float32)
         self.entries = np.empty(0, dtype=np.int64)
+        self.codes = self.scales = None
         for fd in self._fds:
             os.close(fd)
         self._fds = []

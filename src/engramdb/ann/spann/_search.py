@@ -1,8 +1,18 @@
 """Search: prune probed lists, scan them in place, drop stale entries, dedupe, rank.
 
-Lists are scanned where they lie in the mapped file (``vectors[start:start + rows] @ q``);
-nothing is copied but the scores. One query scans list by list; a batch groups its
-(query, list) pairs by list so each list is read once per batch (a small matrix product).
+Lists are scanned where they lie in the mapped files; nothing is copied but the scores. Two
+scans:
+
+* **int8** (the default when the rows have codes, see :mod:`._quant`): the lists' code rows
+  are scanned with a compiled int8 kernel (a quarter of the float32 bytes); the best
+  ``k + spare + rescore`` rows by that score are validated, deduplicated and re-scored with
+  their float32 rows, so the scores returned are exact.
+* **float32**: ``vectors[start:start + rows] @ q``, exact from the start.
+
+One query scans list by list into one score buffer; a batch groups its (query, list) pairs by
+list so each list is read once per batch (a small matrix product). Candidates are positions
+in a query's score buffer; a position's posting row comes from the list offsets, only for the
+few candidates ranked.
 """
 
 from __future__ import annotations
@@ -13,19 +23,24 @@ import numpy as np
 import numpy.typing as npt
 
 from engramdb.ann.spann._postings import unpack_version, unpack_vid
+from engramdb.ann.spann._quant import Dot, encode_queries, kernel
 from engramdb.types import IdMatrix, Matrix
 
 __all__ = ["Lists", "Scan", "prune"]
 
 _Ints = npt.NDArray[np.int64]
 _Mask = npt.NDArray[np.bool_]
+_Codes = npt.NDArray[np.int8]
 _BATCH = 256
 """Queries scanned together (bounds the candidate buffers to a few tens of MB)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Lists:
-    """What a scan needs: the mapped rows, the list directory and the version map."""
+    """What a scan needs: the mapped rows, the list directory and the version map.
+
+    ``codes``/``scales`` are the rows' int8 codes and their scales (``None``: scan float32).
+    """
 
     vectors: Matrix
     entries: _Ints
@@ -33,6 +48,8 @@ class Lists:
     rows: _Ints
     version: npt.NDArray[np.uint8]
     ext: _Ints
+    codes: _Codes | None = None
+    scales: Matrix | None = None
 
 
 def prune(idx: _Ints, d2: Matrix, eps: float | None) -> _Mask:
@@ -48,8 +65,22 @@ def prune(idx: _Ints, d2: Matrix, eps: float | None) -> _Mask:
 
 
 @dataclass(frozen=True, slots=True)
+class _Cands:
+    """One query's candidates: ``scores[p]`` is posting row ``base[j] + p`` for the list ``j``
+    with ``cum[j] <= p < cum[j + 1]``."""
+
+    scores: Matrix
+    cum: _Ints
+    base: _Ints
+
+    def rows(self, pos: _Ints) -> _Ints:
+        out: _Ints = self.base[np.searchsorted(self.cum, pos, side="right") - 1] + pos
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Scan:
-    """One search call: the lists, ``k``, an optional vid filter and the candidate margin.
+    """One search call: the lists, ``k``, an optional vid filter and the candidate margins.
 
     Attributes:
         lists: the mapped lists and version map.
@@ -57,12 +88,20 @@ class Scan:
         allow: boolean mask over vids; others are never returned.
         spare: extra candidates ranked before validation (replicas, stale entries); more are
             taken only when too few of them are valid.
+        rescore: scan the int8 codes and re-score this many more rows (beyond ``k + spare``)
+            with float32; ``None`` scans the float32 rows.
     """
 
     lists: Lists
     k: int
     allow: _Mask | None = None
     spare: int = 32
+    rescore: int | None = None
+
+    @property
+    def quantized(self) -> bool:
+        """Whether this scan reads int8 codes (asked for, and the codes and kernel exist)."""
+        return self.rescore is not None and self.lists.codes is not None and kernel() is not None
 
     def run(self, queries: Matrix, probes: _Ints, keep: _Mask) -> tuple[IdMatrix, Matrix]:
         """Scan the kept probes of every query; ``(ids, scores)`` of shape ``(n, k)``.
@@ -72,73 +111,92 @@ class Scan:
         n = queries.shape[0]
         out_ids = np.full((n, self.k), -1, dtype=np.int64)
         out_scores = np.full((n, self.k), -np.inf, dtype=np.float32)
+        q8 = encode_queries(queries) if self.quantized else None
         if n <= 2:
             for i in range(n):
-                scores, entries = self._scan_one(queries[i], probes[i][keep[i]])
-                self._fill(out_ids[i], out_scores[i], scores, entries)
+                cands = self._scan_one(
+                    queries[i], None if q8 is None else q8[i], probes[i][keep[i]]
+                )
+                self._fill(out_ids[i], out_scores[i], cands, queries[i])
             return out_ids, out_scores
         for c in range(0, n, _BATCH):
             sl = slice(c, c + _BATCH)
-            scores, entries, off = self._scan_grouped(queries[sl], probes[sl], keep[sl])
-            for i in range(off.size - 1):
-                a, b = int(off[i]), int(off[i + 1])
-                self._fill(out_ids[c + i], out_scores[c + i], scores[a:b], entries[a:b])
+            qc = None if q8 is None else q8[sl]
+            for i, cands in enumerate(self._scan_grouped(queries[sl], qc, probes[sl], keep[sl])):
+                self._fill(out_ids[c + i], out_scores[c + i], cands, queries[c + i])
         return out_ids, out_scores
 
-    def _fill(self, ids_row: _Ints, scores_row: Matrix, scores: Matrix, entries: _Ints) -> None:
-        if scores.size == 0:
+    def _fill(self, ids_row: _Ints, scores_row: Matrix, cands: _Cands, q: Matrix) -> None:
+        if cands.scores.size == 0:
             return
-        ids, sc = self._rank(scores, entries)
+        ids, sc = self._rank(cands, q)
         ids_row[: ids.size] = ids
         scores_row[: sc.size] = sc
 
-    def _rank(self, scores: Matrix, entries: _Ints) -> tuple[_Ints, Matrix]:
+    def _rank(self, cands: _Cands, q: Matrix) -> tuple[_Ints, Matrix]:
         """Top ``k`` valid, distinct vids of one query's candidates as ``(ext ids, scores)``."""
+        scores = cands.scores
         m = scores.shape[0]
-        take = min(m, self.k + self.spare)
+        quantized = self.quantized
+        take = min(m, self.k + self.spare + (self.rescore or 0 if quantized else 0))
         lists = self.lists
         while True:
             top = np.argpartition(-scores, take - 1)[:take] if take < m else np.arange(m)
-            ents = entries[top]
+            rows = cands.rows(top)
+            ents = lists.entries[rows]
             vids = unpack_vid(ents)
             ok = lists.version[vids] == unpack_version(ents)
             if self.allow is not None:
                 ok &= self.allow[vids]
-            sel_s, sel_v = scores[top][ok], vids[ok]
-            order = np.lexsort((lists.ext[sel_v], -sel_s))
-            sel_s, sel_v = sel_s[order], sel_v[order]
-            _, first = np.unique(sel_v, return_index=True)
-            if first.size >= self.k or take >= m:
+            if quantized:  # a vid's valid rows hold one vector: score one of them
+                sel_v, first = np.unique(vids[ok], return_index=True)
+                sel_s = lists.vectors[rows[ok][first]] @ q
+                order = np.lexsort((lists.ext[sel_v], -sel_s))
+                sel_s, sel_v = sel_s[order], sel_v[order]
+                keep = np.arange(min(self.k, sel_v.size))
+            else:
+                sel_s, sel_v = scores[top][ok], vids[ok]
+                order = np.lexsort((lists.ext[sel_v], -sel_s))
+                sel_s, sel_v = sel_s[order], sel_v[order]
+                _, first = np.unique(sel_v, return_index=True)
                 keep = np.sort(first)[: self.k]
+            if keep.size >= self.k or take >= m:
                 return lists.ext[sel_v[keep]], sel_s[keep]
             take = m
 
-    def _scan_one(self, q: Matrix, probe: _Ints) -> tuple[Matrix, _Ints]:
+    def _scan_one(self, q: Matrix, q8: _Codes | None, probe: _Ints) -> _Cands:
+        """Score every row of the probed lists, in file order, into one buffer."""
         lists = self.lists
-        probe = np.sort(probe)  # lists lie in head order: read the file forwards
-        spans = [
-            (s, s + r)
-            for s, r in zip(lists.start[probe].tolist(), lists.rows[probe].tolist(), strict=True)
-            if r
-        ]
-        if not spans:
-            return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
-        vecs, ents = lists.vectors, lists.entries
-        scores = np.concatenate([vecs[a:b] @ q for a, b in spans])
-        return scores, np.concatenate([ents[a:b] for a, b in spans])
+        probe = probe[lists.rows[probe] > 0]
+        starts = lists.start[probe]
+        order = np.argsort(starts)
+        starts, counts = starts[order], lists.rows[probe][order]
+        cum = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=cum[1:])
+        scores = np.empty(int(cum[-1]), dtype=np.float32)
+        spans = zip(starts.tolist(), cum[:-1].tolist(), cum[1:].tolist(), strict=True)
+        if q8 is None:
+            vecs = lists.vectors
+            for s, a, b in spans:
+                np.dot(vecs[s : s + b - a], q, out=scores[a:b])
+        else:
+            dot = self._kernel()
+            codes, scales = self._codes()
+            for s, a, b in spans:
+                part = scores[a:b]
+                dot(q8, codes[s : s + b - a], part)
+                np.multiply(part, scales[s : s + b - a], out=part)
+        return _Cands(scores, cum, starts - cum[:-1])
 
     def _scan_grouped(
-        self, queries: Matrix, probes: _Ints, keep: _Mask
-    ) -> tuple[Matrix, _Ints, _Ints]:
-        """Scan a batch's probed lists, each once; query ``i``'s candidates are
-        ``scores[off[i]:off[i + 1]]`` (and the same slice of the entries)."""
+        self, queries: Matrix, q8: _Codes | None, probes: _Ints, keep: _Mask
+    ) -> list[_Cands]:
+        """Scan a batch's probed lists, each once; one :class:`_Cands` per query."""
         lists = self.lists
         qi, kj = np.nonzero(keep)
         pl = probes[qi, kj]
         pair_off = np.concatenate([[0], np.cumsum(lists.rows[pl])])
-        off = pair_off[np.searchsorted(qi, np.arange(queries.shape[0] + 1), side="left")]
         scores = np.empty(int(pair_off[-1]), dtype=np.float32)
-        entries = np.empty(int(pair_off[-1]), dtype=np.int64)
         order = np.argsort(pl, kind="stable")
         bounds = np.flatnonzero(np.diff(pl[order])) + 1
         for group in np.split(order, bounds) if order.size else []:
@@ -147,6 +205,33 @@ class Scan:
             if r == 0:
                 continue
             pos = pair_off[group][:, None] + np.arange(r)[None, :]
-            scores[pos] = queries[qi[group]] @ lists.vectors[s : s + r].T
-            entries[pos] = lists.entries[s : s + r][None, :]
-        return scores, entries, off
+            scores[pos] = self._block(queries, q8, qi[group], s, r)
+        first = np.searchsorted(qi, np.arange(queries.shape[0] + 1), side="left")
+        out = []
+        for a, b in zip(first[:-1].tolist(), first[1:].tolist(), strict=True):
+            cum = pair_off[a : b + 1] - pair_off[a]
+            base = lists.start[pl[a:b]] - cum[:-1]
+            out.append(_Cands(scores[pair_off[a] : pair_off[b]], cum, base))
+        return out
+
+    def _block(self, queries: Matrix, q8: _Codes | None, which: _Ints, s: int, r: int) -> Matrix:
+        """Scores of queries ``which`` against rows ``[s, s + r)``, shape ``(len(which), r)``."""
+        if q8 is None:
+            block: Matrix = queries[which] @ self.lists.vectors[s : s + r].T
+            return block
+        codes, scales = self._codes()
+        block = np.empty((which.size, r), dtype=np.float32)
+        self._kernel()(q8[which], codes[s : s + r], block)
+        block *= scales[None, s : s + r]
+        return block
+
+    def _codes(self) -> tuple[_Codes, Matrix]:
+        codes, scales = self.lists.codes, self.lists.scales
+        assert codes is not None and scales is not None
+        return codes, scales
+
+    @staticmethod
+    def _kernel() -> Dot:
+        dot = kernel()
+        assert dot is not None
+        return dot

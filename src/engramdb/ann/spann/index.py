@@ -19,6 +19,7 @@ commit leaves the previous commit intact; :meth:`open` checks every file against
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -248,7 +249,9 @@ class SpannIndex:
         probes, d2 = st.heads.search(q, cap)
         keep = prune(probes, d2, None if eps is None else float(eps))
         spare = 2 * k * self.config.replicas + 16
-        return Scan(st.lists(), k, mask, spare).run(q, probes, keep)
+        lists = dataclasses.replace(st.lists(), codes=st.post.codes, scales=st.post.scales)
+        rescore = self.config.rescore if self.config.quantized else None
+        return Scan(lists, k, mask, spare, rescore).run(q, probes, keep)
 
     # ------------------------------------------------------------------ extras
     def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
