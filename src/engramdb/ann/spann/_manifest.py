@@ -5,13 +5,15 @@ Layout of an index folder::
     manifest.json          format, version, counts, store_version, config, calibration, files
     vectors.f32            posting rows (see _postings)
     entries.i64
-    state.g<N>.npz         the in-memory arrays of generation N (heads, directory, id maps)
+    state.g<N>.npz         the in-memory arrays of checkpoint N (heads, directory, id maps)
     heads.g<N>.hnsw        the head graph, when one is used
+    wal.g<N>.log           the commits since checkpoint N (see _wal)
 
-A commit writes the generation's arrays under a new name, fsyncs it and the posting files,
-then replaces ``manifest.json`` (write, fsync, ``os.replace``, fsync the folder). The manifest
-names every file with its size and CRC-32, so a reader either sees a complete generation or
-raises :class:`IndexFormatError`.
+A checkpoint writes the generation's arrays under a new name, fsyncs it and the posting
+files, then replaces ``manifest.json`` (write, fsync, ``os.replace``, fsync the folder). The
+manifest names every file of the checkpoint with its size and CRC-32, so a reader either sees
+a complete checkpoint or raises :class:`IndexFormatError`; the log after it is checked record
+by record. :func:`read_manifest` reports the state after the last committed record.
 """
 
 from __future__ import annotations
@@ -26,12 +28,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engramdb.ann.spann._wal import last_commit, log_name
 from engramdb.errors import IndexFormatError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "commit", "load_arrays", "read_manifest"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "commit",
+    "load_arrays",
+    "read_checkpoint",
+    "read_manifest",
+]
 
 FORMAT = "engramdb.spann"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -65,6 +76,7 @@ def commit(
     manifest: dict[str, Any],
     arrays: dict[str, npt.NDArray[Any]],
     extra: tuple[str, ...] = (),
+    keep: tuple[str, ...] = (),
 ) -> None:
     """Write ``arrays`` as generation ``manifest["generation"]`` and publish the manifest.
 
@@ -74,6 +86,8 @@ def commit(
         arrays: name → array, written together as ``state.g<N>.npz``.
         extra: other files of this generation, already written and synced (the head graph);
             they are checksummed into the manifest too.
+        keep: files of older generations to keep (the log a lagging reader may still
+            follow); the others are removed once the manifest is published.
     """
     gen = int(manifest["generation"])
     path = folder / f"state.g{gen}.npz"
@@ -92,13 +106,28 @@ def commit(
     os.replace(tmp, folder / MANIFEST)
     _fsync_dir(folder)
     for old in folder.glob("*.g*.*"):
-        if old.name not in files:
+        if old.name not in files and old.name not in keep:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
-    """The manifest of the index at ``folder`` (cheap: reads no arrays).
+    """The manifest of the index at ``folder`` as of its last commit (cheap: reads no arrays;
+    ``generation``, ``store_version``, ``count``, ``vids`` and ``end`` come from the last
+    committed log record when there is one, ``checkpoint`` names the checkpoint under it).
+
+    Raises:
+        IndexFormatError: no readable manifest, or another format or version.
+    """
+    manifest = read_checkpoint(folder)
+    gen = int(manifest["generation"])
+    last = last_commit(Path(folder) / log_name(gen), after=gen)
+    return manifest if last is None else dict(manifest, **last)
+
+
+def read_checkpoint(folder: str | Path) -> dict[str, Any]:
+    """The manifest of the last checkpoint of the index at ``folder`` (``generation`` is the
+    checkpoint's).
 
     Raises:
         IndexFormatError: no readable manifest, or another format or version.
@@ -113,6 +142,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
             f"{root} holds {manifest.get('format')!r} v{manifest.get('format_version')}, "
             f"expected {FORMAT!r} v{FORMAT_VERSION}; rebuild the index"
         )
+    manifest.setdefault("checkpoint", manifest.get("generation"))
     return manifest
 
 

@@ -1,4 +1,11 @@
-"""Folders, commits, loading and compaction of SPANN index state."""
+"""Folders, commits (log records and checkpoints), loading and compaction of SPANN state.
+
+A commit appends a record of what changed to the folder's log (:mod:`._wal`): a few hundred
+bytes for a small write, where a checkpoint re-saves every array. :func:`load` reads the
+last checkpoint and replays the log after it; :func:`follow` applies to a state in RAM the
+records another process appended since (it follows the log across one checkpoint when that
+checkpoint was logged first, i.e. it holds exactly the state after its own record).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,7 @@ from engramdb.ann.spann._manifest import (
     FORMAT,
     FORMAT_VERSION,
     load_arrays,
+    read_checkpoint,
     read_manifest,
 )
 from engramdb.ann.spann._manifest import (
@@ -27,11 +36,16 @@ from engramdb.ann.spann._manifest import (
 )
 from engramdb.ann.spann._postings import PostingFile, posting_names
 from engramdb.ann.spann._state import DELETED, State
+from engramdb.ann.spann._wal import LogWriter, Record, log_name, read_log
 from engramdb.errors import IndexFormatError
 
 __all__ = [
-    "commit",
+    "LogPosition",
+    "append",
+    "read_checkpoint",
+    "checkpoint",
     "compacted",
+    "follow",
     "load",
     "needs_compaction",
     "replace_folder",
@@ -41,6 +55,29 @@ __all__ = [
 
 _ARRAYS = ("heads", "alive", "directory", "ext", "version", "loc")
 _Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class LogPosition:
+    """Where an index stands in its folder's history.
+
+    Attributes:
+        lineage: the build the folder descends from (a rebuild starts another).
+        checkpoint: the generation of the checkpoint the log follows.
+        generation: the generation of the last commit (the checkpoint's, or a record's).
+        offset: the log's length up to that commit.
+        checkpoint_bytes: the size of the checkpoint's files (the log is bounded by it).
+    """
+
+    lineage: str
+    checkpoint: int
+    generation: int
+    offset: int
+    checkpoint_bytes: int
+
+    def writer(self, folder: Path) -> LogWriter:
+        """A writer appending after this position."""
+        return LogWriter(folder / log_name(self.checkpoint), self.offset)
 
 
 def work_folder(target: Path | None) -> Path:
@@ -76,8 +113,15 @@ def replace_folder(src: Path, target: Path) -> None:
         os.replace(src, target)
 
 
-def commit(folder: Path, state: State, cfg: SpannConfig, meta: dict[str, Any]) -> None:
-    """Sync the posting files, then write generation ``meta["generation"]`` and its manifest."""
+def checkpoint(
+    folder: Path, state: State, cfg: SpannConfig, meta: dict[str, Any], keep: tuple[str, ...] = ()
+) -> int:
+    """Sync the posting files, then write checkpoint ``meta["generation"]`` (arrays, head
+    graph, manifest) and start its empty log; returns the checkpoint's size in bytes.
+
+    ``keep``: files of the previous checkpoint to leave in place (its log, for a reader that
+    follows it here); everything else of older generations is removed.
+    """
     state.post.trim()
     state.post.sync()
     gen = int(meta["generation"])
@@ -94,6 +138,7 @@ def commit(folder: Path, state: State, cfg: SpannConfig, meta: dict[str, Any]) -
     graph = folder / f"heads.g{gen}.hnsw"
     if state.heads.save_graph(graph):
         extra = (graph.name,)
+    (folder / log_name(gen)).unlink(missing_ok=True)  # left by a checkpoint that never published
     manifest = dict(
         meta,
         format=FORMAT,
@@ -107,11 +152,24 @@ def commit(folder: Path, state: State, cfg: SpannConfig, meta: dict[str, Any]) -
         epoch=state.post.epoch,
         graph=extra[0] if extra else None,
     )
-    write_commit(folder, manifest, arrays, extra)
-    keep = posting_names(state.post.epoch)
-    for old in [*folder.glob("vectors.e*.f32"), *folder.glob("entries.e*.i64")]:
-        if old.name not in keep:
-            old.unlink(missing_ok=True)
+    write_commit(folder, manifest, arrays, extra, keep)
+    keep_posts = posting_names(state.post.epoch)
+    for name in posting_names(0):  # every epoch's files of each kind
+        for old in folder.glob(name.replace(".e0.", ".e*.")):
+            if old.name not in keep_posts:
+                old.unlink(missing_ok=True)
+    state.clean()
+    return sum((folder / name).stat().st_size for name in (f"state.g{gen}.npz", *extra))
+
+
+def append(writer: LogWriter, state: State, generation: int, store_version: int | None) -> None:
+    """Commit ``state``'s changes as log record ``generation``: the posting rows first, then
+    the record, each synced (the files are cut to the rows in use first, as a checkpoint
+    does, so that they are exactly as long as the record says)."""
+    state.post.trim()
+    state.post.sync()
+    writer.append(state.changes(generation, store_version))
+    state.clean()
 
 
 def needs_compaction(state: State) -> bool:
@@ -120,25 +178,32 @@ def needs_compaction(state: State) -> bool:
     return state.post.end > 2 * used + 4096
 
 
-def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any]]:
-    """The committed state in ``folder``.
+def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any], LogPosition]:
+    """The committed state in ``folder``: its last checkpoint with the log replayed; the
+    manifest as of the last commit; and where the log stands.
 
     Raises:
         IndexFormatError: missing, torn, corrupt or inconsistent files.
     """
-    manifest = read_manifest(folder)
+    manifest = read_checkpoint(folder)
     arr = load_arrays(folder, manifest, _ARRAYS)
-    dim, end, vids = int(manifest["dim"]), int(manifest["end"]), int(manifest["vids"])
+    gen = int(manifest["generation"])
+    found = read_log(folder / log_name(gen), after=gen)
+    records, ends = found if found is not None else ([], [])
+    offset = ends[-1] if ends else 0
+    last = records[-1] if records else None
+    dim, epoch = int(manifest["dim"]), int(manifest.get("epoch", 0))
+    end = last.end if last else int(manifest["end"])
     directory = arr["directory"].astype(np.int64)
     heads = arr["heads"].astype(np.float32)
+    vids = int(manifest["vids"])
     ok = (
         heads.ndim == 2
         and heads.shape[1] == dim
         and directory.shape == (heads.shape[0], 3)
         and arr["alive"].shape == (heads.shape[0],)
         and all(arr[name].shape == (vids,) for name in ("ext", "version", "loc"))
-        and bool(np.all(directory[:, 0] + directory[:, 1] <= end))
-        and bool(np.all(arr["loc"][arr["version"] != DELETED] < max(end, 1)))
+        and all(r.epoch == epoch and r.new_heads.shape[1] == dim for r in records)
     )
     if not ok:
         raise IndexFormatError(f"{folder}: arrays do not match the manifest; rebuild the index")
@@ -146,17 +211,115 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any]]:
     head_index = HeadIndex(heads, arr["alive"].astype(bool))
     if manifest.get("graph"):
         head_index.load_graph(folder / manifest["graph"], max(cfg.hnsw_ef, 2 * cfg.max_probes))
-    post = PostingFile(folder, dim, end, epoch=int(manifest.get("epoch", 0)))
+    post = PostingFile(folder, dim, end, epoch=epoch)
     vid_arrays = (
         arr["ext"].astype(np.int64, copy=False),
         arr["version"].astype(np.uint8, copy=False),
         arr["loc"].astype(np.int64, copy=False),
     )
     state = State(post, head_index, directory, vid_arrays, cfg.slack)
-    if state.n_live != int(manifest["count"]):
+    state.replay(records)
+    count = last.count if last else int(manifest["count"])
+    if state.n_live != count or not _consistent(state):
         post.close()
-        raise IndexFormatError(f"{folder}: live count does not match the manifest")
-    return state, cfg, manifest
+        raise IndexFormatError(f"{folder}: the state does not match the manifest; rebuild it")
+    if last is not None:
+        manifest = dict(
+            manifest,
+            generation=last.generation,
+            store_version=last.store_version,
+            count=last.count,
+            vids=last.n_vids,
+            end=last.end,
+        )
+    position = LogPosition(
+        lineage=str(manifest.get("lineage", "")),
+        checkpoint=gen,
+        generation=int(manifest["generation"]),
+        offset=offset,
+        checkpoint_bytes=sum(int(f["size"]) for f in manifest.get("files", {}).values()),
+    )
+    return state, cfg, manifest, position
+
+
+def _consistent(state: State) -> bool:
+    """Every list lies inside the used rows, and so does every live vid's row."""
+    end, n = state.post.end, state.heads.n
+    live = state.version[: state.n_vids] != DELETED
+    return bool(
+        np.all(state.start[:n] + state.rows[:n] <= end)
+        and np.all(state.loc[: state.n_vids][live] < max(end, 1))
+    )
+
+
+def follow(
+    folder: Path, state: State, at: LogPosition, upto: int | None
+) -> tuple[LogPosition, int | None] | None:
+    """Apply to ``state`` (committed at ``at``, unchanged since) the records appended to the
+    folder's log since, up to the last whose store version is at most ``upto`` (``None``:
+    all); the new position and the store version of the last record applied (``None``: none
+    was). ``None``: the history cannot be followed (another lineage, or more than one
+    checkpoint, or a compacting one, happened since); ``state`` is unchanged.
+
+    Raises:
+        IndexFormatError: a record is malformed, or the posting files are torn.
+    """
+    latest = read_checkpoint(folder)
+    if latest.get("lineage") != at.lineage:
+        return None
+    records: list[Record] = []
+    pos = at
+    while True:
+        found = read_log(folder / log_name(pos.checkpoint), after=pos.generation, offset=pos.offset)
+        if found is None:
+            return None
+        more, ends = found
+        taken = _prefix(more, upto)
+        stop = len(taken) < len(more)
+        if taken:
+            records += taken
+            pos = LogPosition(
+                pos.lineage,
+                pos.checkpoint,
+                taken[-1].generation,
+                ends[len(taken) - 1],
+                pos.checkpoint_bytes,
+            )
+        nxt = int(latest["generation"])
+        if stop or nxt == pos.checkpoint:
+            break
+        if not (latest.get("logged") and latest.get("base") == pos.checkpoint):
+            return None
+        if pos.generation != nxt:  # the log ends before the record the checkpoint holds
+            return None
+        size = sum(int(f["size"]) for f in latest.get("files", {}).values())
+        pos = LogPosition(pos.lineage, nxt, nxt, 0, size)
+    if any(r.epoch != state.post.epoch for r in records):
+        return None
+    if not records:
+        return pos, None
+    _extend(folder, state, records[-1].end)
+    state.replay(records)
+    return pos, records[-1].store_version
+
+
+def _prefix(records: list[Record], upto: int | None) -> list[Record]:
+    """The records before the first whose store version is above ``upto``."""
+    out: list[Record] = []
+    for r in records:
+        if upto is not None and r.store_version is not None and r.store_version > upto:
+            break
+        out.append(r)
+    return out
+
+
+def _extend(folder: Path, state: State, end: int) -> None:
+    """Let ``state`` read the posting rows up to ``end`` (written by another process)."""
+    post = state.post
+    if end > post.vectors.shape[0]:
+        state.post = PostingFile(folder, post.dim, end, epoch=post.epoch)
+        post.close()
+    state.post.end = end
 
 
 def compacted(

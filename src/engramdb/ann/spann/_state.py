@@ -4,6 +4,11 @@ Per head slot ``h``: the list occupies rows ``[start[h], start[h] + rows[h])`` o
 files inside a region of ``cap[h]`` rows. Per vid: its external id, its version (``DELETED``
 once deleted or replaced) and ``loc``, one row holding its vector. A posting entry is valid
 iff its packed version equals the vid's current version.
+
+Every change is tracked until the next commit (:meth:`State.changes`): the vids whose id,
+version or row changed, the head slots whose list or liveness changed, the heads added,
+moved or killed. A commit writes just that to the folder's write-ahead log
+(:mod:`~engramdb.ann.spann._wal`), and opening replays it (:meth:`State.replay`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from engramdb.ann.spann._heads import HeadIndex
 from engramdb.ann.spann._ids import IdMap
 from engramdb.ann.spann._postings import PostingFile, pack, unpack_version, unpack_vid
 from engramdb.ann.spann._search import Lists
+from engramdb.ann.spann._wal import Record
 from engramdb.types import Matrix
 
 __all__ = ["DELETED", "State"]
@@ -64,6 +70,115 @@ class State:
         live = self.version != DELETED
         self.n_live = int(live.sum())
         self.ids = IdMap(self.ext, live)
+        self.clean()
+
+    # ----- change tracking
+    def clean(self) -> None:
+        """Forget the tracked changes: the state as it is now is committed."""
+        self._base_vids, self._base_heads = self.n_vids, self.heads.n
+        self._vid_parts: list[_Ints] = []
+        self._head_parts: set[int] = set()
+        self._moved: set[int] = set()
+        self._killed: set[int] = set()
+
+    @property
+    def dirty(self) -> bool:
+        """Whether anything changed since the last commit."""
+        return bool(
+            self.n_vids != self._base_vids
+            or self.heads.n != self._base_heads
+            or self._vid_parts
+            or self._head_parts
+        )
+
+    def _touch(self, vids: _Ints) -> None:
+        if vids.size:
+            self._vid_parts.append(np.asarray(vids, dtype=np.int64))
+
+    def touched_heads(self) -> _Ints:
+        """The live head slots whose lists changed since the last commit, plus the lists
+        that hold the latest rows of the vids that changed (merge candidates)."""
+        vids = self.changed_vids()
+        heads = np.fromiter(self._head_parts, dtype=np.int64, count=len(self._head_parts))
+        heads = np.union1d(heads, self.lists_of(vids[vids < self.n_vids]))
+        heads = heads[heads >= 0]
+        return heads[self.heads.alive[heads]]
+
+    def changed_vids(self) -> _Ints:
+        """The vids whose id, version or row changed since the last commit (sorted)."""
+        parts = [*self._vid_parts, np.arange(self._base_vids, self.n_vids, dtype=np.int64)]
+        return np.unique(np.concatenate(parts))
+
+    def changes(self, generation: int, store_version: int | None) -> Record:
+        """Everything changed since the last commit, as a log record."""
+        vids = self.changed_vids()
+        slots = np.union1d(
+            np.fromiter(self._head_parts, dtype=np.int64, count=len(self._head_parts)),
+            np.arange(self._base_heads, self.heads.n, dtype=np.int64),
+        )
+        moved = np.array(sorted(h for h in self._moved if h < self._base_heads), dtype=np.int64)
+        return Record(
+            generation=generation,
+            store_version=store_version,
+            n_vids=self.n_vids,
+            n_heads=self.heads.n,
+            end=self.post.end,
+            count=self.n_live,
+            epoch=self.post.epoch,
+            vids=vids,
+            ext=self.ext[vids],
+            version=self.version[vids],
+            loc=self.loc[vids],
+            slots=slots,
+            directory=np.stack([self.start[slots], self.rows[slots], self.cap[slots]], axis=1),
+            new_heads=self.heads.vectors[self._base_heads :].copy(),
+            moved=moved,
+            moved_heads=self.heads.vectors[moved].copy(),
+            killed=np.array(sorted(self._killed), dtype=np.int64),
+        )
+
+    def replay(self, records: list[Record]) -> None:
+        """Apply committed log records (oldest first) to this state; it stays clean.
+
+        Head changes are applied record by record (they are rare); per vid and per head
+        slot only the last record's values count, so a long log is applied in a few array
+        operations. The id map is updated from the difference between the state before and
+        after (a vid never comes back to life, and its id never changes).
+        """
+        if not records:
+            return
+        for rec in records:
+            if rec.new_heads.shape[0]:
+                self.heads.add(rec.new_heads)
+            for slot, vec in zip(rec.moved.tolist(), rec.moved_heads, strict=True):
+                self.heads.replace(slot, vec)
+            for slot in rec.killed.tolist():
+                self.heads.kill(slot)
+        last = records[-1]
+        self.add_head_slots(0)
+        slots, rows = _last_wins([r.slots for r in records])
+        directory = np.concatenate([r.directory for r in records])[rows]
+        self.start[slots], self.rows[slots], self.cap[slots] = directory.T
+        vids, rows = _last_wins([r.vids for r in records])
+        n_old, n_new = self.n_vids, last.n_vids
+        self.ext = _grow(self.ext, n_new, -1)  # type: ignore[assignment]
+        self.version = _grow(self.version, n_new, DELETED)  # type: ignore[assignment]
+        self.loc = _grow(self.loc, n_new, -1)  # type: ignore[assignment]
+        ext = np.concatenate([r.ext for r in records])[rows]
+        version = np.concatenate([r.version for r in records])[rows]
+        was_live = np.zeros(vids.shape, dtype=bool)
+        old = vids < n_old
+        was_live[old] = self.version[vids[old]] != DELETED
+        now_live = version != DELETED
+        self.ids.remove(ext[was_live & ~now_live])
+        self.ext[vids] = ext
+        self.version[vids] = version
+        self.loc[vids] = np.concatenate([r.loc for r in records])[rows]
+        self.n_vids = n_new
+        born = now_live & ~was_live
+        self.ids.insert(ext[born], vids[born])
+        self.n_live = last.count
+        self.clean()
 
     # ----- views
     def lists(self) -> Lists:
@@ -111,6 +226,7 @@ class State:
         self.loc = _grow(self.loc, need, -1)  # type: ignore[assignment]
         self.ext[vids] = ext_ids
         self.version[vids] = 0
+        self.loc[vids] = -1
         self.n_vids = need
         self.n_live += b
         self.ids.insert(ext_ids, vids)
@@ -122,6 +238,12 @@ class State:
         self.ids.remove(self.ext[vids])
         self.version[vids] = DELETED
         self.n_live -= int(vids.size)
+        self._touch(vids)
+
+    def bump(self, vids: _Ints) -> None:
+        """Give live ``vids`` a new version: their rows so far go stale."""
+        self.version[vids] = (self.version[vids].astype(np.int64) + 1) % DELETED
+        self._touch(vids)
 
     def vectors_of(self, vids: _Ints) -> Matrix:
         """The stored vectors of ``vids`` (a copy)."""
@@ -135,6 +257,23 @@ class State:
         self.rows = _grow(self.rows, need, 0)  # type: ignore[assignment]
         self.cap = _grow(self.cap, need, 0)  # type: ignore[assignment]
 
+    def add_head(self, vector: Matrix) -> int:
+        """A new head at ``vector`` (shape ``(d,)``) with an empty list; returns its slot."""
+        self.add_head_slots(1)
+        return int(self.heads.add(vector[None, :])[0])
+
+    def move_head(self, h: int, vector: Matrix) -> None:
+        """Move head ``h`` to ``vector``."""
+        self.heads.replace(h, vector)
+        self._moved.add(h)
+
+    def kill_head(self, h: int) -> None:
+        """Remove head ``h`` and empty its list (the rows stay in the file)."""
+        self.heads.kill(h)
+        self.rows[h] = 0
+        self._killed.add(h)
+        self._head_parts.add(h)
+
     def write_list(self, h: int, vectors: Matrix, entries: _Ints) -> None:
         """Replace list ``h`` by these rows, in a fresh region with slack."""
         n = entries.shape[0]
@@ -143,9 +282,11 @@ class State:
         if n:
             self.post.write(start, vectors, entries)
         self.start[h], self.rows[h], self.cap[h] = start, n, cap
+        self._head_parts.add(h)
         if n:
             vids = unpack_vid(entries)
             self.loc[vids] = start + np.arange(n)
+            self._touch(vids)
 
     def append(self, h: int, vectors: Matrix, entries: _Ints) -> None:
         """Append rows to list ``h``: into its free tail, else by moving it (garbage dropped)."""
@@ -154,7 +295,10 @@ class State:
             at = int(self.start[h]) + r
             self.post.write(at, vectors, entries)
             self.rows[h] = r + n
-            self.loc[unpack_vid(entries)] = at + np.arange(n)
+            vids = unpack_vid(entries)
+            self.loc[vids] = at + np.arange(n)
+            self._head_parts.add(h)
+            self._touch(vids)
             return
         old_v, old_e = self.list_rows(h)
         keep = self.valid(old_e)
@@ -173,3 +317,12 @@ class State:
         for group in np.split(order, bounds):
             if group.size:
                 self.append(int(heads_of[group[0]]), vectors[group], ents[group])
+
+
+def _last_wins(keys: list[_Ints]) -> tuple[_Ints, _Ints]:
+    """The distinct keys of ``keys`` (concatenated) and, per key, the position of its last
+    occurrence in the concatenation."""
+    flat = np.concatenate(keys)
+    rev = flat[::-1]
+    uniq, first = np.unique(rev, return_index=True)
+    return uniq, flat.size - 1 - first

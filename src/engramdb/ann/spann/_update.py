@@ -20,7 +20,7 @@ from engramdb.ann.spann._assign import select_replicas
 from engramdb.ann.spann._cluster import two_means
 from engramdb.ann.spann._config import SpannConfig
 from engramdb.ann.spann._postings import unpack_vid
-from engramdb.ann.spann._state import DELETED, State
+from engramdb.ann.spann._state import State
 from engramdb.types import Matrix
 
 __all__ = ["live_counts", "merge_small", "place", "split_oversize"]
@@ -83,9 +83,8 @@ def _split(state: State, cfg: SpannConfig, h: int) -> list[int]:
         return []
     old = state.heads.vectors[h].copy()
     centres, labels = two_means(vecs, seed=cfg.seed + h)
-    state.add_head_slots(1)
-    h2 = int(state.heads.add(centres[1:2])[0])
-    state.heads.replace(h, centres[0])
+    h2 = state.add_head(centres[1])
+    state.move_head(h, centres[0])
     state.write_list(h, vecs[labels == 0], ents[labels == 0])
     state.write_list(h2, vecs[labels == 1], ents[labels == 1])
     _reassign(state, cfg, old, [h, h2])
@@ -133,7 +132,7 @@ def _reassign(state: State, cfg: SpannConfig, old: Matrix, new: list[int]) -> No
     cand, keep = cand[~stays], keep[~stays]
     if vids.size == 0:
         return
-    state.version[vids] = (state.version[vids].astype(np.int64) + 1) % DELETED
+    state.bump(vids)
     r, c = np.nonzero(keep)
     state.append_pairs(cand[r, c], vids[r], vectors[r])
 
@@ -169,13 +168,12 @@ def merge_small(state: State, cfg: SpannConfig, heads: _Ints | None = None) -> i
         if state.heads.live_count <= 1:
             break
         vecs, ents = _current(state, h)
-        state.heads.kill(h)
-        state.rows[h] = 0
+        state.kill_head(h)
         merged += 1
         if vecs.shape[0] == 0:
             continue
         vids = unpack_vid(ents)
-        state.version[vids] = (state.version[vids].astype(np.int64) + 1) % DELETED
+        state.bump(vids)
         place(state, cfg, vids, vecs)
     if merged:
         split_oversize(state, cfg)

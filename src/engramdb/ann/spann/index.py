@@ -5,7 +5,7 @@ Typical use::
     index = SpannIndex.build(ids, vectors, SpannConfig(), path="vec.spann", store_version=7)
     ids, scores = index.search(queries, 10)
     index.add(new_ids, new_vectors); index.delete(old_ids)
-    index.save(store_version=8)           # commit in place: cheap, atomic
+    index.save(store_version=8)           # commit in place: a log record, cheap, atomic
     index.close()
 
     index = SpannIndex.open("vec.spann")  # IndexFormatError if torn or corrupt
@@ -13,15 +13,20 @@ Typical use::
         ...                               # stale: replay the store's changes, or rebuild
 
 Durability: every change is in RAM (directory, version map) or in posting rows that no
-committed manifest references, until :meth:`save` commits it. A crash before or during a
-commit leaves the previous commit intact; :meth:`open` checks every file against the manifest.
+commit references, until :meth:`save` commits it: as one record appended to the folder's
+write-ahead log (a few hundred bytes for a small write), or, once the log has grown past
+half the size of the last checkpoint, as a new checkpoint of every array (so the cost of
+re-saving them is spread over many commits). A crash before or during a commit leaves the
+previous commit intact: :meth:`open` checks the checkpoint's files against the manifest and
+replays the log's records up to the last whole one. Another process's commits to the same
+folder are followed with :meth:`refresh`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,23 +38,27 @@ from engramdb.ann.spann import _persist
 from engramdb.ann.spann._build import build_state
 from engramdb.ann.spann._calibrate import calibrate
 from engramdb.ann.spann._config import SpannConfig
+from engramdb.ann.spann._persist import LogPosition
 from engramdb.ann.spann._search import Scan, prune
 from engramdb.ann.spann._state import DELETED, State
 from engramdb.ann.spann._update import live_counts, merge_small, place, split_oversize
-from engramdb.errors import DimensionMismatchError, InvalidInputError
+from engramdb.errors import DimensionMismatchError, IndexFormatError, InvalidInputError
 from engramdb.types import IdMatrix, Matrix
 
 __all__ = ["SpannIndex"]
 
 _Ints = npt.NDArray[np.int64]
 _EXACT_ALLOW = 4096
+_LOG_MIN = 1 << 20  # log bytes always allowed before a checkpoint
+_LOG_RATIO = 0.5  # ... else a checkpoint once the log outgrows this share of the last one
 
 
 class SpannIndex:
     """A SPANN vector index over int64 ids, inner-product scores (cosine on unit vectors).
 
     Create one with :meth:`build` or :meth:`open`; it implements
-    :class:`engramdb.ann.base.AnnIndex`. Not thread-safe: one writer, no concurrent readers.
+    :class:`engramdb.ann.base.AnnIndex`. Not thread-safe: one writer, no concurrent readers;
+    processes sharing a folder take turns (each calls :meth:`refresh` before it changes it).
 
     Attributes:
         dim: vector dimension.
@@ -59,14 +68,24 @@ class SpannIndex:
         calibration: the ε2 calibration record (``prune_eps``, recall, grid).
     """
 
-    def __init__(self, folder: Path, state: State, config: SpannConfig, meta: dict[str, Any]):
+    def __init__(
+        self,
+        folder: Path,
+        state: State,
+        config: SpannConfig,
+        meta: dict[str, Any],
+        position: LogPosition | None = None,
+    ):
         self._folder, self._state, self.config = folder, state, config
         self.dim = state.post.dim
         self.store_version: int | None = meta.get("store_version")
         self.calibration: dict[str, Any] = meta.get("calibration", {})
-        self._generation = int(meta.get("generation", 0))
         self._temp = bool(meta.get("temp", False))
         self._built = float(meta.get("built", time.time()))
+        self._lineage = str(meta.get("lineage") or uuid.uuid4().hex)
+        self._at = position or LogPosition(self._lineage, 0, 0, 0, 0)
+        self._log = self._at.writer(folder)
+        self._must_checkpoint = position is None
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -122,12 +141,16 @@ class SpannIndex:
             IndexFormatError: missing, torn or corrupt files, or another format version.
         """
         folder = Path(path)
-        state, config, meta = _persist.load(folder)
-        return cls(folder, state, config, meta)
+        state, config, meta, position = _persist.load(folder)
+        return cls(folder, state, config, meta, position)
 
     def save(self, path: str | Path | None = None, *, store_version: int | None = None) -> None:
         """Commit the index: in place (``path`` omitted or its own folder), else a compacted copy
         at ``path`` that becomes the index's folder. Both are atomic.
+
+        In place, the lists the changes touched are merged when they fell under
+        ``merge_threshold`` and the changes are appended to the log; every list is checked
+        at the next checkpoint, and the files are compacted when over half of them is garbage.
 
         Args:
             path: target folder.
@@ -136,16 +159,56 @@ class SpannIndex:
         if store_version is not None:
             self.store_version = store_version
         if path is None or Path(path).resolve() == self._folder.resolve():
-            merge_small(self._state, self.config)
-            if _persist.needs_compaction(self._state):
-                self.compact()
             self._commit()
             return
         self._rewrite(Path(path))
 
+    def refresh(self, *, upto: int | None = None) -> bool:
+        """Catch up with the commits another process made to this index's folder since this
+        one last committed or opened it, by replaying their log records (only those up to
+        the last with a store version at most ``upto``, when given).
+
+        Returns ``False``, changing nothing, when that history cannot be followed: the folder
+        was rebuilt, compacted, or checkpointed more than once since; reopen it then.
+
+        Raises:
+            InvalidInputError: this index has uncommitted changes.
+            IndexFormatError: the folder is torn or corrupt.
+        """
+        if self._state.dirty:
+            raise InvalidInputError("SpannIndex.refresh: commit or drop the changes first")
+        if not self.changed_on_disk():
+            return True
+        followed = _persist.follow(self._folder, self._state, self._at, upto)
+        if followed is None:
+            return False
+        position, store_version = followed
+        if position != self._at:
+            self._set_position(position)
+            self.store_version = store_version if store_version is not None else self.store_version
+        return True
+
+    def changed_on_disk(self) -> bool:
+        """Whether another process committed to the folder since this index last committed
+        or opened it (cheap: the manifest and the log's size)."""
+        try:
+            latest = _persist.read_checkpoint(self._folder)
+        except IndexFormatError:
+            return True
+        try:
+            size = self._log.path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        return bool(
+            latest.get("lineage") != self._lineage
+            or int(latest["generation"]) != self._at.checkpoint
+            or size != self._at.offset
+        )
+
     def close(self) -> None:
         """Release the files (uncommitted changes are dropped); a temporary folder is removed."""
         self._state.post.close()
+        self._log.close()
         if self._temp:
             shutil.rmtree(self._folder, ignore_errors=True)
 
@@ -249,9 +312,7 @@ class SpannIndex:
         probes, d2 = st.heads.search(q, cap)
         keep = prune(probes, d2, None if eps is None else float(eps))
         spare = 2 * k * self.config.replicas + 16
-        lists = dataclasses.replace(st.lists(), codes=st.post.codes, scales=st.post.scales)
-        rescore = self.config.rescore if self.config.quantized else None
-        return Scan(lists, k, mask, spare, rescore).run(q, probes, keep)
+        return Scan(st.lists(), k, mask, spare).run(q, probes, keep)
 
     # ------------------------------------------------------------------ extras
     def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -276,9 +337,15 @@ class SpannIndex:
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes: live vectors, heads, rows, replication, bytes on disk and in RAM,
-        the store version and the calibration."""
+        the store version, the calibration, and the commit history (``generation`` of the
+        last commit, ``checkpoint`` under it, ``log_bytes`` since)."""
         out = _persist.stats(self._state, self._folder, self.calibration, live_counts)
-        out.update(store_version=self.store_version, generation=self._generation)
+        out.update(
+            store_version=self.store_version,
+            generation=self._at.generation,
+            checkpoint=self._at.checkpoint,
+            log_bytes=self._at.offset,
+        )
         return out
 
     def compact(self) -> None:
@@ -290,36 +357,87 @@ class SpannIndex:
             old, self.config, self._folder, reuse_heads=True, epoch=old.post.epoch + 1
         )
         old.post.close()
+        self._must_checkpoint = True  # the log's records refer to the old files
 
     # ------------------------------------------------------------------ internals
     def _meta(self, build_s: float | None) -> dict[str, Any]:
         meta = {
             "store_version": self.store_version,
             "calibration": self.calibration,
-            "generation": self._generation,
+            "generation": self._at.generation + 1,
             "built": self._built,
+            "lineage": self._lineage,
         }
         if build_s is not None:
             meta["build_s"] = build_s
         return meta
 
     def _commit(self, build_s: float | None = None) -> None:
-        self._generation += 1
-        _persist.commit(self._folder, self._state, self.config, self._meta(build_s))
+        """Commit the changes since the last commit: a log record, or a checkpoint when one
+        is due (the first commit, after a compaction, or once the log outgrew its bound)."""
+        st, cfg = self._state, self.config
+        bound = max(_LOG_MIN, int(_LOG_RATIO * self._at.checkpoint_bytes))
+        due = self._must_checkpoint or self._log.offset >= bound
+        if due:
+            merge_small(st, cfg)
+        else:
+            touched = st.touched_heads()
+            if touched.size:
+                merge_small(st, cfg, touched)
+        if _persist.needs_compaction(st):
+            self.compact()
+            st = self._state
+        if not due and not self._must_checkpoint:
+            self._append()
+            return
+        meta = self._meta(build_s)
+        keep: tuple[str, ...] = ()
+        if not self._must_checkpoint:  # log the checkpoint's state first: readers follow it
+            self._append()
+            meta.update(generation=self._at.generation, logged=True, base=self._at.checkpoint)
+            keep = (self._log.path.name,)
+        size = _persist.checkpoint(self._folder, st, cfg, meta, keep)
+        gen = int(meta["generation"])
+        self._set_position(LogPosition(self._lineage, gen, gen, 0, size))
+        self._must_checkpoint = False
+
+    def _append(self) -> None:
+        gen = self._at.generation + 1
+        _persist.append(self._log, self._state, gen, self.store_version)
+        at = self._at
+        self._at = LogPosition(
+            at.lineage, at.checkpoint, gen, self._log.offset, at.checkpoint_bytes
+        )
+
+    def _set_position(self, position: LogPosition) -> None:
+        if position.checkpoint != self._at.checkpoint:
+            self._log.close()
+            self._log = position.writer(self._folder)
+        else:
+            self._log.offset = position.offset
+        self._at = position
 
     def _move_to(self, target: Path) -> None:
         self._state.post.close()
+        self._log.close()
         _persist.replace_folder(self._folder, target)
         self._folder, self._temp = target, False
-        self._state, _, _ = _persist.load(target)
+        self._state, _, _, position = _persist.load(target)
+        self._at = position
+        self._log = position.writer(target)
 
     def _rewrite(self, target: Path) -> None:
         work = _persist.work_folder(target)
         fresh = _persist.compacted(self._state, self.config, work)
         self._state.post.close()
+        self._log.close()
         if self._temp:
             shutil.rmtree(self._folder, ignore_errors=True)
         self._folder, self._state, self._temp = work, fresh, True
+        self._lineage = uuid.uuid4().hex
+        self._at = LogPosition(self._lineage, 0, self._at.generation, 0, 0)
+        self._log = self._at.writer(work)
+        self._must_checkpoint = True
         self._commit()
         self._move_to(target)
 
