@@ -24,6 +24,7 @@ folder are followed with :meth:`refresh`.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 import uuid
@@ -312,7 +313,9 @@ class SpannIndex:
         probes, d2 = st.heads.search(q, cap)
         keep = prune(probes, d2, None if eps is None else float(eps))
         spare = 2 * k * self.config.replicas + 16
-        return Scan(st.lists(), k, mask, spare).run(q, probes, keep)
+        lists = dataclasses.replace(st.lists(), codes=st.post.codes, scales=st.post.scales)
+        rescore = self.config.rescore if self.config.quantized else None
+        return Scan(lists, k, mask, spare, rescore).run(q, probes, keep)
 
     # ------------------------------------------------------------------ extras
     def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
