@@ -120,9 +120,14 @@ def mix_vectors(
 ) -> np.ndarray:
     """The cached vectors of :func:`gutenberg_mix` (``n_total``), the first ``limit`` only when
     given (only their shards are embedded)."""
-    return cached_vectors(
-        "mix", gutenberg_mix(n_total), threads=threads, embed=embed, limit=limit
-    )
+    return cached_vectors("mix", gutenberg_mix(n_total), threads=threads, embed=embed, limit=limit)
+
+
+def cache_folder(name: str, texts: Sequence[str]) -> Path:
+    """Where the vectors of ``texts`` are cached: shard ``s`` holds rows
+    ``[s * SHARD, (s + 1) * SHARD)`` as ``shard_{s:03d}.npy``."""
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
+    return CACHE / f"{name}-{len(texts)}-{key}"
 
 
 def cached_vectors(
@@ -135,8 +140,7 @@ def cached_vectors(
 ) -> np.ndarray:
     """Vectors of ``texts`` (the first ``limit``), cached in shards under a key of all texts."""
     n_total = len(texts)
-    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
-    folder = CACHE / f"{name}-{n_total}-{key}"
+    folder = cache_folder(name, texts)
     n_total = min(n_total, limit) if limit else n_total
     folder.mkdir(parents=True, exist_ok=True)
     shards = []
