@@ -21,8 +21,16 @@ model id (a model change finds no index and builds one; the other folders are re
 Its manifest records the change-log position it reflects (``store_version``). On open, a
 folder that is missing, torn, built with other settings or for another dimension is rebuilt;
 one that is merely behind is caught up from the log. Changes are folded into the folder on
-the write path (:meth:`DenseIndex.maintain`) once enough have gathered, under an exclusive
-file lock (``<store>.spann/.lock``) that other processes take shared while opening it.
+the write path (:meth:`DenseIndex.maintain`) once ``_FOLD_MIN`` have gathered, under an
+exclusive file lock (``<store>.spann/.lock``) that other processes take shared while opening
+it. A fold costs what it changes (the index commits a record to its write-ahead log), so the
+changes held beside the index stay few at any store size.
+
+Another process that folded leaves its commits in the folder's log: a process whose view
+lags by more than a fold's worth of changes follows that log (the commits are applied to
+its SPANN index in place, :meth:`SpannIndex.refresh`) and takes only the rest from the
+change log, instead of fetching every changed vector from the store or reopening the index;
+a process about to fold does the same first, from a fresh read snapshot.
 """
 
 from __future__ import annotations
@@ -64,7 +72,7 @@ _Ints = npt.NDArray[np.int64]
 _NO_INDEX = "no SPANN index yet"
 _HISTORY = 16  # recent views kept for readers whose snapshot is a little older
 _ATTEMPTS = 5  # read snapshots tried before giving up on a view
-_FOLD_MIN = 2048  # changes gathered before a fold into SPANN (or into flat arrays)
+_FOLD_MIN = 2048  # changes gathered before a fold into SPANN (or, past 1/8 of it, flat arrays)
 _RETAIN = 100_000  # change-log rows kept for processes that lag behind
 _FOLD_SLICE = 1024  # vectors folded into SPANN per exclusive hold
 
@@ -168,13 +176,61 @@ class DenseIndex:
         if seq == view.seq:
             return view
         changes = self._store.changes_since(view.seq)
-        if changes is None or (view.base.kind == "spann" and view.pending > self._fold_at(view)):
-            fresh = self._reopen(seq)
-            if fresh is not None:
-                return fresh
+        many = changes is None or view.pending + changes[0].size > self._fold_at(view)
+        if many and isinstance(view.base, SpannBase):
+            followed = self._follow(view, seq)  # another process folded them: take its log
+            if followed is not None:
+                self._views.clear()  # the base changed in place: the views kept are stale
+                self._view = None
+                return followed
+            if changes is None or view.base.index.changed_on_disk():  # cannot be followed
+                fresh = self._reopen(seq)
+                if fresh is not None:
+                    return fresh
         if changes is None:
             logger.info("the change log no longer reaches position %d: reloading", view.seq)
             return self._flat_view(seq, cache=False)
+        return view.apply(changes[0], changes[1], seq, self._vectors_of)
+
+    def _follow(self, view: DenseView, seq: int, *, locked: bool = False) -> DenseView | None:
+        """The view at ``seq`` after applying to ``view``'s SPANN index, in place, the commits
+        other processes made to its folder since (those up to ``seq``), with the rest taken
+        from the change log. ``None``: nothing was changed (the folder holds nothing newer,
+        or its history cannot be followed: reopen it then). Every view made before on the
+        same base is stale once this returns a view (``locked``: the caller holds the folder
+        lock already)."""
+        base = view.base
+        if not isinstance(base, SpannBase) or self.path is None:
+            return None
+        lock = (
+            contextlib.nullcontext() if locked else folder_lock(self.path.parent, exclusive=False)
+        )
+        with lock:
+            if not base.index.changed_on_disk():
+                return None
+            try:
+                if not base.follow(seq):
+                    return None
+                followed = self._rebased(base, seq)
+            except (IndexFormatError, InvalidInputError, OSError) as exc:
+                logger.warning("cannot follow the SPANN index at %s (%s)", self.path, exc)
+                followed = None
+            if followed is None:  # the base may be half-changed: start anew
+                fresh = self._reopen(seq, locked=True)
+                return fresh if fresh is not None else self._flat_view(seq, cache=False)
+        logger.info("followed the SPANN index at %s to %d", self.path, followed.base_seq)
+        return followed
+
+    def _rebased(self, base: SpannBase, seq: int) -> DenseView | None:
+        """The view at ``seq`` of ``base`` as it is now, with the changes logged since its
+        store version (``None``: it is ahead of ``seq`` or the log no longer reaches it)."""
+        base_seq = base.index.store_version
+        if base_seq is None or base_seq > seq:
+            return None
+        changes = self._store.changes_since(base_seq)
+        if changes is None:
+            return None
+        view = DenseView(base, base_seq, base_seq, self.dim)
         return view.apply(changes[0], changes[1], seq, self._vectors_of)
 
     def _reopen(self, seq: int, *, locked: bool = False) -> DenseView | None:
@@ -270,6 +326,10 @@ class DenseIndex:
             self._install(self._catch_up(view, seq))
 
     def _fold_at(self, view: DenseView) -> int:
+        """Changes gathered before a fold: a fixed number into SPANN (a fold costs what it
+        changes); into flat arrays, which a fold copies whole, an eighth of them."""
+        if view.base.kind == "spann":
+            return _FOLD_MIN
         return max(_FOLD_MIN, len(view.base) // 8)
 
     def _fold(self, view: DenseView) -> DenseView:
@@ -281,16 +341,19 @@ class DenseIndex:
         assert self.path is not None and isinstance(view.base, SpannBase)
         base = view.base
         with folder_lock(self.path.parent, exclusive=True):
-            try:
-                on_disk = read_manifest(self.path).get("store_version")
-            except IndexFormatError:
-                on_disk = None
-            if on_disk != base.index.store_version:  # another process folded: start from it
-                with self._store.reading():
-                    fresh = self._reopen(view.seq, locked=True)
-                if fresh is None:
-                    return self._build(view, "the folder was changed by another process", True)
-                view, base = fresh, fresh.base  # type: ignore[assignment]
+            if base.index.changed_on_disk() or view.epoch != base.epoch:
+                # another process folded (start from its commits, which a fresh snapshot
+                # holds), or a reader here followed them already (the view is stale)
+                with self._store.reading() as seq:
+                    fresh = self._follow(view, seq, locked=True)
+                    if fresh is None and not base.index.changed_on_disk():
+                        fresh = self._rebased(base, seq)
+                    if fresh is None:
+                        fresh = self._reopen(seq, locked=True)
+                if fresh is None or not isinstance(fresh.base, SpannBase):
+                    reason = "the folder was changed by another process"
+                    return self._build(fresh or view, reason, True)
+                view, base = fresh, fresh.base
             try:
                 with base.changing():
                     if view.dead.size:

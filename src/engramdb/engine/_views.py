@@ -188,6 +188,23 @@ class SpannBase:
             self.epoch += 1
             yield
 
+    def follow(self, upto: int) -> bool:
+        """Apply the commits another process made to the index's folder (those up to store
+        version ``upto``), in place (:meth:`SpannIndex.refresh`); views made before become
+        stale when anything changed. ``False``: the folder's history cannot be followed, and
+        nothing changed.
+
+        Raises:
+            IndexFormatError: the folder is torn or corrupt (the index may be half-changed).
+        """
+        with self.lock.write():
+            before = self.index.generation
+            try:
+                return self.index.refresh(upto=upto)
+            finally:
+                if self.index.generation != before:
+                    self.epoch += 1
+
     def __len__(self) -> int:
         return len(self.index)
 

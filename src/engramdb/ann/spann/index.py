@@ -224,6 +224,11 @@ class SpannIndex:
         """The folder holding the index."""
         return self._folder
 
+    @property
+    def generation(self) -> int:
+        """The generation of the last commit (made or followed): every commit adds one."""
+        return self._at.generation
+
     # ------------------------------------------------------------------ AnnIndex
     def __len__(self) -> int:
         return self._state.n_live
