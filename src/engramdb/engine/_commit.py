@@ -13,9 +13,10 @@ waiting writers' jobs go in the next batch, so many small writes cost one commit
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from engramdb.engine._dense import DenseIndex
 from engramdb.store.sqlite import SQLiteStore
@@ -24,6 +25,10 @@ __all__ = ["CommitQueue"]
 
 T = TypeVar("T")
 _MAX_BATCH = 64  # jobs in one transaction at most
+
+
+class _Timings(Protocol):
+    def add(self, step: str, seconds: float) -> None: ...
 
 
 class _NothingDone(Exception):
@@ -42,9 +47,10 @@ class _Job(Generic[T]):
 class CommitQueue:
     """Runs write jobs in shared transactions (see the module docstring)."""
 
-    def __init__(self, store: SQLiteStore, dense: DenseIndex):
+    def __init__(self, store: SQLiteStore, dense: DenseIndex, *, timings: _Timings | None = None):
         self._store = store
         self._dense = dense
+        self._timings = timings  # "begin", "dense_stage" and "commit" seconds go there
         self._cond = threading.Condition()
         self._queue: list[_Job[Any]] = []
         self._leading = False
@@ -81,8 +87,10 @@ class CommitQueue:
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         store = self._store
+        clock = [time.perf_counter()]
         try:
             with store.atomic(around_commit=self._dense.publishing):
+                self._time("begin", clock)
                 known: dict[int, Any] = {}
                 for job in batch:
                     try:
@@ -93,7 +101,10 @@ class CommitQueue:
                         job.error = exc
                 if all(job.error is not None for job in batch):
                     raise _NothingDone
+                clock[0] = time.perf_counter()
                 self._dense.stage(known)
+                self._time("dense_stage", clock)
+            self._time("commit", clock)
             self.batches += 1
             self.jobs += len(batch)
         except _NothingDone:
@@ -108,3 +119,10 @@ class CommitQueue:
             with self._cond:
                 for job in batch:
                     job.done = True
+
+    def _time(self, step: str, clock: list[float]) -> None:
+        """Add the seconds since ``clock[0]`` to ``step`` and restart the clock."""
+        now = time.perf_counter()
+        if self._timings is not None:
+            self._timings.add(step, now - clock[0])
+        clock[0] = now

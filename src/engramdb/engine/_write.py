@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -15,6 +16,7 @@ from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.engine._commit import CommitQueue
 from engramdb.engine._dense import DenseIndex
+from engramdb.engine._pipeline import EmbedAhead
 from engramdb.engine._validity import NewFact, keys_of, link_new
 from engramdb.errors import InvalidInputError, StoreError
 from engramdb.graph.channel import GraphChannel, Prepared
@@ -29,7 +31,9 @@ __all__ = [
     "Item",
     "Lookup",
     "Progress",
+    "Recognizer",
     "StoreLookup",
+    "Timings",
     "Writer",
     "add_result",
     "check_forget",
@@ -49,6 +53,13 @@ Progress = Callable[[str, int, int], None]
 _NAMESPACE = re.compile(r"^[\w.\-:@]{1,128}$")
 MAX_CANDIDATES = 64
 _ATTEMPTS = 4
+_WINDOW = 256
+"""Items recognised per read snapshot before their new texts go to the embedder."""
+_SCOPE = 8
+"""New texts are handed to the embedder sorted by length, up to this many groups at a time
+(fewer at first, so that it starts early): the embedder pads every batch to its longest text,
+and texts of like length batched together cost what the bare embedder pays for the whole
+input sorted (groups cut from the input in order pay ~20% more on mixed lengths)."""
 
 
 class _Conflict(Exception):
@@ -155,10 +166,68 @@ class Item:
     facts: tuple[bytes, ...] = ()  # fact keys (engramdb.recognize.facts), new items only
 
 
-class Writer:
-    """Runs ``add_many`` for a Memory: owns nothing, uses the Memory's parts."""
+class Timings:
+    """Seconds the write path spent per step, summed over every write since it was made (or
+    since :meth:`reset`); ``bench/ingest.py`` reports them per memory.
 
-    def __init__(
+    Steps before the transaction: ``chunk`` (records checked, normalised, chunked, hashed),
+    ``recognize`` (exact and near-duplicate lookups, MinHash signatures), ``cache_read``
+    (cached vectors looked up), ``facts`` (fact keys of new memories), ``cache_write`` (fresh
+    vectors cached, a short transaction per group), ``graph_prepare`` (phrase extraction),
+    ``embed`` (inside the embedder, on its own thread: it overlaps the other steps) and
+    ``embed_wait`` (the write waiting for the embedder with nothing else left to do).
+    Inside the transaction: ``begin`` (waiting for the write lock), ``recheck``, ``vectors``
+    (cache rows again, for vectors forgotten meanwhile), ``rows`` (memory rows with their
+    origin sighting: the lexical index's, the change log's and the id triggers fire here),
+    ``bands`` (MinHash bands and signatures), ``sightings`` (duplicates' sightings),
+    ``fact_links``, ``graph_write``, ``dense_stage`` and ``commit`` (``COMMIT`` and publishing
+    the dense view); after it, ``maintain`` (the dense index's upkeep).
+
+    Updated without a lock: writes of several threads at once may lose a few additions.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        """Add the time the ``with`` block takes to ``step``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(step, time.perf_counter() - start)
+
+    def add(self, step: str, seconds: float) -> None:
+        """Add ``seconds`` to ``step``."""
+        self.seconds[step] = self.seconds.get(step, 0.0) + seconds
+
+    def reset(self) -> None:
+        """Start again from nothing."""
+        self.seconds = {}
+
+
+@dataclass(slots=True)
+class _Ready:
+    """What a write brings to its transaction: the indices of its new items, their vectors
+    row for row, how many vectors it embedded, and the graph's prepared passages."""
+
+    new: list[int]
+    vectors: Matrix
+    embedded: int
+    graph: Prepared | None
+
+
+class Writer:
+    """Runs ``add_many`` for a Memory: owns nothing, uses the Memory's parts.
+
+    Attributes:
+        pipeline: embed on a thread of its own while the rest of the write goes on (the
+            default); ``False`` embeds the same groups in turn on the calling thread.
+        timings: seconds spent per step (:class:`Timings`).
+    """
+
+    def __init__(  # noqa: PLR0913 - the Memory's parts
         self,
         store: SQLiteStore,
         embedder: Embedder,
@@ -166,6 +235,8 @@ class Writer:
         hasher: MinHasher,
         config: EngineConfig,
         graph: GraphChannel | None = None,
+        *,
+        pipeline: bool = True,
     ):
         self.store = store
         self.embedder = embedder
@@ -173,7 +244,9 @@ class Writer:
         self.hasher = hasher
         self.config = config
         self.graph = graph
-        self.queue = CommitQueue(store, dense)
+        self.pipeline = pipeline
+        self.timings = Timings()
+        self.queue = CommitQueue(store, dense, timings=self.timings)
 
     def add_many(
         self,
@@ -184,10 +257,11 @@ class Writer:
     ) -> AddResult:
         """Chunk, recognise, embed and store ``records`` in one transaction.
 
-        The slow steps (chunking, recognition, embedding, phrase extraction) run on a read
-        snapshot without any lock; the commit re-checks what may have changed meanwhile
-        (another writer stored the same text, a matched memory was forgotten) and, when a
-        decision no longer holds, prepares again (a few times at most).
+        The slow steps (chunking, recognition, embedding, phrase extraction) run on read
+        snapshots without any lock, the embedding beside the others (:meth:`_prepare`); the
+        commit re-checks what may have changed meanwhile (another writer stored the same
+        text, a matched memory was forgotten) and, when a decision no longer holds, prepares
+        again (a few times at most).
 
         Raises:
             StoreError: other writers kept invalidating this write.
@@ -195,21 +269,16 @@ class Writer:
         check_namespace(namespace)
         checked = [to_record(r) for r in records]
         for _ in range(_ATTEMPTS):
-            items = self._chunk(checked, namespace)
-            with self.store.reading():
-                self._recognize(items)
-            new = [i for i, it in enumerate(items) if it.kind == "new"]
-            if self.config.recognize.supersede:
-                for i in new:
-                    items[i].facts = keys_of(items[i].text, items[i].meta)
-            vectors, embedded = self._embed([items[i] for i in new], progress)
-            graph = self._prepare_graph([items[i].text for i in new], progress)
+            with self.timings("chunk"):
+                items = self._chunk(checked, namespace)
+            ready = self._prepare(items, progress)
             try:
-                ids = self._commit(items, new, vectors, graph)
+                ids = self._commit(items, ready)
             except _Conflict:
                 continue
-            self.dense.maintain()
-            return add_result(items, ids, embedded)
+            with self.timings("maintain"):
+                self.dense.maintain()
+            return add_result(items, ids, ready.embedded)
         raise StoreError(
             f"this write was overtaken by other writers {_ATTEMPTS} times (the memories it "
             "matched kept being forgotten); nothing was written, try again"
@@ -220,80 +289,75 @@ class Writer:
     def _chunk(self, records: Sequence[Record], namespace: str) -> list[Item]:
         return chunk_items(records, namespace, self.config)
 
-    def _recognize(self, items: list[Item]) -> None:
-        recognize_items(items, StoreLookup(self.store, self.hasher), self.hasher, self.config)
+    def _prepare(self, items: list[Item], progress: Progress | None) -> _Ready:
+        """Recognise ``items`` in order, ``_WINDOW`` of them per read snapshot, handing the
+        new texts to the embedder as they are found; it runs on its own thread meanwhile
+        (:class:`_Embedding`). Fact keys and the graph's phrases are made while it works.
 
-    def _embed(self, items: Sequence[Item], progress: Progress | None) -> tuple[Matrix, int]:
-        """Vectors of ``items``; new ones are cached batch by batch as they are computed
-        (a write killed later keeps them, and a rerun does not embed them again)."""
-        model = self.embedder.model_id
-        dim = self.embedder.dim
-        if not items:
-            return np.empty((0, dim), dtype=np.float32), 0
-        with self.store.reading():
-            cached = self.store.cached_embeddings(model, [it.hash for it in items])
-        todo: dict[str, str] = {}
-        for it in items:
-            if it.hash not in cached:
-                todo.setdefault(it.hash, it.text)
-        fresh: dict[str, np.ndarray[Any, Any]] = {}
-        hashes = list(todo)
-        batch = max(self.config.embed.batch_size * 8, 64)
-        for start in range(0, len(hashes), batch):
-            part = hashes[start : start + batch]
-            vecs = self.embedder.embed_documents([todo[h] for h in part])
-            fresh.update(zip(part, vecs, strict=True))
-            if not self.store.readonly:
-                with self.store.atomic(bump=False):
-                    self.store.put_embeddings(model, part, np.asarray(vecs), replace=False)
-            if progress is not None:
-                progress("embed", min(start + batch, len(hashes)), len(hashes))
-        known = {**cached, **fresh}
-        vectors = np.stack([known[it.hash] for it in items]).astype(np.float32)
-        return vectors, len(fresh)
+        Decisions are the same as with one snapshot for the whole call (a later item is
+        compared with every earlier one of the call, whatever window it was in): only what
+        other writers commit between two windows may be seen by the later one, and the
+        commit re-checks that anyway.
+        """
+        store, timings = self.store, self.timings
+        recognizer = Recognizer(items, StoreLookup(store, self.hasher), self.hasher, self.config)
+        new: list[int] = []
+        with _Embedding(self, progress) as embedding:
+            for start in range(0, len(items), _WINDOW):
+                window = range(start, min(start + _WINDOW, len(items)))
+                with store.reading():
+                    with timings("recognize"):
+                        recognizer.run(window.start, window.stop)
+                    fresh = [i for i in window if items[i].kind == "new"]
+                    with timings("cache_read"):
+                        embedding.want([items[i] for i in fresh])
+                if self.config.recognize.supersede:
+                    with timings("facts"):
+                        for i in fresh:
+                            items[i].facts = keys_of(items[i].text, items[i].meta)
+                new += fresh
+                embedding.hand_over()
+                embedding.take_ready()
+            embedding.hand_over(everything=True)
+            graph = self._prepare_graph([items[i].text for i in new], progress)
+            embedding.take_all()
+            vectors = embedding.matrix([items[i].hash for i in new])
+            return _Ready(new, vectors, embedding.embedded, graph)
 
     def _prepare_graph(self, texts: Sequence[str], progress: Progress | None) -> Prepared | None:
         """Phrases and new-phrase vectors for the graph (slow: runs before the transaction)."""
         if self.graph is None or not texts:
             return None
-        prepared = self.graph.prepare(texts)
+        with self.timings("graph_prepare"):
+            prepared = self.graph.prepare(texts)
         if progress is not None:
             progress("graph", len(texts), len(texts))
         return prepared
 
-    def _commit(
-        self,
-        items: list[Item],
-        new: list[int],
-        vectors: Matrix,
-        graph: Prepared | None = None,
-    ) -> list[int]:
-        return self.queue.run(lambda known: self._write(items, new, vectors, graph, known))
+    def _commit(self, items: list[Item], ready: _Ready) -> list[int]:
+        return self.queue.run(lambda known: self._write(items, ready, known))
 
-    def _write(
-        self,
-        items: list[Item],
-        new: list[int],
-        vectors: Matrix,
-        graph: Prepared | None,
-        known: dict[int, Any],
-    ) -> list[int]:
-        """The commit step, inside the (shared) write transaction."""
+    def _write(self, items: list[Item], ready: _Ready, known: dict[int, Any]) -> list[int]:
+        """The commit step, inside the (shared) write transaction: the new memories' rows in
+        item order (so their ids are), then the sightings of the duplicates."""
         ids: list[int] = [0] * len(items)
         now = time.time()
-        store = self.store
-        row = dict(zip(new, range(len(new)), strict=True))
-        self._recheck(items)
-        kept = [i for i in new if items[i].kind == "new"]
+        store, timings = self.store, self.timings
+        with timings("recheck"):
+            self._recheck(items)
+        row = dict(zip(ready.new, range(len(ready.new)), strict=True))
+        kept = [i for i in ready.new if items[i].kind == "new"]
         if kept:  # forgetting may have dropped them from the cache meanwhile
-            store.put_embeddings(
-                self.embedder.model_id,
-                [items[i].hash for i in kept],
-                vectors[[row[i] for i in kept]],
-                replace=False,
-            )
-        for index, item in enumerate(items):
-            if item.kind == "new":
+            with timings("vectors"):
+                store.put_embeddings(
+                    self.embedder.model_id,
+                    [items[i].hash for i in kept],
+                    ready.vectors[[row[i] for i in kept]],
+                    replace=False,
+                )
+        with timings("rows"):
+            for i in kept:
+                item = items[i]
                 memory = NewMemory(
                     namespace=item.namespace,
                     text=item.text,
@@ -301,18 +365,15 @@ class Writer:
                     sighting=item.sighting,
                     meta=item.meta,
                 )
-                ids[index] = store.insert_memory(memory, now=now)
-                known[ids[index]] = vectors[row[index]]
-                if item.signature is not None:
-                    store.put_bands(ids[index], item.signature.bands, item.signature.to_bytes())
-                continue
-            target = item.target if item.target is not None else ids[item.batch_target or 0]
-            ids[index] = target
-            added = store.add_sighting(
-                target, item.sighting, kind=item.kind, score=item.score, now=now
-            )
-            if not added:
-                item.score = -1.0  # already recorded here: a re-ingest, nothing changed
+                ids[i] = store.insert_memory(memory, now=now)
+                known[ids[i]] = ready.vectors[row[i]]
+        with timings("bands"):
+            for i in kept:
+                signature = items[i].signature
+                if signature is not None:
+                    store.put_bands(ids[i], signature.bands, signature.to_bytes())
+        with timings("sightings"):
+            self._sightings(items, ids, now)
         facts = [
             NewFact(
                 id=ids[i],
@@ -322,20 +383,37 @@ class Writer:
                 keys=items[i].facts,
             )
             for i in kept
-            if items[i].kind == "new" and items[i].facts
+            if items[i].facts
         ]
         if facts:
-            link_new(store.conn, facts, now=now)
+            with timings("fact_links"):
+                link_new(store.conn, facts, now=now)
+        graph = ready.graph
         if graph is not None and self.graph is not None and kept:
             keep = set(kept)
             part = Prepared(
                 extractions=tuple(
-                    ex for i, ex in zip(new, graph.extractions, strict=True) if i in keep
+                    ex for i, ex in zip(ready.new, graph.extractions, strict=True) if i in keep
                 ),
                 vectors=graph.vectors,
             )
-            self.graph.write([ids[i] for i in kept], part)
+            with timings("graph_write"):
+                self.graph.write([ids[i] for i in kept], part)
         return ids
+
+    def _sightings(self, items: list[Item], ids: list[int], now: float) -> None:
+        """Record each duplicate item as a sighting of the memory it matched (``ids`` holds
+        those of this write's new items)."""
+        for index, item in enumerate(items):
+            if item.kind == "new":
+                continue
+            target = item.target if item.target is not None else ids[item.batch_target or 0]
+            ids[index] = target
+            added = self.store.add_sighting(
+                target, item.sighting, kind=item.kind, score=item.score, now=now
+            )
+            if not added:
+                item.score = -1.0  # already recorded here: a re-ingest, nothing changed
 
     def forget(self, select: Callable[[], list[int]]) -> int:
         """Delete the memories ``select`` returns (it runs inside the transaction, and
@@ -372,6 +450,97 @@ class Writer:
             if item.batch_target is not None and items[item.batch_target].kind != "new":
                 first = items[item.batch_target]
                 item.target, item.batch_target = first.target, None
+
+
+class _Embedding:
+    """The vectors of one write's new texts: the cached ones read with recognition (in its
+    snapshot), the others embedded ahead (:class:`EmbedAhead`) and cached group by group as
+    they come (a write killed later keeps them, and a rerun does not embed them again).
+
+    Texts are handed over sorted by length, up to ``_SCOPE`` groups at a time (1, 2, 4, ...
+    groups first, so that the embedder starts while recognition goes on), each group
+    ``8 x embed.batch_size`` texts (at least 64).
+    """
+
+    def __init__(self, writer: Writer, progress: Progress | None):
+        self.store = writer.store
+        self.model = writer.embedder.model_id
+        self.dim = writer.embedder.dim
+        self.timings = writer.timings
+        self.progress = progress
+        self.group = max(writer.config.embed.batch_size * 8, 64)
+        self.scope = self.group
+        self.ahead = EmbedAhead(writer.embedder.embed_documents, threaded=writer.pipeline)
+        self.known: dict[str, np.ndarray[Any, Any]] = {}
+        self.asked: set[str] = set()
+        self.pending: dict[str, str] = {}  # hash -> text, not handed over yet
+        self.total = 0  # texts to embed found so far
+        self.embedded = 0
+
+    def __enter__(self) -> _Embedding:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ahead.close()
+        self.timings.add("embed", self.ahead.busy)
+
+    def want(self, items: Sequence[Item]) -> None:
+        """Take the vectors of ``items`` from the cache, or queue their texts (inside the
+        caller's read snapshot)."""
+        todo: dict[str, str] = {}
+        for it in items:
+            if it.hash not in self.asked:
+                self.asked.add(it.hash)
+                todo[it.hash] = it.text
+        if not todo:
+            return
+        cached = self.store.cached_embeddings(self.model, list(todo))
+        self.known.update(cached)
+        for digest, text in todo.items():
+            if digest not in cached:
+                self.pending[digest] = text
+                self.total += 1
+
+    def hand_over(self, *, everything: bool = False) -> None:
+        """Give the embedder the queued texts once there are ``scope`` of them (or all)."""
+        if not self.pending or (len(self.pending) < self.scope and not everything):
+            return
+        order = sorted(self.pending.items(), key=lambda pair: len(pair[1]))
+        self.pending = {}
+        for start in range(0, len(order), self.group):
+            part = order[start : start + self.group]
+            self.ahead.submit([h for h, _ in part], [t for _, t in part])
+        self.scope = min(self.scope * 2, _SCOPE * self.group)
+
+    def take_ready(self) -> None:
+        """Keep the groups the embedder finished so far."""
+        for keys, vectors in self.ahead.ready():
+            self._keep(keys, vectors)
+
+    def take_all(self) -> None:
+        """Wait for every group handed over, keeping each."""
+        groups = self.ahead.finish()
+        while True:
+            with self.timings("embed_wait"):
+                group = next(groups, None)
+            if group is None:
+                return
+            self._keep(*group)
+
+    def matrix(self, hashes: Sequence[str]) -> Matrix:
+        """The vectors of ``hashes``, row for row."""
+        if not hashes:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.stack([self.known[h] for h in hashes]).astype(np.float32, copy=False)
+
+    def _keep(self, keys: list[str], vectors: Matrix) -> None:
+        self.known.update(zip(keys, vectors, strict=True))
+        if not self.store.readonly:
+            with self.timings("cache_write"), self.store.atomic(bump=False):
+                self.store.put_embeddings(self.model, keys, np.asarray(vectors), replace=False)
+        self.embedded += len(keys)
+        if self.progress is not None:  # the total grows while recognition finds more
+            self.progress("embed", self.embedded, self.total)
 
 
 def _valid_from(event_time: float | None, now: float) -> float:
@@ -520,25 +689,49 @@ def recognize_items(
 ) -> None:
     """Decide, in order, whether each item is new, an exact or a near duplicate of a stored
     memory (``lookup``) or of an earlier new item of the batch."""
-    seen: dict[tuple[str, str], int] = {}
-    bands: dict[tuple[int, bytes], list[int]] = {}
-    for index, item in enumerate(items):
-        existing = lookup.find_hash(item.namespace, item.hash)
-        if existing is not None:
-            item.kind, item.target = "exact", existing
-        elif (item.namespace, item.hash) in seen:
-            item.kind, item.batch_target = "exact", seen[(item.namespace, item.hash)]
-        else:
-            if item.signature is None:  # (a cluster computes them first, to look up bands)
-                item.grams, item.signature = hasher.signatures([item.norm])[0]
-            if config.recognize.enabled:
-                _near(item, items, bands, lookup, hasher, config)
-            item.grams = frozenset()  # large: remade from the text if a later item needs it
-        if item.kind == "new":
-            seen[(item.namespace, item.hash)] = index
-            if item.signature is not None:
-                for band, key in enumerate(item.signature.bands):
-                    bands.setdefault((band, key), []).append(index)
+    Recognizer(items, lookup, hasher, config).run(0, len(items))
+
+
+class Recognizer:
+    """:func:`recognize_items` a part at a time: :meth:`run` decides items ``start`` to
+    ``stop`` (parts in order, each after the one before), comparing each with the stored
+    memories and with every earlier new item of ``items``, whichever part it was in."""
+
+    def __init__(self, items: list[Item], lookup: Lookup, hasher: MinHasher, config: EngineConfig):
+        self.items = items
+        self.lookup = lookup
+        self.hasher = hasher
+        self.config = config
+        self.seen: dict[tuple[str, str], int] = {}
+        self.bands: dict[tuple[int, bytes], list[int]] = {}
+        self.done = 0
+
+    def run(self, start: int, stop: int) -> None:
+        """Decide items ``start`` to ``stop`` (``start`` is where the last part stopped)."""
+        if start != self.done:
+            raise ValueError(f"items {start}..{stop} out of order: {self.done} decided so far")
+        items, lookup, hasher, seen, bands = (
+            self.items, self.lookup, self.hasher, self.seen, self.bands
+        )  # fmt: skip
+        for index in range(start, stop):
+            item = items[index]
+            existing = lookup.find_hash(item.namespace, item.hash)
+            if existing is not None:
+                item.kind, item.target = "exact", existing
+            elif (item.namespace, item.hash) in seen:
+                item.kind, item.batch_target = "exact", seen[(item.namespace, item.hash)]
+            else:
+                if item.signature is None:  # (a cluster computes them first, to look up bands)
+                    item.grams, item.signature = hasher.signatures([item.norm])[0]
+                if self.config.recognize.enabled:
+                    _near(item, items, bands, lookup, hasher, self.config)
+                item.grams = frozenset()  # large: remade from the text if a later item needs it
+            if item.kind == "new":
+                seen[(item.namespace, item.hash)] = index
+                if item.signature is not None:
+                    for band, key in enumerate(item.signature.bands):
+                        bands.setdefault((band, key), []).append(index)
+        self.done = stop
 
 
 def _near(  # noqa: PLR0913 - the batch so far and the parts that decide
