@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from engramdb.ann.spann import SpannConfig
-from engramdb.ann.spann._assign import select_replicas
+from engramdb.ann.spann._assign import select_replicas, soar_replicas
 from engramdb.ann.spann._cluster import bisect, kmeans, nearest_heads, top_m_smallest, two_means
 from engramdb.ann.spann._heads import HeadIndex
 from engramdb.ann.spann._ids import IdMap
@@ -76,6 +76,44 @@ def test_select_replicas_closure_and_rng() -> None:
     assert keep.sum() == 2
     keep = select_replicas(cand, d2, heads, replicas=8, closure_eps=0.0, rng_factor=1.0)
     assert keep.tolist() == [[True, False, False, False, False]]
+
+
+@pytest.mark.parametrize(("replicas", "lam"), [(2, 1.0), (3, 1.0), (4, 4.0)])
+def test_soar_replicas_match_the_loss_on_vectors(replicas: int, lam: float) -> None:
+    # Oracle: SOAR's loss computed on the vectors themselves, one row at a time.
+    rng = np.random.default_rng(replicas)
+    x, heads = unit(rng, 200), unit(rng, 30)
+    idx, d2 = nearest_heads(x, heads, np.einsum("ij,ij->i", heads, heads), 8)
+    keep = soar_replicas(idx, d2, heads, replicas=replicas, lam=lam)
+    for i in range(200):
+        chosen = [0]
+        while len(chosen) < replicas:
+            res = [x[i] - heads[idx[i, a]] for a in chosen]
+            loss = [
+                np.inf
+                if j in chosen
+                else float(
+                    (x[i] - heads[idx[i, j]]) @ (x[i] - heads[idx[i, j]])
+                    + lam * sum(((x[i] - heads[idx[i, j]]) @ r) ** 2 / (r @ r) for r in res)
+                )
+                for j in range(8)
+            ]
+            chosen.append(int(np.argmin(loss)))
+        assert sorted(chosen) == np.flatnonzero(keep[i]).tolist()
+
+
+def test_soar_spills_to_an_orthogonal_residual_not_the_next_nearest() -> None:
+    # x sits between c0 and c1 on a line; c2 is a little farther but off the line, so its
+    # residual is orthogonal to x's primary residual.
+    heads = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.1]], dtype=np.float32)
+    cand = np.array([[0, 1, 2]])
+    d2 = np.array([[0.81, 1.21, 1.21 + 0.01]], dtype=np.float32)  # x = (0.9, 0)
+    assert soar_replicas(cand, d2, heads, replicas=2, lam=1.0).tolist() == [[True, False, True]]
+    assert soar_replicas(cand, d2, heads, replicas=2, lam=0.0).tolist() == [[True, True, False]]
+    missing = np.array([[0.81, np.inf, np.inf]], dtype=np.float32)  # one candidate only
+    assert soar_replicas(cand, missing, heads, replicas=3, lam=1.0).tolist() == [
+        [True, False, False]
+    ]
 
 
 def test_prune_keeps_the_nearest_and_respects_the_ratio() -> None:

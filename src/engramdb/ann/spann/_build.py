@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.ann.spann._assign import select_replicas
+from engramdb.ann.spann._assign import replicas_for
 from engramdb.ann.spann._cluster import kmeans
 from engramdb.ann.spann._config import SpannConfig
 from engramdb.ann.spann._heads import HeadIndex
@@ -56,14 +56,7 @@ def _pairs(vectors: Matrix, heads: HeadIndex, cfg: SpannConfig) -> tuple[_Ints, 
     for start in range(0, vectors.shape[0], _CHUNK):
         block = vectors[start : start + _CHUNK]
         cand, d2 = heads.search(block, cfg.candidates, threads=-1)
-        keep = select_replicas(
-            np.maximum(cand, 0),
-            d2,
-            heads.vectors,
-            replicas=cfg.replicas,
-            closure_eps=cfg.closure_eps,
-            rng_factor=cfg.rng_factor,
-        ) & (cand >= 0)
+        keep = replicas_for(np.maximum(cand, 0), d2, heads.vectors, cfg) & (cand >= 0)
         r, c = np.nonzero(keep)
         head_parts.append(cand[r, c])
         vid_parts.append(r.astype(np.int64) + start)

@@ -24,8 +24,11 @@ class SpannConfig:
         posting_limit: a list holding more rows than this is split in two by 2-means
             (SPFresh); ``0`` means ``3 * posting_size``.
         merge_threshold: a list with fewer live vectors than this is merged away.
-        replicas: at most this many lists per vector (closure replication).
-        closure_eps: ε1: a vector joins list ``j`` only if
+        replicas: lists per vector: exactly this many with SOAR, at most with the closure rule.
+        soar: λ of SOAR spilling (see :mod:`._assign`): replicas beyond the nearest list are
+            chosen so their residuals are orthogonal to the lists already joined; ``0`` uses
+            SPANN's closure and RNG rules (``closure_eps``, ``rng_factor``) instead.
+        closure_eps: ε1 of the closure rule: a vector joins list ``j`` only if
             ``d²(x, c_j) <= (1 + ε1) · d²(x, c_1)``.
         rng_factor: SPANN's RNG rule on squared distances: skip ``c_j`` when an accepted
             ``c_a`` has ``rng_factor · d²(c_j, c_a) < d²(x, c_j)``.
@@ -65,7 +68,8 @@ class SpannConfig:
     posting_size: int = 128
     posting_limit: int = 0
     merge_threshold: int = 8
-    replicas: int = 4
+    replicas: int = 2
+    soar: float = 1.0
     closure_eps: float = 0.05
     rng_factor: float = 8.0
     candidates: int = 16
@@ -98,8 +102,10 @@ class SpannConfig:
                 f"SpannConfig.posting_limit ({self.posting_limit}) must be at least twice "
                 f"merge_threshold ({self.merge_threshold})"
             )
-        if self.rescore < 0:
-            raise ConfigError(f"SpannConfig.rescore must be >= 0, got {self.rescore}")
+        if self.rescore < 0 or self.soar < 0:
+            raise ConfigError(
+                f"SpannConfig.rescore and soar must be >= 0, got {self.rescore} and {self.soar}"
+            )
         if self.closure_eps < 0 or self.rng_factor <= 0 or self.slack < 0:
             raise ConfigError("SpannConfig.closure_eps and slack must be >= 0, rng_factor > 0")
         eps = self.prune_eps

@@ -18,7 +18,7 @@ scans the float32 rows instead.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -26,17 +26,22 @@ import numpy.typing as npt
 
 from engramdb.types import Matrix
 
-__all__ = ["SCALE_BYTES", "Dot", "code_width", "decode", "encode", "encode_queries", "kernel"]
+__all__ = [
+    "SCALE_BYTES",
+    "code_width",
+    "decode",
+    "dot_blocks",
+    "dot_rows",
+    "encode",
+    "encode_queries",
+    "kernel",
+]
 
 SCALE_BYTES = 4
 """Bytes of a code row's float32 scale."""
 
 _Bytes = npt.NDArray[np.uint8]
 _Codes = npt.NDArray[np.int8]
-
-Dot = Callable[[_Codes, _Codes, Matrix], None]
-"""``dot(q8, codes, out)``: ``out[...] = q8 · codes.T`` as float32 (``q8`` of shape ``(d,)``
-gives ``(rows,)``; of shape ``(m, d)``, ``(m, rows)``)."""
 
 
 def code_width(dim: int) -> int:
@@ -75,21 +80,33 @@ def encode_queries(queries: Matrix) -> _Codes:
 
 
 @functools.cache
-def kernel() -> Dot | None:
-    """simsimd's int8 dot product, or ``None`` when simsimd is not installed."""
+def kernel() -> ModuleType | None:
+    """The simsimd module, or ``None`` when it is not installed (search then scans float32)."""
     try:
         import simsimd
     except ImportError:  # pragma: no cover - simsimd is a core dependency
         return None
-    dot: Any = simsimd.dot
-    cdist: Any = simsimd.cdist
+    return simsimd
 
-    # Results are copied out rather than written through ``out=``: simsimd 6.5 returns None
-    # from that path without a reference, which crashes the interpreter after many calls.
-    def run(q8: _Codes, codes: _Codes, out: Matrix) -> None:
-        if q8.ndim == 1:
-            out[...] = dot(q8, codes, out_dtype="float32")
-        else:
-            out[...] = cdist(q8, codes, "dot", out_dtype="float32")
 
-    return run
+# Results are copied out rather than written through simsimd's ``out=``: simsimd 6.5 returns
+# None from that path without a reference, which crashes the interpreter after many calls.
+
+
+def dot_rows(q8: _Codes, codes: _Codes) -> Any:
+    """``codes @ q8``, shape ``(rows,)``, by simsimd's int8 kernel: a buffer of float64 to
+    copy from (``scores[a:b] = dot_rows(...)``); hot loops call ``kernel().dot`` the same
+    way."""
+    return _simsimd().dot(q8, codes)
+
+
+def dot_blocks(q8: _Codes, codes: _Codes) -> Matrix:
+    """``q8 @ codes.T`` as float32, shape ``(m, rows)``, by simsimd's int8 kernel."""
+    out: Matrix = np.asarray(_simsimd().cdist(q8, codes, "dot", out_dtype="float32"))
+    return out
+
+
+def _simsimd() -> Any:
+    module = kernel()
+    assert module is not None
+    return module

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.ann.spann._assign import select_replicas
+from engramdb.ann.spann._assign import replicas_for
 from engramdb.ann.spann._cluster import two_means
 from engramdb.ann.spann._config import SpannConfig
 from engramdb.ann.spann._postings import unpack_vid
@@ -31,14 +31,7 @@ _Ints = npt.NDArray[np.int64]
 def choose(state: State, cfg: SpannConfig, vectors: Matrix) -> tuple[_Ints, npt.NDArray[np.bool_]]:
     """Candidate heads ``(n, m)`` and the replica mask for ``vectors``."""
     cand, d2 = state.heads.search(vectors, cfg.candidates)
-    keep = select_replicas(
-        np.maximum(cand, 0),
-        d2,
-        state.heads.vectors,
-        replicas=cfg.replicas,
-        closure_eps=cfg.closure_eps,
-        rng_factor=cfg.rng_factor,
-    )
+    keep = replicas_for(np.maximum(cand, 0), d2, state.heads.vectors, cfg)
     return cand, keep & (cand >= 0)
 
 
