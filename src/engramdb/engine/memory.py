@@ -336,6 +336,10 @@ class Memory:
         Exact duplicates and near-duplicates merge into the memory already stored (its
         count and sightings grow); re-adding the same input at the same place changes nothing.
 
+        New texts are embedded on a thread of this call while it recognises the next
+        records; the vectors made before an error stay in the embedding cache (no memory
+        is written), so a retry does not embed them again.
+
         Raises:
             InvalidInputError: a record without text, a bad namespace or field.
             StoreClosedError: the memory was closed.
