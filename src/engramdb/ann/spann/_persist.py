@@ -36,7 +36,7 @@ from engramdb.ann.spann._manifest import (
 )
 from engramdb.ann.spann._postings import PostingFile, posting_names
 from engramdb.ann.spann._state import DELETED, State
-from engramdb.ann.spann._wal import LogWriter, Record, log_name, read_log
+from engramdb.ann.spann._wal import Batch, LogWriter, log_name, read_log
 from engramdb.errors import IndexFormatError
 
 __all__ = [
@@ -188,12 +188,11 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any], LogPosition]
     manifest = read_checkpoint(folder)
     arr = load_arrays(folder, manifest, _ARRAYS)
     gen = int(manifest["generation"])
-    found = read_log(folder / log_name(gen), after=gen)
-    records, ends = found if found is not None else ([], [])
-    offset = ends[-1] if ends else 0
-    last = records[-1] if records else None
+    batch = read_log(folder / log_name(gen), after=gen)  # never None from offset 0
+    assert batch is not None
+    offset = int(batch.ends[-1]) if len(batch) else 0
     dim, epoch = int(manifest["dim"]), int(manifest.get("epoch", 0))
-    end = last.end if last else int(manifest["end"])
+    end = int(batch.last("end") or 0) if len(batch) else int(manifest["end"])
     directory = arr["directory"].astype(np.int64)
     heads = arr["heads"].astype(np.float32)
     vids = int(manifest["vids"])
@@ -203,7 +202,8 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any], LogPosition]
         and directory.shape == (heads.shape[0], 3)
         and arr["alive"].shape == (heads.shape[0],)
         and all(arr[name].shape == (vids,) for name in ("ext", "version", "loc"))
-        and all(r.epoch == epoch and r.new_heads.shape[1] == dim for r in records)
+        and bool(np.all(batch.header[:, 6] == epoch))
+        and all(h[1].shape[1] == dim and h[3].shape[1] == dim for h in batch.heads)
     )
     if not ok:
         raise IndexFormatError(f"{folder}: arrays do not match the manifest; rebuild the index")
@@ -218,19 +218,19 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any], LogPosition]
         arr["loc"].astype(np.int64, copy=False),
     )
     state = State(post, head_index, directory, vid_arrays, cfg.slack)
-    state.replay(records)
-    count = last.count if last else int(manifest["count"])
+    state.replay(batch)
+    count = int(batch.last("count") or 0) if len(batch) else int(manifest["count"])
     if state.n_live != count or not _consistent(state):
         post.close()
         raise IndexFormatError(f"{folder}: the state does not match the manifest; rebuild it")
-    if last is not None:
+    if len(batch):
         manifest = dict(
             manifest,
-            generation=last.generation,
-            store_version=last.store_version,
-            count=last.count,
-            vids=last.n_vids,
-            end=last.end,
+            generation=batch.last("generation"),
+            store_version=batch.last("store_version"),
+            count=count,
+            vids=batch.last("vids"),
+            end=end,
         )
     position = LogPosition(
         lineage=str(manifest.get("lineage", "")),
@@ -267,50 +267,56 @@ def follow(
     latest = read_checkpoint(folder)
     if latest.get("lineage") != at.lineage:
         return None
-    records: list[Record] = []
+    batches: list[Batch] = []
     pos = at
     while True:
-        found = read_log(folder / log_name(pos.checkpoint), after=pos.generation, offset=pos.offset)
+        found = _read_upto(folder, pos, upto)
         if found is None:
             return None
-        more, ends = found
-        taken = _prefix(more, upto)
-        stop = len(taken) < len(more)
-        if taken:
-            records += taken
-            pos = LogPosition(
-                pos.lineage,
-                pos.checkpoint,
-                taken[-1].generation,
-                ends[len(taken) - 1],
-                pos.checkpoint_bytes,
-            )
-        nxt = int(latest["generation"])
-        if stop or nxt == pos.checkpoint:
+        batch, stopped = found
+        if len(batch):
+            batches.append(batch)
+            gen, end = int(batch.header[-1, 0]), int(batch.ends[-1])
+            pos = LogPosition(pos.lineage, pos.checkpoint, gen, end, pos.checkpoint_bytes)
+        if stopped or int(latest["generation"]) == pos.checkpoint:
             break
-        if not (latest.get("logged") and latest.get("base") == pos.checkpoint):
+        nxt = _next_log(latest, pos)
+        if nxt is None:
             return None
-        if pos.generation != nxt:  # the log ends before the record the checkpoint holds
-            return None
-        size = sum(int(f["size"]) for f in latest.get("files", {}).values())
-        pos = LogPosition(pos.lineage, nxt, nxt, 0, size)
-    if any(r.epoch != state.post.epoch for r in records):
+        pos = nxt
+    if any(np.any(b.header[:, 6] != state.post.epoch) for b in batches):
         return None
-    if not records:
+    if not batches:
         return pos, None
-    _extend(folder, state, records[-1].end)
-    state.replay(records)
-    return pos, records[-1].store_version
+    _extend(folder, state, int(batches[-1].last("end") or 0))
+    for batch in batches:
+        state.replay(batch)
+    return pos, batches[-1].last("store_version")
 
 
-def _prefix(records: list[Record], upto: int | None) -> list[Record]:
-    """The records before the first whose store version is above ``upto``."""
-    out: list[Record] = []
-    for r in records:
-        if upto is not None and r.store_version is not None and r.store_version > upto:
-            break
-        out.append(r)
-    return out
+def _next_log(latest: dict[str, Any], pos: LogPosition) -> LogPosition | None:
+    """The start of the log after checkpoint ``latest`` when that checkpoint holds exactly
+    the state at ``pos`` (its record is the last of ``pos``'s log), else ``None``."""
+    gen = int(latest["generation"])
+    if not latest.get("logged") or latest.get("base") != pos.checkpoint:
+        return None
+    if pos.generation != gen:
+        return None
+    size = sum(int(f["size"]) for f in latest.get("files", {}).values())
+    return LogPosition(pos.lineage, gen, gen, 0, size)
+
+
+def _read_upto(folder: Path, pos: LogPosition, upto: int | None) -> tuple[Batch, bool] | None:
+    """The records of ``pos``'s log after it, up to the last whose store version is at most
+    ``upto``, and whether a later one was left out (``None``: the log is gone)."""
+    batch = read_log(folder / log_name(pos.checkpoint), after=pos.generation, offset=pos.offset)
+    if batch is None or upto is None:
+        return None if batch is None else (batch, False)
+    store = batch.header[:, 1]
+    over = np.flatnonzero((store >= 0) & (store > upto))
+    if not over.size:
+        return batch, False
+    return batch.prefix(int(over[0])), True
 
 
 def _extend(folder: Path, state: State, end: int) -> None:

@@ -20,7 +20,7 @@ from engramdb.ann.spann._heads import HeadIndex
 from engramdb.ann.spann._ids import IdMap
 from engramdb.ann.spann._postings import PostingFile, pack, unpack_version, unpack_vid
 from engramdb.ann.spann._search import Lists
-from engramdb.ann.spann._wal import Record
+from engramdb.ann.spann._wal import Batch, Record
 from engramdb.types import Matrix
 
 __all__ = ["DELETED", "State"]
@@ -137,35 +137,33 @@ class State:
             killed=np.array(sorted(self._killed), dtype=np.int64),
         )
 
-    def replay(self, records: list[Record]) -> None:
-        """Apply committed log records (oldest first) to this state; it stays clean.
+    def replay(self, batch: Batch) -> None:
+        """Apply committed log records (read together, oldest first) to this state; it stays
+        clean.
 
         Head changes are applied record by record (they are rare); per vid and per head
         slot only the last record's values count, so a long log is applied in a few array
         operations. The id map is updated from the difference between the state before and
         after (a vid never comes back to life, and its id never changes).
         """
-        if not records:
+        if not len(batch):
             return
-        for rec in records:
-            if rec.new_heads.shape[0]:
-                self.heads.add(rec.new_heads)
-            for slot, vec in zip(rec.moved.tolist(), rec.moved_heads, strict=True):
+        for _, new_heads, moved, moved_heads, killed in batch.heads:
+            if new_heads.shape[0]:
+                self.heads.add(new_heads)
+            for slot, vec in zip(moved.tolist(), moved_heads, strict=True):
                 self.heads.replace(slot, vec)
-            for slot in rec.killed.tolist():
+            for slot in killed.tolist():
                 self.heads.kill(slot)
-        last = records[-1]
         self.add_head_slots(0)
-        slots, rows = _last_wins([r.slots for r in records])
-        directory = np.concatenate([r.directory for r in records])[rows]
-        self.start[slots], self.rows[slots], self.cap[slots] = directory.T
-        vids, rows = _last_wins([r.vids for r in records])
-        n_old, n_new = self.n_vids, last.n_vids
+        slots, rows = _last_wins(batch.slots)
+        self.start[slots], self.rows[slots], self.cap[slots] = batch.directory[rows].T
+        vids, rows = _last_wins(batch.vids)
+        n_old, n_new = self.n_vids, int(batch.last("vids") or 0)
         self.ext = _grow(self.ext, n_new, -1)  # type: ignore[assignment]
         self.version = _grow(self.version, n_new, DELETED)  # type: ignore[assignment]
         self.loc = _grow(self.loc, n_new, -1)  # type: ignore[assignment]
-        ext = np.concatenate([r.ext for r in records])[rows]
-        version = np.concatenate([r.version for r in records])[rows]
+        ext, version = batch.ext[rows], batch.version[rows]
         was_live = np.zeros(vids.shape, dtype=bool)
         old = vids < n_old
         was_live[old] = self.version[vids[old]] != DELETED
@@ -173,11 +171,11 @@ class State:
         self.ids.remove(ext[was_live & ~now_live])
         self.ext[vids] = ext
         self.version[vids] = version
-        self.loc[vids] = np.concatenate([r.loc for r in records])[rows]
+        self.loc[vids] = batch.loc[rows]
         self.n_vids = n_new
         born = now_live & ~was_live
         self.ids.insert(ext[born], vids[born])
-        self.n_live = last.count
+        self.n_live = int(batch.last("count") or 0)
         self.clean()
 
     # ----- views
@@ -319,10 +317,7 @@ class State:
                 self.append(int(heads_of[group[0]]), vectors[group], ents[group])
 
 
-def _last_wins(keys: list[_Ints]) -> tuple[_Ints, _Ints]:
-    """The distinct keys of ``keys`` (concatenated) and, per key, the position of its last
-    occurrence in the concatenation."""
-    flat = np.concatenate(keys)
-    rev = flat[::-1]
-    uniq, first = np.unique(rev, return_index=True)
-    return uniq, flat.size - 1 - first
+def _last_wins(keys: _Ints) -> tuple[_Ints, _Ints]:
+    """The distinct ``keys`` and, per key, the position of its last occurrence."""
+    uniq, first = np.unique(keys[::-1], return_index=True)
+    return uniq, keys.size - 1 - first

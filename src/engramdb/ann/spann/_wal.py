@@ -35,12 +35,13 @@ import numpy.typing as npt
 from engramdb.errors import IndexFormatError
 from engramdb.types import Matrix
 
-__all__ = ["LogWriter", "Record", "last_commit", "log_name", "read_log"]
+__all__ = ["Batch", "LogWriter", "Record", "last_commit", "log_name", "read_log"]
 
 _Ints = npt.NDArray[np.int64]
 _MAGIC = b"SWAL"
 _FRAME = struct.Struct("<4sII")
-_HEADER = struct.Struct("<13q")
+_HEADER_FIELDS = 13
+_HEADER = struct.Struct(f"<{_HEADER_FIELDS}q")
 
 
 def log_name(generation: int) -> str:
@@ -109,86 +110,146 @@ class Record:
         payload = b"".join([header, *parts])
         return _FRAME.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload
 
-    @classmethod
-    def decode(cls, payload: bytes | memoryview) -> Record:
-        """The record of a checked payload.
 
-        Raises:
-            ValueError: the payload's lengths do not add up.
-        """
-        head = _HEADER.unpack_from(payload, 0)
-        gen, store, n_vids, n_heads, end, count, epoch = head[:7]
-        n_v, n_s, n_new, n_moved, n_killed, dim = head[7:]
-        at = _HEADER.size
-        need = at + 8 * (3 * n_v + 4 * n_s + n_moved + n_killed) + 4 * dim * (n_new + n_moved)
-        if need + n_v != len(payload):
-            raise ValueError("record lengths do not add up")
+@dataclass(frozen=True, slots=True, eq=False)
+class Batch:
+    """Consecutive committed records of one log, decoded together (see :func:`read_log`).
 
-        def take(dtype: type, count: int) -> npt.NDArray[np.generic]:
-            nonlocal at
-            out: npt.NDArray[np.generic] = np.frombuffer(
-                payload, dtype=dtype, count=count, offset=at
-            )
-            at += out.nbytes
-            return out
+    The per-vid and per-slot arrays of all records are gathered with a few array operations
+    (a log may hold tens of thousands of small records); head changes, which are rare, are
+    decoded record by record.
 
-        vids, ext, loc = take(np.int64, n_v), take(np.int64, n_v), take(np.int64, n_v)
-        slots = take(np.int64, n_s)
-        directory = take(np.int64, 3 * n_s).reshape(n_s, 3)
-        moved, killed = take(np.int64, n_moved), take(np.int64, n_killed)
-        new_heads = take(np.float32, n_new * dim).reshape(n_new, dim)
-        moved_heads = take(np.float32, n_moved * dim).reshape(n_moved, dim)
-        version = take(np.uint8, n_v)
-        return cls(
-            generation=gen,
-            store_version=None if store < 0 else store,
-            n_vids=n_vids,
-            n_heads=n_heads,
-            end=end,
-            count=count,
-            epoch=epoch,
-            vids=vids,  # type: ignore[arg-type]
-            ext=ext,  # type: ignore[arg-type]
-            version=version,  # type: ignore[arg-type]
-            loc=loc,  # type: ignore[arg-type]
-            slots=slots,  # type: ignore[arg-type]
-            directory=directory,  # type: ignore[arg-type]
-            new_heads=new_heads,  # type: ignore[arg-type]
-            moved=moved,  # type: ignore[arg-type]
-            moved_heads=moved_heads,  # type: ignore[arg-type]
-            killed=killed,  # type: ignore[arg-type]
+    Attributes:
+        header: ``(records, 7)`` int64: generation, store version (``-1``: none), vids, head
+            slots, end, count and epoch after each record.
+        ends: the log offset just past each record.
+        vid_counts, slot_counts: how many vids and head slots each record changed.
+        vids, ext, version, loc: the vids every record changed, concatenated in order.
+        slots, directory: the head slots every record changed, concatenated in order.
+        heads: ``(record, new_heads, moved, moved_heads, killed)`` of each record that
+            changed heads, in order.
+    """
+
+    header: _Ints
+    ends: _Ints
+    vid_counts: _Ints
+    slot_counts: _Ints
+    vids: _Ints
+    ext: _Ints
+    version: npt.NDArray[np.uint8]
+    loc: _Ints
+    slots: _Ints
+    directory: _Ints
+    heads: list[tuple[int, Matrix, _Ints, Matrix, _Ints]]
+
+    def __len__(self) -> int:
+        return int(self.header.shape[0])
+
+    def last(self, field: str) -> int | None:
+        """``field`` (``generation``, ``store_version``, ``vids``, ``heads``, ``end``,
+        ``count`` or ``epoch``) after the last record (``None``: no record or no store
+        version)."""
+        if not len(self):
+            return None
+        value = int(self.header[-1, _FIELDS.index(field)])
+        return None if field == "store_version" and value < 0 else value
+
+    def prefix(self, k: int) -> Batch:
+        """The first ``k`` records."""
+        nv, ns = int(self.vid_counts[:k].sum()), int(self.slot_counts[:k].sum())
+        return Batch(
+            header=self.header[:k],
+            ends=self.ends[:k],
+            vid_counts=self.vid_counts[:k],
+            slot_counts=self.slot_counts[:k],
+            vids=self.vids[:nv],
+            ext=self.ext[:nv],
+            version=self.version[:nv],
+            loc=self.loc[:nv],
+            slots=self.slots[:ns],
+            directory=self.directory[:ns],
+            heads=[h for h in self.heads if h[0] < k],
         )
 
 
-def read_log(path: Path, *, after: int, offset: int = 0) -> tuple[list[Record], list[int]] | None:
+_FIELDS = ("generation", "store_version", "vids", "heads", "end", "count", "epoch")
+
+
+def read_log(path: Path, *, after: int, offset: int = 0) -> Batch | None:
     """The committed records of the log at ``path`` from byte ``offset`` on, where the state
-    at ``offset`` is generation ``after``; and the offset just past each of them.
+    at ``offset`` is generation ``after``.
 
     A missing log holds no records. ``None``: the log is not the one read before (missing or
     shorter than ``offset``, so another writer checkpointed and removed it).
 
     Raises:
-        IndexFormatError: a record passes its checksum but does not decode (corrupt).
+        IndexFormatError: a record passes its checksum but its lengths do not add up.
     """
     found = _frames(path, after, offset)
     if found is None:
         return None
-    payloads, ends = found
-    try:
-        return [Record.decode(p) for p in payloads], ends
-    except ValueError as exc:
+    data, frames, ends = found
+    n = len(frames)
+    header = np.array([h for _, _, h in frames], dtype=np.int64).reshape(n, _HEADER_FIELDS)
+    starts = np.array([at for at, _, _ in frames], dtype=np.int64) + _HEADER.size
+    lengths = np.array([length for _, length, _ in frames], dtype=np.int64)
+    n_v, n_s, n_new, n_moved, n_killed, dim = header[:, 7:].T
+    need = 8 * (3 * n_v + 4 * n_s + n_moved + n_killed) + 4 * dim * (n_new + n_moved) + n_v
+    bad = np.flatnonzero(need + _HEADER.size != lengths)
+    if bad.size:
         raise IndexFormatError(
-            f"{path} holds a malformed record ({exc}); rebuild the index"
-        ) from exc
+            f"{path}: record {int(header[bad[0], 0])} is malformed (its lengths do not add "
+            "up); rebuild the index"
+        )
+    buf = np.frombuffer(data, dtype=np.uint8)
+    slots_at = starts + 24 * n_v
+    heads_at = slots_at + 32 * n_s
+    heads: list[tuple[int, Matrix, _Ints, Matrix, _Ints]] = []
+    for j in np.flatnonzero(n_new + n_moved + n_killed).tolist():
+        at, d = int(heads_at[j]), int(dim[j])
+        moved = np.frombuffer(data, np.int64, int(n_moved[j]), at).copy()
+        at += 8 * moved.size
+        killed = np.frombuffer(data, np.int64, int(n_killed[j]), at).copy()
+        at += 8 * killed.size
+        new_heads = np.frombuffer(data, np.float32, int(n_new[j]) * d, at).reshape(-1, d)
+        at += new_heads.nbytes
+        moved_heads = np.frombuffer(data, np.float32, moved.size * d, at).reshape(-1, d)
+        heads.append((j, new_heads.copy(), moved, moved_heads.copy(), killed))
+    version_at = heads_at + 8 * (n_moved + n_killed) + 4 * dim * (n_new + n_moved)
+    return Batch(
+        header=header[:, :7],
+        ends=np.asarray(ends, dtype=np.int64),
+        vid_counts=n_v,
+        slot_counts=n_s,
+        vids=_gather(buf, starts, n_v, 8).view(np.int64).ravel(),
+        ext=_gather(buf, starts + 8 * n_v, n_v, 8).view(np.int64).ravel(),
+        loc=_gather(buf, starts + 16 * n_v, n_v, 8).view(np.int64).ravel(),
+        version=_gather(buf, version_at, n_v, 1).ravel(),
+        slots=_gather(buf, slots_at, n_s, 8).view(np.int64).ravel(),
+        directory=_gather(buf, slots_at + 8 * n_s, 3 * n_s, 8).view(np.int64).reshape(-1, 3),
+        heads=heads,
+    )
+
+
+def _gather(
+    buf: npt.NDArray[np.uint8], starts: _Ints, counts: _Ints, width: int
+) -> npt.NDArray[np.uint8]:
+    """``counts[j]`` items of ``width`` bytes from byte ``starts[j]`` of ``buf``, for every
+    ``j``, concatenated: ``(items, width)`` bytes."""
+    total = int(counts.sum())
+    first = np.repeat(starts - width * (np.cumsum(counts) - counts), counts)
+    at = first + width * np.arange(total, dtype=np.int64)
+    out: npt.NDArray[np.uint8] = buf[at[:, None] + np.arange(width)]
+    return out
 
 
 def last_commit(path: Path, *, after: int) -> dict[str, int | None] | None:
     """The counts of the last committed record of the log (``None``: it holds none), read
     without decoding the arrays."""
     found = _frames(path, after, 0)
-    if found is None or not found[0]:
+    if found is None or not found[1]:
         return None
-    gen, store, n_vids, _, end, count = _HEADER.unpack_from(found[0][-1], 0)[:6]
+    gen, store, n_vids, _, end, count = found[1][-1][2][:6]
     return {
         "generation": gen,
         "store_version": None if store < 0 else store,
@@ -198,35 +259,38 @@ def last_commit(path: Path, *, after: int) -> dict[str, int | None] | None:
     }
 
 
-def _frames(path: Path, after: int, offset: int) -> tuple[list[memoryview], list[int]] | None:
-    """The checked payloads of consecutive generations from ``offset`` on, and the offset
-    past each (see :func:`read_log`)."""
+def _frames(
+    path: Path, after: int, offset: int
+) -> tuple[bytes, list[tuple[int, int, tuple[int, ...]]], list[int]] | None:
+    """The log's bytes from ``offset`` on; per checked record of consecutive generations its
+    payload's position in them, its length and its header; and the log offset past each
+    (see :func:`read_log`)."""
     try:
         with path.open("rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             fh.seek(offset)
             data = fh.read()
     except FileNotFoundError:
-        return ([], []) if offset == 0 else None
+        return (b"", [], []) if offset == 0 else None
     if size < offset:
         return None
-    view = memoryview(data)
-    payloads: list[memoryview] = []
+    frames: list[tuple[int, int, tuple[int, ...]]] = []
     ends: list[int] = []
     at = 0
-    while at + _FRAME.size + _HEADER.size <= len(view):
-        magic, length, crc = _FRAME.unpack_from(view, at)
+    view = memoryview(data)
+    while at + _FRAME.size + _HEADER.size <= len(data):
+        magic, length, crc = _FRAME.unpack_from(data, at)
         start = at + _FRAME.size
-        payload = view[start : start + length]
-        if magic != _MAGIC or len(payload) != length or length < _HEADER.size:
+        if magic != _MAGIC or start + length > len(data) or length < _HEADER.size:
             break
-        if zlib.crc32(payload) != crc or _HEADER.unpack_from(payload, 0)[0] != after + 1:
+        header = _HEADER.unpack_from(data, start)
+        if header[0] != after + 1 or zlib.crc32(view[start : start + length]) != crc:
             break
-        payloads.append(payload)
+        frames.append((start, length, header))
         after += 1
         at = start + length
         ends.append(offset + at)
-    return payloads, ends
+    return data, frames, ends
 
 
 class LogWriter:

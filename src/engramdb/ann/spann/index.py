@@ -346,12 +346,13 @@ class SpannIndex:
     def stats(self) -> dict[str, Any]:
         """Counts and sizes: live vectors, heads, rows, replication, bytes on disk and in RAM,
         the store version, the calibration, and the commit history (``generation`` of the
-        last commit, ``checkpoint`` under it, ``log_bytes`` since)."""
+        last commit, ``checkpoint`` under it and its size, ``log_bytes`` since)."""
         out = _persist.stats(self._state, self._folder, self.calibration, live_counts)
         out.update(
             store_version=self.store_version,
             generation=self._at.generation,
             checkpoint=self._at.checkpoint,
+            checkpoint_bytes=self._at.checkpoint_bytes,
             log_bytes=self._at.offset,
         )
         return out
