@@ -29,6 +29,7 @@ CFG = SpannConfig(
     merge_threshold=3,
     replicas=3,
     closure_eps=0.3,
+    soar=0.0,
     candidates=6,
     max_probes=10_000,
     prune_eps=None,
