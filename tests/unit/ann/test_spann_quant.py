@@ -10,6 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from engramdb.ann.spann import SpannConfig, SpannIndex
+from engramdb.ann.spann._heads import HeadIndex
 from engramdb.ann.spann._postings import PostingFile, pack, posting_names
 from engramdb.ann.spann._quant import (
     code_width,
@@ -105,3 +106,18 @@ def test_config_rejects_negative_rescore() -> None:
     with pytest.raises(ConfigError, match="rescore"):
         SpannConfig(rescore=-1)
     assert dataclasses.replace(SpannConfig(), quantized=False).quantized is False
+
+
+def test_coarse_head_search_matches_exact_search_through_changes() -> None:
+    rng = np.random.default_rng(4)
+    heads = HeadIndex(unit(rng, 400, 64))
+    heads.kill(3)
+    heads.replace(7, unit(rng, 1, 64)[0])
+    heads.add(unit(rng, 300, 64))  # grows the arrays (codes too)
+    queries = unit(rng, 100, 64)
+    for q in queries:
+        want_i, want_d = heads.search(q[None, :], 16)
+        got_i, got_d = heads.search(q[None, :], 16, coarse=True)
+        np.testing.assert_array_equal(got_i, want_i)
+        np.testing.assert_allclose(got_d, want_d, atol=1e-5)
+    assert 3 not in heads.search(heads.vectors[3:4].copy(), 16, coarse=True)[0]

@@ -3,6 +3,11 @@
 Exact numpy search by default; an HNSW graph (hnswlib, the ``ann`` extra) over the heads when
 there are many of them. Head slots are never reused: a split adds a head, a merge kills one
 (its squared norm becomes ``+inf`` and it is marked deleted in the graph).
+
+A single query may ask for a ``coarse`` search: the heads' int8 codes (see :mod:`._quant`, a
+quarter of the float32 bytes) pick the ``m + 32`` nearest by approximate distance, and those
+are ranked by exact distance. A query's search scans every list it probes right after, which
+evicts the heads from the cache, so reading fewer bytes of them matters.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ import numpy.typing as npt
 
 from engramdb._optional import require
 from engramdb.ann.spann._cluster import BLOCK, top_m_smallest
+from engramdb.ann.spann._quant import code_width, decode, encode, kernel, scaled
 from engramdb.types import Matrix
 
 __all__ = ["HeadIndex"]
 
 _Ints = npt.NDArray[np.int64]
+_MARGIN = 32
+"""Extra heads a coarse search ranks exactly beyond the ``m`` asked for."""
 
 
 class HeadIndex:
@@ -46,6 +54,8 @@ class HeadIndex:
         self._vecs[:n] = heads
         self._sq = np.full(self._vecs.shape[0], np.inf, dtype=np.float32)
         self._sq[:n] = np.einsum("ij,ij->i", heads, heads)
+        self._codes = np.zeros((self._vecs.shape[0], code_width(dim)), dtype=np.uint8)
+        self._codes[:n] = encode(heads)
         self.n = n
         if alive is not None:
             self._sq[:n][~alive] = np.inf
@@ -92,12 +102,15 @@ class HeadIndex:
             grown[: self.n] = self._vecs[: self.n]
             sq = np.full(cap, np.inf, dtype=np.float32)
             sq[: self.n] = self._sq[: self.n]
-            self._vecs, self._sq = grown, sq
+            codes = np.zeros((cap, self._codes.shape[1]), dtype=np.uint8)
+            codes[: self.n] = self._codes[: self.n]
+            self._vecs, self._sq, self._codes = grown, sq, codes
             if self._graph is not None:
                 self._graph.resize_index(cap)
         slots = np.arange(self.n, self.n + b, dtype=np.int64)
         self._vecs[slots] = vecs
         self._sq[slots] = np.einsum("ij,ij->i", vecs, vecs)
+        self._codes[slots] = encode(vecs)
         self.n += b
         if self._graph is not None:
             self._graph.add_items(vecs, slots)
@@ -107,6 +120,7 @@ class HeadIndex:
         """Move the live head ``slot`` to ``vec`` (shape ``(d,)``)."""
         self._vecs[slot] = vec
         self._sq[slot] = float(vec @ vec)
+        self._codes[slot] = encode(vec[None, :])[0]
         if self._graph is not None:
             self._graph.add_items(vec[None, :], np.array([slot]))
 
@@ -116,10 +130,14 @@ class HeadIndex:
         if self._graph is not None:
             self._graph.mark_deleted(slot)
 
-    def search(self, queries: Matrix, m: int, *, threads: int = 1) -> tuple[_Ints, Matrix]:
+    def search(
+        self, queries: Matrix, m: int, *, threads: int = 1, coarse: bool = False
+    ) -> tuple[_Ints, Matrix]:
         """The ``m`` nearest live heads per query, ascending; missing ones are ``-1``/``inf``.
 
         ``threads`` is for the graph (``-1``: all cores); queries are served on one thread.
+        ``coarse``: a single query's candidates come from the heads' int8 codes (distances
+        are still exact; a head just past the ``m + 32`` picked by codes could be missed).
         """
         n = queries.shape[0]
         live = self.live_count
@@ -140,6 +158,8 @@ class HeadIndex:
                 return idx, d2
         vecs, sq = self._vecs[: self.n], self._sq[: self.n]
         qsq = np.einsum("ij,ij->i", queries, queries)
+        if n == 1 and coarse and take + _MARGIN < live and kernel() is not None:
+            return self._coarse(queries[0], take, idx, d2)
         if n == 1:  # the common single-query case, with as few numpy calls as possible
             scores = sq - 2.0 * (vecs @ queries[0])
             part = np.argpartition(scores, take - 1)[:take] if take < self.n else np.arange(take)
@@ -153,6 +173,21 @@ class HeadIndex:
             i, d = top_m_smallest(scores, take)
             idx[start : start + BLOCK, :take] = i
             d2[start : start + BLOCK, :take] = np.maximum(d + qsq[start : start + BLOCK, None], 0)
+        return idx, d2
+
+    def _coarse(self, q: Matrix, take: int, idx: _Ints, d2: Matrix) -> tuple[_Ints, Matrix]:
+        """One query: candidates by int8 codes, ranked by exact distance (fills ``idx``/``d2``)."""
+        sq = self._sq[: self.n]
+        codes, scales = decode(self._codes[: self.n], self.dim)
+        q8, q_scale = scaled(q[None, :])
+        module: Any = kernel()
+        dots = np.asarray(module.dot(q8[0], codes), dtype=np.float32)
+        approx = sq - (2.0 * q_scale[0]) * (scales * dots)
+        pick = np.argpartition(approx, take + _MARGIN - 1)[: take + _MARGIN]
+        exact = sq[pick] - 2.0 * (self._vecs[pick] @ q)
+        order = np.argsort(exact, kind="stable")[:take]
+        idx[0, :take] = pick[order]
+        d2[0, :take] = np.maximum(exact[order] + float(q @ q), 0.0)
         return idx, d2
 
     def save_graph(self, path: Path) -> bool:

@@ -35,6 +35,7 @@ __all__ = [
     "encode",
     "encode_queries",
     "kernel",
+    "scaled",
 ]
 
 SCALE_BYTES = 4
@@ -49,7 +50,8 @@ def code_width(dim: int) -> int:
     return dim + SCALE_BYTES
 
 
-def _scaled(x: Matrix) -> tuple[_Codes, Matrix]:
+def scaled(x: Matrix) -> tuple[_Codes, Matrix]:
+    """Rows coded as int8 and their scales: ``x ≈ codes · scales[:, None]``."""
     top = np.max(np.abs(x), axis=1) if x.shape[1] else np.zeros(x.shape[0], dtype=np.float32)
     scale = np.where(top > 0, top / 127.0, 1.0).astype(np.float32)
     codes = np.rint(x / scale[:, None]).astype(np.int8)
@@ -59,7 +61,7 @@ def _scaled(x: Matrix) -> tuple[_Codes, Matrix]:
 def encode(vectors: Matrix) -> _Bytes:
     """The code rows of ``vectors``, shape ``(n, dim + 4)`` uint8."""
     x = np.asarray(vectors, dtype=np.float32)
-    codes, scale = _scaled(x)
+    codes, scale = scaled(x)
     out = np.empty((x.shape[0], code_width(x.shape[1])), dtype=np.uint8)
     out[:, : x.shape[1]] = codes.view(np.uint8)
     out[:, x.shape[1] :] = scale[:, None].view(np.uint8)
@@ -75,7 +77,7 @@ def decode(rows: _Bytes, dim: int) -> tuple[_Codes, Matrix]:
 
 def encode_queries(queries: Matrix) -> _Codes:
     """Queries coded for :func:`kernel` (their own scales are dropped: they rank nothing)."""
-    codes, _ = _scaled(np.asarray(queries, dtype=np.float32))
+    codes, _ = scaled(np.asarray(queries, dtype=np.float32))
     return np.ascontiguousarray(codes)
 
 

@@ -315,7 +315,7 @@ class SpannIndex:
             mask[vids[vids >= 0]] = False
         eps = self.calibration.get("prune_eps") if prune_eps == "default" else prune_eps
         cap = max_probes or int(self.calibration.get("max_probes") or self.config.max_probes)
-        probes, d2 = st.heads.search(q, cap)
+        probes, d2 = st.heads.search(q, cap, coarse=True)
         keep = prune(probes, d2, None if eps is None else float(eps))
         spare = 2 * k * self.config.replicas + 16
         lists = dataclasses.replace(st.lists(), codes=st.post.codes, scales=st.post.scales)
