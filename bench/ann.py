@@ -10,9 +10,9 @@ sentence pairs; ``bench/_vectors.py --mix``): 1,000 queries, then the base set.
 Every method is built in this process (2 threads) and saved to disk; a fresh child process
 (one thread for numpy/BLAS/OpenMP, set before numpy loads) then loads it, records its
 RssAnon before and after loading, and times the queries one at a time ("qps") and as one
-batch ("qps_batch"). Recall@10 is against exact inner-product search. SPANN is timed with both
-scans (``--spann-scans``): its int8 codes re-scored with float32 (the default) and the float32
-rows. The update experiment
+batch ("qps_batch"). Recall@10 is against exact inner-product search. SPANN is timed with each
+scan (``--spann-scans``): sign bits then int8 codes (the default), int8 codes, float32 rows;
+the first two re-score a short list with float32. The update experiment
 builds SPANN on 10/11 of the data, inserts the rest (+10%) and deletes 5% without a rebuild,
 and compares with a fresh build over the same final set.
 
@@ -176,10 +176,14 @@ def _settings(method: str, index_path: Path, extra: dict[str, Any]) -> Any:
 
         index = SpannIndex.open(index_path)
         eps = index.calibration.get("prune_eps")
-        configs = {
-            scan: dataclasses.replace(index.config, quantized=scan == "int8")
-            for scan in extra.get("scans", ["int8", "float32"])
+        base = index.config
+        prefilter = float(index.calibration.get("prefilter") or 0.1)  # 0.1 if calibrated off
+        scans = {
+            "signs": dataclasses.replace(base, quantized=True, prefilter=prefilter),
+            "int8": dataclasses.replace(base, quantized=True, prefilter=0.0),
+            "float32": dataclasses.replace(base, quantized=False),
         }
+        configs = {scan: scans[scan] for scan in extra.get("scans", list(scans))}
         yield {"load": True}, None
         for p in extra.get("probes", SPANN_PROBES):
             for scan, cfg in configs.items():
@@ -188,10 +192,11 @@ def _settings(method: str, index_path: Path, extra: dict[str, Any]) -> Any:
                     index.config = cfg
                     return index.search(q, K, max_probes=p, prune_eps=e)[0]
 
-                yield {"scan": scan, "max_probes": p, "prune_eps": None}, run
+                label = f"signs {prefilter:g}" if scan == "signs" else scan
+                yield {"scan": label, "max_probes": p, "prune_eps": None}, run
                 if eps is not None:
                     yield (
-                        {"scan": scan, "max_probes": p, "prune_eps": eps},
+                        {"scan": label, "max_probes": p, "prune_eps": eps},
                         functools.partial(run, e=eps),
                     )
     elif method == "flat":
@@ -422,7 +427,9 @@ def main() -> None:
     parser.add_argument("--spann-config", default="{}", help="SpannConfig fields as JSON")
     parser.add_argument("--spann-probes", default="", help="comma list of max_probes")
     parser.add_argument(
-        "--spann-scans", default="int8,float32", help="SPANN scans to time: int8, float32"
+        "--spann-scans",
+        default="signs,int8,float32",
+        help="SPANN scans to time: signs (sign bits, then int8 codes), int8, float32",
     )
     parser.add_argument("--nlist", type=int, default=0)
     parser.add_argument(

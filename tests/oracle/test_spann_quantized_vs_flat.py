@@ -1,8 +1,9 @@
-"""SPANN's int8 scan against exact search (FlatIndex) and against its own float32 scan.
+"""SPANN's quantised scans against exact search (FlatIndex) and its own float32 scan.
 
-Seeded clustered data (the recall oracle's generator) at d=96. The int8 scan picks a short
-list by approximate scores and re-scores it with the float32 rows, so its ids must match
-exact search wherever the lists hold the neighbours, and its scores must be exact.
+Seeded clustered data (the recall oracle's generator). The int8 scan picks a short list by
+approximate scores and re-scores it with the float32 rows, so its ids must match exact search
+wherever the lists hold the neighbours, and its scores must be exact. The sign-bit prefilter
+drops most candidates before the int8 stage; at d=384 it must keep nearly all neighbours.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ DIM = 96
 CFG = SpannConfig(posting_size=24, merge_threshold=4, head_index="exact", seed=1)
 
 
-def clustered(n: int, seed: int) -> npt.NDArray[np.float32]:
+def clustered(n: int, seed: int, dim: int = DIM) -> npt.NDArray[np.float32]:
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((40, DIM)).astype(np.float32) + 1.5
+    centres = rng.standard_normal((40, dim)).astype(np.float32) + 1.5
     weights = 1.0 / np.arange(1, 41)
     label = rng.choice(40, size=n, p=weights / weights.sum())
-    x = centres[label] + 0.9 * rng.standard_normal((n, DIM)).astype(np.float32)
+    x = centres[label] + 0.9 * rng.standard_normal((n, dim)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -52,15 +53,17 @@ def built() -> Iterator[Built]:
 
 
 def exact(base: npt.NDArray[np.float32], q: npt.NDArray[np.float32]) -> tuple[Any, Any]:
-    flat = FlatIndex(DIM)
+    flat = FlatIndex(base.shape[1])
     flat.add(np.arange(base.shape[0]), base)
     return flat.search(q, 10)
 
 
-def search(b: Built, q: npt.NDArray[np.float32], quantized: bool, **kw: Any) -> tuple[Any, Any]:
-    """Search with the int8 scan (``quantized``) or the float32 scan."""
+def search(
+    b: Built, q: npt.NDArray[np.float32], quantized: bool, prefilter: float = 0.0, **kw: Any
+) -> tuple[Any, Any]:
+    """Search with the int8 scan (``quantized``; signs first with ``prefilter``) or float32."""
     cfg = b.index.config
-    b.index.config = dataclasses.replace(cfg, quantized=quantized)
+    b.index.config = dataclasses.replace(cfg, quantized=quantized, prefilter=prefilter)
     try:
         return b.index.search(q, 10, **kw)
     finally:
@@ -110,3 +113,57 @@ def test_int8_scan_respects_allow_and_deny(built: Built) -> None:
     deny = truth[:, 0]
     got, _ = search(built, queries, True, deny=allow[deny], max_probes=16, prune_eps=None)
     assert not np.isin(got, allow[deny]).any()
+
+
+def lowrank(n: int, seed: int, dim: int = 384) -> npt.NDArray[np.float32]:
+    """Vectors near a 24-d subspace plus noise and a shared offset (text-embedding-like)."""
+    rng = np.random.default_rng(seed)
+    basis = rng.standard_normal((24, dim)).astype(np.float32)
+    x = rng.standard_normal((n, 24)).astype(np.float32) @ basis
+    x += 0.3 * np.sqrt(24) * rng.standard_normal((n, dim)).astype(np.float32)
+    x += 0.5 * np.linalg.norm(x, axis=1).mean() * rng.standard_normal(dim).astype(np.float32) / 20
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def singles(b: Built, prefilter: float, **kw: Any) -> tuple[Any, Any]:
+    """One query at a time (the prefilter is a single-query scan)."""
+    got = [search(b, b.queries[i : i + 1], True, prefilter, **kw) for i in range(len(b.queries))]
+    return np.concatenate([ids for ids, _ in got]), np.concatenate([sc for _, sc in got])
+
+
+def test_calibrated_sign_prefilter_keeps_recall_and_exact_scores() -> None:
+    x = lowrank(12_100, seed=5)
+    base, queries = x[:12_000], x[12_000:]
+    truth, want_scores = exact(base, queries)
+    with SpannIndex.build(np.arange(12_000), base, CFG) as index:
+        b = Built(index, base, queries)
+        pre = index.calibration["prefilter"]
+        assert pre > 0  # sign bits work on such data
+        plain, _ = singles(b, 0.0)
+        filtered, scores = singles(b, pre)
+        assert recall(filtered, truth) >= recall(plain, truth) - 0.01
+        rows = np.take_along_axis(queries @ base.T, filtered, axis=1)
+        np.testing.assert_allclose(scores, rows, atol=1e-5)  # re-scored: exact
+        # Every list: the int8 stage sees 5% of 24k rows, chosen by sign bits.
+        everything = {"max_probes": index.stats()["heads"], "prune_eps": None}
+        got, got_scores = singles(b, pre, **everything)
+        assert recall(got, truth) >= 0.97
+        np.testing.assert_allclose(got_scores[:, 0], want_scores[:, 0], atol=1e-5)
+
+
+def test_prefilter_is_calibrated_off_where_sign_bits_lose_neighbours() -> None:
+    # Tight isotropic clusters: sign bits hardly separate a point's neighbours from its
+    # cluster, so a fixed prefilter loses recall and the calibration turns it off.
+    x = clustered(12_100, seed=31, dim=384)
+    base, queries = x[:12_000], x[12_000:]
+    truth, _ = exact(base, queries)
+    with SpannIndex.build(np.arange(12_000), base, CFG) as index:
+        b = Built(index, base, queries)
+        cal = index.calibration
+        assert cal["prefilter"] == 0.0
+        assert cal["prefilter_recall"]["0.1"] < cal["prefilter_recall"]["1.0"] - 0.005
+        forced, _ = singles(b, 0.1)
+        plain, _ = singles(b, 0.0)
+        assert recall(forced, truth) < recall(plain, truth) - 0.02  # what it would have cost
+        default = np.concatenate([index.search(q[None, :], 10)[0] for q in queries])
+        np.testing.assert_array_equal(default, plain)

@@ -20,6 +20,7 @@ from engramdb.ann.spann._quant import (
     encode,
     encode_queries,
     kernel,
+    sign_width,
 )
 from engramdb.errors import ConfigError, IndexFormatError
 
@@ -69,17 +70,28 @@ def test_posting_file_writes_codes_of_its_rows(tmp_path: Path) -> None:
     codes, scales = decode(encode(vecs), dim)
     np.testing.assert_array_equal(post.codes[start : start + 10], codes)
     np.testing.assert_array_equal(post.scales[start : start + 10], scales)
+    assert post.has_signs and post.signs is not None and post.centre is not None
+    np.testing.assert_allclose(post.centre, vecs.mean(axis=0))  # none given: the first rows'
+    want = np.packbits(vecs > vecs.mean(axis=0), axis=1)
+    np.testing.assert_array_equal(post.signs[start : start + 10], want)
     end = post.end
     post.trim()
     post.close()
-    assert (tmp_path / posting_names(0)[2]).stat().st_size == end * code_width(dim)
-    codes_file = tmp_path / posting_names(0)[2]
+    codes_file, signs_file = (tmp_path / name for name in posting_names(0)[2:])
+    assert codes_file.stat().st_size == end * code_width(dim)
+    assert signs_file.stat().st_size == 4 * dim + end * sign_width(dim) == 64 + end * 2
+    again = PostingFile(tmp_path, dim, end)
+    assert again.signs is not None and again.centre is not None
+    np.testing.assert_array_equal(again.signs[start : start + 10], want)
+    np.testing.assert_allclose(again.centre, vecs.mean(axis=0))
+    again.close()
     codes_file.write_bytes(codes_file.read_bytes()[: code_width(dim)])
     with pytest.raises(IndexFormatError, match="torn"):
         PostingFile(tmp_path, dim, end)
-    codes_file.unlink()  # a folder from before codes: opens without them
+    codes_file.unlink()  # a folder from before the codes: opens without them
+    signs_file.unlink()
     old = PostingFile(tmp_path, dim, end)
-    assert not old.has_codes and old.codes is None
+    assert not old.has_codes and old.codes is None and old.signs is None
     np.testing.assert_array_equal(old.vectors[start : start + 10], vecs)
     old.close()
 
@@ -92,8 +104,8 @@ def test_an_index_without_codes_searches_its_float32_rows(tmp_path: Path) -> Non
     SpannIndex.build(np.arange(600), base, cfg, path=path).close()
     with SpannIndex.open(path) as index:
         want = index.search(queries, 10, max_probes=8, prune_eps=None)
-    for codes in path.glob("codes.e*"):
-        codes.unlink()
+    for side in [*path.glob("codes.e*"), *path.glob("signs.e*")]:
+        side.unlink()
     with SpannIndex.open(path) as index:
         got = index.search(queries, 10, max_probes=8, prune_eps=None)
         index.add(np.arange(1000, 1010), unit(rng, 10))  # appends without codes
@@ -102,9 +114,11 @@ def test_an_index_without_codes_searches_its_float32_rows(tmp_path: Path) -> Non
     np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
 
 
-def test_config_rejects_negative_rescore() -> None:
+def test_config_rejects_negative_rescore_and_a_prefilter_outside_0_1() -> None:
     with pytest.raises(ConfigError, match="rescore"):
         SpannConfig(rescore=-1)
+    with pytest.raises(ConfigError, match="prefilter"):
+        SpannConfig(prefilter=1.5)
     assert dataclasses.replace(SpannConfig(), quantized=False).quantized is False
 
 

@@ -95,7 +95,7 @@ def build_state(folder: Path, ids: _Ints, vectors: Matrix, cfg: SpannConfig) -> 
     centres = _heads(vectors, cfg)
     heads = HeadIndex(centres, hnsw=graph_params(cfg, centres.shape[0]))
     heads_of, vids = _pairs(vectors, heads, cfg)
-    post = PostingFile(folder, dim, 0, epoch=0, create=True)
+    post = PostingFile(folder, dim, 0, epoch=0, create=True, centre=vectors.mean(axis=0))
     directory = _write(post, vectors, heads_of, vids, cfg, centres.shape[0])
     loc = np.zeros(n, dtype=np.int64)
     order = np.argsort(heads_of, kind="stable")

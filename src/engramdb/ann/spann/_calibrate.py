@@ -6,6 +6,12 @@ vectors serve as queries (each one's own id excluded); for each query and each t
 the rank of the first probed list that holds it is computed once, so that the recall of any
 (K, ε2) pair is a cheap count. The smallest K among ``max_probes · (1, 2, 4)`` and then the
 smallest ε2 on a grid whose recall reaches ``target_recall + calibration_margin`` are kept.
+
+With ``prefilter="auto"`` the sign-bit prefilter is calibrated on the same queries at the chosen
+(K, ε2): the smallest fraction on :data:`PREFILTER_GRID` whose kept rows (the nearest by
+Hamming distance of their sign bits) lose at most :data:`PREFILTER_LOSS` of recall@10 against
+all the candidates; ``0`` (no prefilter) when none does. Sign bits carry little on some data
+(e.g. tight isotropic clusters), so this is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -17,13 +23,18 @@ import numpy.typing as npt
 
 from engramdb.ann.spann._config import SpannConfig
 from engramdb.ann.spann._postings import unpack_vid
+from engramdb.ann.spann._quant import kernel, signs
+from engramdb.ann.spann._search import FLOOR as _FLOOR
 from engramdb.ann.spann._search import prune
 from engramdb.ann.spann._state import State
 from engramdb.types import Matrix
 
-__all__ = ["EPS_GRID", "calibrate"]
+__all__ = ["EPS_GRID", "PREFILTER_GRID", "PREFILTER_LOSS", "calibrate"]
 
 EPS_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
+PREFILTER_GRID = (0.05, 0.1, 0.2, 0.3)
+PREFILTER_LOSS = 0.005
+"""Recall@10 the prefilter may lose against scanning every candidate's int8 code."""
 _CAP_STEPS = (1, 2, 4)
 _K = 10
 _CHUNK = 65_536
@@ -40,12 +51,32 @@ def calibrate(state: State, vectors: Matrix, cfg: SpannConfig) -> dict[str, Any]
     n = vectors.shape[0]
     if cfg.prune_eps != "auto" or n <= 2 * _K or cfg.calibration_queries < 1:
         eps = None if cfg.prune_eps == "auto" else cfg.prune_eps
-        return {"prune_eps": eps, "max_probes": cfg.max_probes, "calibrated": False}
+        return {
+            "prune_eps": eps,
+            "max_probes": cfg.max_probes,
+            "calibrated": False,
+            "prefilter": 0.0,
+        }
     rng = np.random.default_rng(cfg.seed + 1)
     pick = rng.choice(n, size=min(cfg.calibration_queries, n), replace=False)
     queries = np.ascontiguousarray(vectors[pick])
     truth = _exact_top(queries, vectors, pick)
     probes, d2 = state.heads.search(queries, cfg.max_probes * _CAP_STEPS[-1])
+    record = _probes(state, probes, d2, truth, cfg)
+    if cfg.prefilter == "auto":
+        keep = prune(
+            probes[:, : record["max_probes"]], d2[:, : record["max_probes"]], record["prune_eps"]
+        )
+        record.update(
+            _prefilter(state, queries, truth, probes[:, : record["max_probes"]], keep, cfg)
+        )
+    return record
+
+
+def _probes(
+    state: State, probes: _Ints, d2: Matrix, truth: _Ints, cfg: SpannConfig
+) -> dict[str, Any]:
+    """The (K, ε2) part of the record."""
     first = _first_ranks(state, probes, truth)
     goal = min(1.0, cfg.target_recall + cfg.calibration_margin)
     grid: list[dict[str, float]] = []
@@ -75,6 +106,53 @@ def calibrate(state: State, vectors: Matrix, cfg: SpannConfig) -> dict[str, Any]
         "calibrated": True,
         "recall": grid[-1]["recall"],
         "grid": grid,
+    }
+
+
+def _prefilter(
+    state: State,
+    queries: Matrix,
+    truth: _Ints,
+    probes: _Ints,
+    keep: npt.NDArray[np.bool_],
+    cfg: SpannConfig,
+) -> dict[str, Any]:
+    """The prefilter part of the record: the fraction chosen and each one's recall."""
+    post, module = state.post, kernel()
+    if post.signs is None or post.centre is None or module is None:
+        return {"prefilter": 0.0}
+    floor = _FLOOR * (_K + 2 * _K * cfg.replicas + 16 + cfg.rescore)
+    found = np.zeros(len(PREFILTER_GRID) + 1)
+    bits = signs(queries, post.centre)
+    for i in range(queries.shape[0]):
+        heads = probes[i][keep[i]]
+        rows = np.concatenate(
+            [np.arange(state.start[h], state.start[h] + state.rows[h]) for h in heads.tolist()]
+            or [np.empty(0, dtype=np.int64)]
+        )
+        if rows.size == 0:
+            continue
+        vids = unpack_vid(post.entries[rows])
+        order = np.argsort(
+            np.asarray(module.hamming(bits[i], post.signs[rows], "bin8")), kind="stable"
+        )
+        for j, frac in enumerate((*PREFILTER_GRID, 1.0)):
+            take = max(int(frac * rows.size), floor)
+            found[j] += np.isin(truth[i], vids[order[:take]]).sum()
+    recall = found / truth.size
+    chosen = next(
+        (
+            f
+            for f, r in zip(PREFILTER_GRID, recall, strict=False)
+            if recall[-1] - r <= PREFILTER_LOSS
+        ),
+        0.0,
+    )
+    return {
+        "prefilter": chosen,
+        "prefilter_recall": dict(
+            zip(map(str, (*PREFILTER_GRID, 1.0)), recall.tolist(), strict=True)
+        ),
     }
 
 

@@ -59,6 +59,10 @@ class SpannConfig:
             or without simsimd).
         rescore: with ``quantized``, rows re-scored per query beyond ``k`` and the spare
             candidates kept for replicas and stale entries.
+        prefilter: with ``quantized``, a single query reads the int8 codes of only this
+            fraction of its candidate rows, the nearest by Hamming distance of their sign
+            bits (``0``: the codes of every candidate); ``"auto"`` calibrates it at build time
+            (see :mod:`._calibrate`; ``0`` where ε2 is not calibrated).
         reassign_lists: after a split, vectors in this many lists nearest the old head are
             checked for a better list (SPFresh's ReassignK).
         slack: spare capacity per list, as a fraction of its rows, for in-place appends.
@@ -88,6 +92,7 @@ class SpannConfig:
     hnsw_ef: int = 128
     quantized: bool = True
     rescore: int = 32
+    prefilter: float | Literal["auto"] = "auto"
     reassign_lists: int = 8
     slack: float = 0.25
     seed: int = 0
@@ -106,6 +111,9 @@ class SpannConfig:
             raise ConfigError(
                 f"SpannConfig.rescore and soar must be >= 0, got {self.rescore} and {self.soar}"
             )
+        pre = self.prefilter
+        if pre != "auto" and (isinstance(pre, str) or not 0.0 <= pre <= 1.0):
+            raise ConfigError(f"SpannConfig.prefilter must be in [0, 1] or 'auto', got {pre!r}")
         if self.closure_eps < 0 or self.rng_factor <= 0 or self.slack < 0:
             raise ConfigError("SpannConfig.closure_eps and slack must be >= 0, rng_factor > 0")
         eps = self.prune_eps

@@ -342,7 +342,7 @@ def compacted(
         heads = HeadIndex(
             state.heads.vectors.copy(), alive, hnsw=graph if state.heads.uses_graph else None
         )
-    post = PostingFile(work, state.post.dim, 0, epoch=epoch, create=True)
+    post = PostingFile(work, state.post.dim, 0, epoch=epoch, create=True, centre=state.post.centre)
     empty = np.zeros((heads.n, 3), dtype=np.int64)
     fresh = State(
         post,

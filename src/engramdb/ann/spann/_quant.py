@@ -36,6 +36,8 @@ __all__ = [
     "encode_queries",
     "kernel",
     "scaled",
+    "sign_width",
+    "signs",
 ]
 
 SCALE_BYTES = 4
@@ -65,6 +67,17 @@ def encode(vectors: Matrix) -> _Bytes:
     out = np.empty((x.shape[0], code_width(x.shape[1])), dtype=np.uint8)
     out[:, : x.shape[1]] = codes.view(np.uint8)
     out[:, x.shape[1] :] = scale[:, None].view(np.uint8)
+    return out
+
+
+def sign_width(dim: int) -> int:
+    """Bytes of one row's sign bits."""
+    return -(-dim // 8)
+
+
+def signs(vectors: Matrix, centre: Matrix) -> _Bytes:
+    """The sign bits of ``vectors - centre`` (``> 0``), packed: ``(n, ceil(dim / 8))`` uint8."""
+    out: _Bytes = np.packbits(np.asarray(vectors) > centre, axis=1)
     return out
 
 

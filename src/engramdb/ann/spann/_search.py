@@ -1,18 +1,20 @@
 """Search: prune probed lists, scan them in place, drop stale entries, dedupe, rank.
 
-Lists are scanned where they lie in the mapped files; nothing is copied but the scores. Two
-scans:
+Lists are scanned where they lie in the mapped files; nothing is copied but the scores. Three
+scans, each reading fewer bytes per row than the last (see :mod:`._quant` for the codes):
 
-* **int8** (the default when the rows have codes, see :mod:`._quant`): the lists' code rows
-  are scanned with a compiled int8 kernel (a quarter of the float32 bytes); the best
-  ``k + spare + rescore`` rows by that score are validated, deduplicated and re-scored with
-  their float32 rows, so the scores returned are exact.
 * **float32**: ``vectors[start:start + rows] @ q``, exact from the start.
+* **int8** (when the rows have codes): the lists' int8 codes are scanned with a compiled
+  kernel (a quarter of the float32 bytes); the best ``k + spare + rescore`` rows by that score
+  are validated, deduplicated and re-scored with their float32 rows, so the scores returned
+  are exact.
+* **signs, then int8** (one query, when the rows have sign bits and ``prefilter > 0``): the
+  lists' sign bits (1/32 of the float32 bytes) are scanned by Hamming distance; the int8 codes
+  of the nearest ``prefilter`` fraction of the rows are gathered and scored, and those rows
+  go on as in the int8 scan.
 
 One query scans list by list into one score buffer; a batch groups its (query, list) pairs by
-list so each list is read once per batch (a small matrix product). Candidates are positions
-in a query's score buffer; a position's posting row comes from the list offsets, only for the
-few candidates ranked.
+list so each list is read once per batch (a small matrix product; int8 or float32).
 """
 
 from __future__ import annotations
@@ -24,23 +26,26 @@ import numpy as np
 import numpy.typing as npt
 
 from engramdb.ann.spann._postings import unpack_version, unpack_vid
-from engramdb.ann.spann._quant import dot_blocks, encode_queries, kernel
+from engramdb.ann.spann._quant import dot_blocks, encode_queries, kernel, signs
 from engramdb.types import IdMatrix, Matrix
 
-__all__ = ["Lists", "Scan", "prune"]
+__all__ = ["FLOOR", "Lists", "Scan", "prune"]
 
 _Ints = npt.NDArray[np.int64]
 _Mask = npt.NDArray[np.bool_]
 _Codes = npt.NDArray[np.int8]
 _BATCH = 256
 """Queries scanned together (bounds the candidate buffers to a few tens of MB)."""
+FLOOR = 8
+"""The prefilter keeps at least this many times the rows a query re-scores."""
 
 
 @dataclass(frozen=True, slots=True)
 class Lists:
     """What a scan needs: the mapped rows, the list directory and the version map.
 
-    ``codes``/``scales`` are the rows' int8 codes and their scales (``None``: scan float32).
+    ``codes``/``scales`` are the rows' int8 codes and their scales (``None``: scan float32),
+    ``signs`` their sign bits around ``centre`` (``None``: no prefilter).
     """
 
     vectors: Matrix
@@ -51,6 +56,8 @@ class Lists:
     ext: _Ints
     codes: _Codes | None = None
     scales: Matrix | None = None
+    signs: npt.NDArray[np.uint8] | None = None
+    centre: Matrix | None = None
 
 
 def prune(idx: _Ints, d2: Matrix, eps: float | None) -> _Mask:
@@ -92,6 +99,10 @@ class Scan:
             taken only when too few of them are valid.
         rescore: scan the int8 codes and re-score this many more rows (beyond ``k + spare``)
             with float32; ``None`` scans the float32 rows.
+        prefilter: with ``rescore`` and sign bits, one query's int8 codes are read only for
+            this fraction of its candidate rows (at least :data:`FLOOR` times the rows
+            re-scored), those nearest by Hamming distance of their sign bits; ``0`` reads
+            every candidate's code.
     """
 
     lists: Lists
@@ -99,6 +110,11 @@ class Scan:
     allow: _Mask | None = None
     spare: int = 32
     rescore: int | None = None
+    prefilter: float = 0.0
+
+    def _depth(self) -> int:
+        """Candidates a query ranks first (more only when too few of them are valid)."""
+        return self.k + self.spare + (self.rescore or 0 if self.quantized else 0)
 
     @property
     def quantized(self) -> bool:
@@ -140,7 +156,7 @@ class Scan:
         scores = cands.scores
         m = scores.shape[0]
         quantized = self.quantized
-        take = min(m, self.k + self.spare + (self.rescore or 0 if quantized else 0))
+        take = min(m, self._depth())
         lists = self.lists
         while True:
             top = np.argpartition(-scores, take - 1)[:take] if take < m else np.arange(m)
@@ -183,9 +199,20 @@ class Scan:
                 np.dot(vecs[s : s + b - a], q, out=scores[a:b])
             return _Cands(scores, rows)
         codes, scales = self._codes()
-        dot = self._dot()
-        for s, a, b in spans:
-            scores[a:b] = dot(q8, codes[s : s + b - a])
+        module = self._module()
+        if self.prefilter > 0 and lists.signs is not None and lists.centre is not None:
+            bits, hamming = lists.signs, module.hamming
+            q1 = signs(q[None, :], lists.centre)[0]
+            for s, a, b in spans:
+                scores[a:b] = hamming(q1, bits[s : s + b - a], "bin8")
+            take = max(int(self.prefilter * rows.size), FLOOR * self._depth())
+            if take < rows.size:
+                rows = rows[np.argpartition(scores, take - 1)[:take]]
+            scores = np.asarray(module.dot(q8, codes[rows]), dtype=np.float32)
+        else:
+            dot = module.dot
+            for s, a, b in spans:
+                scores[a:b] = dot(q8, codes[s : s + b - a])
         scores *= scales[rows]  # one gather: cheaper than a multiply per list
         return _Cands(scores, rows)
 
@@ -226,10 +253,10 @@ class Scan:
         return block
 
     @staticmethod
-    def _dot() -> Any:
+    def _module() -> Any:
         module = kernel()
         assert module is not None
-        return module.dot
+        return module
 
     def _codes(self) -> tuple[_Codes, Matrix]:
         codes, scales = self.lists.codes, self.lists.scales

@@ -318,9 +318,14 @@ class SpannIndex:
         probes, d2 = st.heads.search(q, cap, coarse=True)
         keep = prune(probes, d2, None if eps is None else float(eps))
         spare = 2 * k * self.config.replicas + 16
-        lists = dataclasses.replace(st.lists(), codes=st.post.codes, scales=st.post.scales)
-        rescore = self.config.rescore if self.config.quantized else None
-        return Scan(lists, k, mask, spare, rescore).run(q, probes, keep)
+        post, cfg = st.post, self.config
+        lists = dataclasses.replace(
+            st.lists(), codes=post.codes, scales=post.scales, signs=post.signs, centre=post.centre
+        )
+        rescore = cfg.rescore if cfg.quantized else None
+        pre = cfg.prefilter
+        prefilter = float(self.calibration.get("prefilter") or 0.0) if pre == "auto" else pre
+        return Scan(lists, k, mask, spare, rescore, prefilter).run(q, probes, keep)
 
     # ------------------------------------------------------------------ extras
     def contains(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
