@@ -13,12 +13,12 @@ import numpy.typing as npt
 from engramdb.config import CHANNEL_GROUPS, CHANNELS, MAX_K, EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.engine._dense import DenseIndex
+from engramdb.engine._lexical import LexicalIndex
 from engramdb.engine._validity import current_first, relations
 from engramdb.engine._views import DenseView
 from engramdb.errors import InvalidInputError, NotFoundError
 from engramdb.filter import compile_filter, parse_filter
 from engramdb.graph.channel import GraphChannel
-from engramdb.lexical.fts5 import FTS5Index
 from engramdb.query import parse_time_intent
 from engramdb.retrieve.conversation import Turn as ConvTurn
 from engramdb.retrieve.conversation import as_turn, rescore
@@ -100,7 +100,7 @@ class Reader:
     def __init__(
         self,
         store: SQLiteStore,
-        lexical: FTS5Index,
+        lexical: LexicalIndex,
         embedder: Embedder,
         dense: DenseIndex,
         config: EngineConfig,

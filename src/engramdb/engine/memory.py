@@ -24,6 +24,7 @@ from engramdb.engine import _proposals as proposals
 from engramdb.engine import _validity as validity
 from engramdb.engine._calibration import Calibrations
 from engramdb.engine._dense import DenseIndex
+from engramdb.engine._lexical import LexicalIndex
 from engramdb.engine._precision import (
     Precision,
     RerankLike,
@@ -52,7 +53,6 @@ from engramdb.graph.channel import GraphChannel
 from engramdb.ingest import load_path, normalize_text
 from engramdb.ingest.moments import strict_time
 from engramdb.ingest.turns import Place, Turn, turn_records, turns_around
-from engramdb.lexical.fts5 import FTS5Index
 from engramdb.recognize.judge import Judge
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import SQLiteStore, store_error
@@ -150,7 +150,7 @@ class Memory:
         self._store: SQLiteStore | None = store
         self.config = config
         self.embedder = embedder
-        self._lexical = FTS5Index(lambda: store.conn, config.lexical)
+        self._lexical = LexicalIndex(store, config.lexical)
         rc = config.recognize
         self._hasher = MinHasher(num_perm=rc.num_perm, bands=rc.bands, shingle=rc.shingle)
         self._dense = DenseIndex(store, embedder, config.ann)
@@ -161,6 +161,7 @@ class Memory:
         )
         self._prepare_schema()
         self._dense.load()
+        self._lexical.load()
         self._writer = Writer(store, embedder, self._dense, self._hasher, config, graph=self._graph)
         self._reader = Reader(
             store, self._lexical, embedder, self._dense, config, graph=self._graph
@@ -259,6 +260,7 @@ class Memory:
             store, self._store = self._store, None
             store.close()  # waits for the reads in progress: nothing searches the index after
             self._dense.close()
+            self._lexical.close()
 
     def __enter__(self) -> Memory:
         return self
