@@ -14,6 +14,9 @@ The vocabulary is small so that terms repeat within a row (``tf > 1``) and acros
 (terms in more than half of them, where the idf is clamped to ``1e-6``); it has stop words,
 words that only porter folds together (``run``/``runs``/``running``), case and diacritic
 variants, and some rows are long enough (128 tokens or more) for multi-byte varints.
+
+Every oracle runs on FTS5Index itself and on the postings arrays read from it (the path the
+engine searches with, ``_lexical_paths.PostingsPath``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import pytest
+from _lexical_paths import PATHS, PostingsPath, on_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,6 +62,7 @@ FILTERS: list[tuple[str | None, tuple[object, ...]]] = [
 ]
 
 Doc = tuple[int, str, str]  # id, namespace, text
+Lexical = FTS5Index | PostingsPath
 
 
 @dataclass
@@ -97,7 +102,7 @@ def cases(draw: st.DrawFn) -> Case:
 
 
 @contextmanager
-def _store(docs: Sequence[Doc], tokenizer: str) -> Iterator[FTS5Index]:
+def _store(docs: Sequence[Doc], tokenizer: str, path: str = "fts5") -> Iterator[Lexical]:
     conn = sqlite3.connect(":memory:")
     try:
         conn.execute(
@@ -108,13 +113,13 @@ def _store(docs: Sequence[Doc], tokenizer: str) -> Iterator[FTS5Index]:
         index.ensure()
         conn.executemany("INSERT INTO memories (id, namespace, text) VALUES (?, ?, ?)", docs)
         conn.commit()
-        yield index
+        yield on_path(index, path)
     finally:
         conn.close()
 
 
 def _search(
-    index: FTS5Index, queries: list[str], k: int, where: str | None, params: tuple[object, ...]
+    index: Lexical, queries: list[str], k: int, where: str | None, params: tuple[object, ...]
 ) -> list[list[tuple[int, float]]]:
     ids, scores = index.search(queries, k, where=where, params=params)
     return [
@@ -131,7 +136,7 @@ def _assert_same(got: list[list[tuple[int, float]]], want: list[list[tuple[int, 
             assert score == pytest.approx(expected, rel=RELATIVE)
 
 
-def _bm25_doubles(index: FTS5Index, query: str) -> dict[int, float]:
+def _bm25_doubles(index: Lexical, query: str) -> dict[int, float]:
     expression = match_expression(query, stopwords=index.config.stopwords)
     if expression is None:
         return {}
@@ -142,10 +147,11 @@ def _bm25_doubles(index: FTS5Index, query: str) -> dict[int, float]:
     return {rowid: -score for rowid, score in rows}
 
 
+@pytest.mark.parametrize("path", PATHS)
 @ORACLE
 @given(case=cases())
-def test_own_stats_rank_as_search(case: Case) -> None:
-    with _store(case.docs, case.tokenizer) as index:
+def test_own_stats_rank_as_search(path: str, case: Case) -> None:
+    with _store(case.docs, case.tokenizer, path) as index:
         stats = index.term_stats(case.queries)
         assert (stats.rows, len(stats.df)) == (len(case.docs), len(case.queries))
         for where, params in FILTERS:
@@ -159,9 +165,12 @@ def test_own_stats_rank_as_search(case: Case) -> None:
                 assert score == pytest.approx(doubles[rowid], rel=1e-12, abs=0)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @ORACLE
 @given(case=cases(), data=st.data())
-def test_shards_with_summed_stats_rank_as_one_store(case: Case, data: st.DataObject) -> None:
+def test_shards_with_summed_stats_rank_as_one_store(
+    path: str, case: Case, data: st.DataObject
+) -> None:
     n_shards = data.draw(st.sampled_from([2, 3]))
     owner = data.draw(
         st.lists(st.integers(0, n_shards - 1), min_size=len(case.docs), max_size=len(case.docs))
@@ -169,7 +178,7 @@ def test_shards_with_summed_stats_rank_as_one_store(case: Case, data: st.DataObj
     parts = [[d for d, o in zip(case.docs, owner, strict=True) if o == s] for s in range(n_shards)]
     with ExitStack() as stack:
         whole = stack.enter_context(_store(case.docs, case.tokenizer))
-        shards = [stack.enter_context(_store(part, case.tokenizer)) for part in parts]
+        shards = [stack.enter_context(_store(part, case.tokenizer, path)) for part in parts]
         zero = TermStats.empty(len(case.queries))
         stats = sum((shard.term_stats(case.queries) for shard in shards), zero)
         assert stats == whole.term_stats(case.queries)
@@ -198,10 +207,11 @@ FIXED = [
 ]
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("tokenizer", TOKENIZERS)
-def test_fixed_corpus_covers_clamp_repeats_and_long_rows(tokenizer: str) -> None:
+def test_fixed_corpus_covers_clamp_repeats_and_long_rows(tokenizer: str, path: str) -> None:
     queries = ["memory graph", "run café", "memory memory", "vector"]
-    with _store(FIXED, tokenizer) as index:
+    with _store(FIXED, tokenizer, path) as index:
         stats = index.term_stats(queries)
         assert stats.rows == len(FIXED)
         assert stats.tokens == sum(len(text.split()) for _, _, text in FIXED)
@@ -220,13 +230,15 @@ def test_fixed_corpus_covers_clamp_repeats_and_long_rows(tokenizer: str) -> None
     assert scored == pytest.approx(want, rel=1e-12)
 
 
-def test_porter_counts_stemmed_matches() -> None:
-    with _store(FIXED, "porter unicode61") as index:
+@pytest.mark.parametrize("path", PATHS)
+def test_porter_counts_stemmed_matches(path: str) -> None:
+    with _store(FIXED, "porter unicode61", path) as index:
         stats = index.term_stats(["running"])
-    with _store(FIXED, "unicode61") as index:
+    with _store(FIXED, "unicode61", path) as index:
         plain = index.term_stats(["running"])
     assert (stats.df[0]["running"], plain.df[0]["running"]) == (1, 1)
-    with _store([*FIXED, (50, "work", "he runs; she ran; they run")], "porter unicode61") as ix:
+    more = [*FIXED, (50, "work", "he runs; she ran; they run")]
+    with _store(more, "porter unicode61", path) as ix:
         assert ix.term_stats(["running"]).df == ({"running": 2},)
 
 
@@ -240,8 +252,9 @@ def test_stats_add_and_pickle() -> None:
         a + TermStats.empty(3)
 
 
-def test_invalid_inputs() -> None:
-    with _store(FIXED, "unicode61") as index:
+@pytest.mark.parametrize("path", PATHS)
+def test_invalid_inputs(path: str) -> None:
+    with _store(FIXED, "unicode61", path) as index:
         stats = index.term_stats(["memory", STOP_ONLY])
         assert stats.df[1] == {}
         assert index.search_stats(["memory", STOP_ONLY], 5, stats)[1] == []

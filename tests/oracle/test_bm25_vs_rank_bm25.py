@@ -1,4 +1,7 @@
-"""FTS5Index's BM25 equals rank_bm25's BM25Okapi on the tiny corpus.
+"""engramdb's BM25 equals rank_bm25's BM25Okapi on the tiny corpus, on both search paths.
+
+Every test runs on FTS5Index itself and on the postings arrays read from it (the path the
+engine searches with, ``_lexical_paths.PostingsPath``).
 
 Both score a document as ``sum over query terms of idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b
 + b * dl / avgdl))`` with ``k1 = 1.2``, ``b = 0.75``, ``dl`` the document's token count and
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _lexical_paths import PATHS, PostingsPath, on_path
 from rank_bm25 import BM25Okapi
 
 from engramdb.config import LexicalConfig
@@ -39,6 +43,7 @@ CONFIG = LexicalConfig(tokenizer="unicode61", stopwords=True)
 TOLERANCE = 1e-5
 
 Doc = dict[str, Any]
+Lexical = FTS5Index | PostingsPath
 
 
 def _jsonl(name: str) -> list[Doc]:
@@ -70,18 +75,18 @@ def conn() -> Iterator[sqlite3.Connection]:
     db.close()
 
 
-@pytest.fixture
-def index(conn: sqlite3.Connection) -> FTS5Index:
+@pytest.fixture(params=PATHS)
+def index(conn: sqlite3.Connection, request: pytest.FixtureRequest) -> Lexical:
     ix = FTS5Index(conn, CONFIG)
     ix.ensure()
-    return ix
+    return on_path(ix, request.param)
 
 
 def _current(conn: sqlite3.Connection) -> dict[int, str]:
     return dict(conn.execute("SELECT id, text FROM memories ORDER BY id").fetchall())
 
 
-def _fts(ix: FTS5Index, query: str, **kwargs: Any) -> dict[int, float]:
+def _fts(ix: Lexical, query: str, **kwargs: Any) -> dict[int, float]:
     ids, scores = ix.search([query], 100, **kwargs)
     return {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
 
@@ -102,7 +107,7 @@ def _oracle(docs: dict[int, str], query: str) -> dict[int, float]:
     return {i: float(s) for i, s in zip(ids, scores, strict=True) if s > 0}
 
 
-def _assert_matches_oracle(ix: FTS5Index, docs: dict[int, str]) -> None:
+def _assert_matches_oracle(ix: Lexical, docs: dict[int, str]) -> None:
     for query in QUERIES:
         got, want = _fts(ix, query), _oracle(docs, query)
         assert want, f"query {query!r} matches nothing: a useless oracle case"
@@ -116,7 +121,7 @@ def _assert_integrity(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO memories_fts (memories_fts, rank) VALUES ('integrity-check', 1)")
 
 
-def test_tokenize_equals_fts5_tokens_on_the_corpus(index: FTS5Index) -> None:
+def test_tokenize_equals_fts5_tokens_on_the_corpus(index: Lexical) -> None:
     conn = index.conn
     conn.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, memories_fts, instance)")
     fts: dict[int, list[str]] = {}
@@ -126,12 +131,12 @@ def test_tokenize_equals_fts5_tokens_on_the_corpus(index: FTS5Index) -> None:
     assert any(not d["text"].isascii() for d in CORPUS)
 
 
-def test_scores_equal_rank_bm25(index: FTS5Index, conn: sqlite3.Connection) -> None:
+def test_scores_equal_rank_bm25(index: Lexical, conn: sqlite3.Connection) -> None:
     assert len(CORPUS) >= 40 and len(QUERIES) >= 12
     _assert_matches_oracle(index, _current(conn))
 
 
-def test_ranking_is_by_score_then_id(index: FTS5Index) -> None:
+def test_ranking_is_by_score_then_id(index: Lexical) -> None:
     for query in QUERIES:
         ids, scores = index.search([query], 100)
         ranked = [(-float(s), int(i)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
@@ -159,7 +164,7 @@ FILTERS: list[tuple[str, list[object], Callable[[Doc], bool]]] = [
 
 @pytest.mark.parametrize(("where", "params", "predicate"), FILTERS)
 def test_where_filter_equals_python_predicate(
-    index: FTS5Index, where: str, params: list[object], predicate: Callable[[Doc], bool]
+    index: Lexical, where: str, params: list[object], predicate: Callable[[Doc], bool]
 ) -> None:
     keep = {d["id"] for d in CORPUS if predicate(d)}
     for query in QUERIES:
@@ -170,7 +175,7 @@ def test_where_filter_equals_python_predicate(
         assert filtered == expected
 
 
-def test_triggers_keep_the_index_in_sync(index: FTS5Index, conn: sqlite3.Connection) -> None:
+def test_triggers_keep_the_index_in_sync(index: Lexical, conn: sqlite3.Connection) -> None:
     _insert(
         conn,
         [
@@ -195,7 +200,7 @@ def test_triggers_keep_the_index_in_sync(index: FTS5Index, conn: sqlite3.Connect
     assert index.stats()["rows"] == len(CORPUS) - 1
 
 
-def test_rolled_back_writes_leave_no_trace(index: FTS5Index, conn: sqlite3.Connection) -> None:
+def test_rolled_back_writes_leave_no_trace(index: Lexical, conn: sqlite3.Connection) -> None:
     before = [_fts(index, q) for q in QUERIES]
     conn.execute("BEGIN")
     _insert(conn, [{"id": 50, "namespace": "work", "source": "n", "text": "budget budget"}])
