@@ -181,7 +181,6 @@ class DenseIndex:
             followed = self._follow(view, seq)  # another process folded them: take its log
             if followed is not None:
                 self._views.clear()  # the base changed in place: the views kept are stale
-                self._view = None
                 return followed
             if changes is None or view.base.index.changed_on_disk():  # cannot be followed
                 fresh = self._reopen(seq)
