@@ -35,7 +35,7 @@ from engramdb.ann.spann._manifest import (
     commit as write_commit,
 )
 from engramdb.ann.spann._postings import PostingFile, posting_names
-from engramdb.ann.spann._state import DELETED, State
+from engramdb.ann.spann._state import DELETED, State, rows_crc
 from engramdb.ann.spann._wal import Batch, LogWriter, log_name, read_log
 from engramdb.errors import IndexFormatError
 
@@ -162,13 +162,17 @@ def checkpoint(
     return sum((folder / name).stat().st_size for name in (f"state.g{gen}.npz", *extra))
 
 
-def append(writer: LogWriter, state: State, generation: int, store_version: int | None) -> None:
-    """Commit ``state``'s changes as log record ``generation``: the posting rows first, then
-    the record, each synced (the files are cut to the rows in use first, as a checkpoint
-    does, so that they are exactly as long as the record says)."""
+def append(
+    writer: LogWriter, state: State, generation: int, store_version: int | None, *, sync: bool
+) -> None:
+    """Commit ``state``'s changes as log record ``generation`` (synced); ``sync``: the posting
+    files are synced first, else the record's checksum of the rows it wrote stands for them
+    (see :mod:`._wal`). The files are cut to the rows in use first, as a checkpoint does, so
+    that they are as long as the record says."""
     state.post.trim()
-    state.post.sync()
-    writer.append(state.changes(generation, store_version))
+    if sync:
+        state.post.sync()
+    writer.append(state.changes(generation, store_version, synced=sync))
     state.clean()
 
 
@@ -190,8 +194,8 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any], LogPosition]
     gen = int(manifest["generation"])
     batch = read_log(folder / log_name(gen), after=gen)  # never None from offset 0
     assert batch is not None
-    offset = int(batch.ends[-1]) if len(batch) else 0
     dim, epoch = int(manifest["dim"]), int(manifest.get("epoch", 0))
+    batch = _within_files(folder, batch, dim, epoch)
     end = int(batch.last("end") or 0) if len(batch) else int(manifest["end"])
     directory = arr["directory"].astype(np.int64)
     heads = arr["heads"].astype(np.float32)
@@ -212,6 +216,12 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any], LogPosition]
     if manifest.get("graph"):
         head_index.load_graph(folder / manifest["graph"], max(cfg.hnsw_ef, 2 * cfg.max_probes))
     post = PostingFile(folder, dim, end, epoch=epoch)
+    batch = _intact(post, batch)
+    if len(batch):
+        post.end = end = int(batch.last("end") or 0)
+    else:
+        post.end = end = int(manifest["end"])
+    offset = int(batch.ends[-1]) if len(batch) else 0
     vid_arrays = (
         arr["ext"].astype(np.int64, copy=False),
         arr["version"].astype(np.uint8, copy=False),
@@ -240,6 +250,36 @@ def load(folder: Path) -> tuple[State, SpannConfig, dict[str, Any], LogPosition]
         checkpoint_bytes=sum(int(f["size"]) for f in manifest.get("files", {}).values()),
     )
     return state, cfg, manifest, position
+
+
+def _unsynced(batch: Batch) -> int:
+    """The first record after the last one written with the posting files synced."""
+    synced = np.flatnonzero(batch.synced)
+    return int(synced[-1]) + 1 if synced.size else 0
+
+
+def _within_files(folder: Path, batch: Batch, dim: int, epoch: int) -> Batch:
+    """``batch`` up to the first unsynced record whose rows lie past the end of the vector
+    or entry file (lost with the page cache)."""
+    names = posting_names(epoch)
+    try:
+        rows = min(
+            (folder / names[0]).stat().st_size // (4 * dim), (folder / names[1]).stat().st_size // 8
+        )
+    except OSError:
+        return batch  # PostingFile reports it
+    ends = batch.header[:, 4]
+    past = np.flatnonzero(ends[_unsynced(batch) :] > rows)
+    return batch.prefix(_unsynced(batch) + int(past[0])) if past.size else batch
+
+
+def _intact(post: PostingFile, batch: Batch) -> Batch:
+    """``batch`` up to the first record after the last synced one whose posting rows do not
+    match its checksum."""
+    for j in range(_unsynced(batch), len(batch)):
+        if rows_crc(post, batch.ranges(j)) != int(batch.rows_crc[j]):
+            return batch.prefix(j)
+    return batch
 
 
 def _consistent(state: State) -> bool:

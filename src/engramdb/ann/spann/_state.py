@@ -13,6 +13,9 @@ moved or killed. A commit writes just that to the folder's write-ahead log
 
 from __future__ import annotations
 
+import zlib
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -23,7 +26,7 @@ from engramdb.ann.spann._search import Lists
 from engramdb.ann.spann._wal import Batch, Record
 from engramdb.types import Matrix
 
-__all__ = ["DELETED", "State"]
+__all__ = ["DELETED", "State", "rows_crc"]
 
 DELETED = 255
 """The version of a deleted vid; live versions cycle through 0..254."""
@@ -80,6 +83,7 @@ class State:
         self._head_parts: set[int] = set()
         self._moved: set[int] = set()
         self._killed: set[int] = set()
+        self._written: list[tuple[int, int]] = []
 
     @property
     def dirty(self) -> bool:
@@ -109,14 +113,16 @@ class State:
         parts = [*self._vid_parts, np.arange(self._base_vids, self.n_vids, dtype=np.int64)]
         return np.unique(np.concatenate(parts))
 
-    def changes(self, generation: int, store_version: int | None) -> Record:
-        """Everything changed since the last commit, as a log record."""
+    def changes(self, generation: int, store_version: int | None, *, synced: bool) -> Record:
+        """Everything changed since the last commit, as a log record (``synced``: the
+        posting files are synced before it is written)."""
         vids = self.changed_vids()
         slots = np.union1d(
             np.fromiter(self._head_parts, dtype=np.int64, count=len(self._head_parts)),
             np.arange(self._base_heads, self.heads.n, dtype=np.int64),
         )
         moved = np.array(sorted(h for h in self._moved if h < self._base_heads), dtype=np.int64)
+        written = np.array(self._written, dtype=np.int64).reshape(-1, 2)
         return Record(
             generation=generation,
             store_version=store_version,
@@ -125,6 +131,9 @@ class State:
             end=self.post.end,
             count=self.n_live,
             epoch=self.post.epoch,
+            written=written,
+            rows_crc=rows_crc(self.post, written),
+            synced=synced,
             vids=vids,
             ext=self.ext[vids],
             version=self.version[vids],
@@ -282,6 +291,7 @@ class State:
         self.start[h], self.rows[h], self.cap[h] = start, n, cap
         self._head_parts.add(h)
         if n:
+            self._written.append((start, n))
             vids = unpack_vid(entries)
             self.loc[vids] = start + np.arange(n)
             self._touch(vids)
@@ -293,6 +303,7 @@ class State:
             at = int(self.start[h]) + r
             self.post.write(at, vectors, entries)
             self.rows[h] = r + n
+            self._written.append((at, n))
             vids = unpack_vid(entries)
             self.loc[vids] = at + np.arange(n)
             self._head_parts.add(h)
@@ -315,6 +326,19 @@ class State:
         for group in np.split(order, bounds):
             if group.size:
                 self.append(int(heads_of[group[0]]), vectors[group], ents[group])
+
+
+def rows_crc(post: PostingFile, ranges: _Ints) -> int:
+    """The CRC-32 of the posting rows in ``ranges`` (``(k, 2)`` start, length): their vectors
+    and entries, and their codes where the files have them."""
+    crc = 0
+    parts: list[npt.NDArray[Any] | None]
+    parts = [post.vectors, post.entries, post.codes, post.scales, post.signs]
+    for start, n in ranges.tolist():
+        for arr in parts:
+            if arr is not None:
+                crc = zlib.crc32(np.ascontiguousarray(arr[start : start + n]).data, crc)
+    return crc
 
 
 def _last_wins(keys: _Ints) -> tuple[_Ints, _Ints]:

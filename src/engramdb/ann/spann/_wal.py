@@ -12,13 +12,22 @@ the commits ``N + 1, N + 2, ...`` in order. A record::
     magic    4 bytes  b"SWAL"
     length   u32      payload bytes
     crc32    u32      of the payload
-    payload           a fixed header (generation, store version, counts, end, epoch, array
-                      lengths), then the arrays, int64 first, then float32, then uint8
+    payload           a fixed header (generation, store version, counts, end, epoch, the
+                      checksum of the posting rows written, whether the posting files were
+                      synced first, array lengths), then the arrays, int64 first, then
+                      float32, then uint8
 
 Reading stops at the first record that is incomplete, fails its checksum or does not carry
 the next generation: a torn tail (a crash in the middle of an append) is ignored, and the
-next append writes over it. An append is ``pwrite`` then ``fdatasync``, after the posting
-rows it refers to were synced; until it returns, the previous commit stands.
+next append writes over it. An append is ``pwrite`` then ``fdatasync``; until it returns,
+the previous commit stands.
+
+The posting rows a commit wrote are not synced with every commit (the posting files are four,
+the log one): a record lists the row ranges its commit wrote with their CRC-32, and the
+posting files are synced before a record now and then (``synced``; always at a checkpoint).
+Opening checks the rows of the records after the last synced one and replays only up to the
+first whose rows are not intact (power lost before the page cache reached the disk): the
+index is then as of an earlier commit, never half of one.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ __all__ = ["Batch", "LogWriter", "Record", "last_commit", "log_name", "read_log"
 _Ints = npt.NDArray[np.int64]
 _MAGIC = b"SWAL"
 _FRAME = struct.Struct("<4sII")
-_HEADER_FIELDS = 13
+_HEADER_FIELDS = 16
 _HEADER = struct.Struct(f"<{_HEADER_FIELDS}q")
 
 
@@ -58,6 +67,9 @@ class Record:
         store_version: the store version recorded with it (``None``: none).
         n_vids, n_heads, end, count, epoch: vids, head slots, posting rows in use, live
             vectors and posting epoch after the commit.
+        written: ``(k, 2)`` start and length of the posting row ranges the commit wrote.
+        rows_crc: the CRC-32 of those rows (see ``State.rows_crc``).
+        synced: whether the posting files were synced before the record was written.
         vids: the vids that changed, with their ``ext``, ``version`` and ``loc``.
         slots: the head slots whose list changed, with their ``directory`` rows
             (``start, rows, cap``).
@@ -73,6 +85,9 @@ class Record:
     end: int
     count: int
     epoch: int
+    written: _Ints
+    rows_crc: int
+    synced: bool
     vids: _Ints
     ext: _Ints
     version: npt.NDArray[np.uint8]
@@ -95,14 +110,18 @@ class Record:
             self.end,
             self.count,
             self.epoch,
+            self.rows_crc,
+            int(self.synced),
             self.vids.size,
             self.slots.size,
+            self.written.shape[0],
             self.new_heads.shape[0],
             self.moved.size,
             self.killed.size,
             dim,
         )
-        ints = (self.vids, self.ext, self.loc, self.slots, self.directory, self.moved, self.killed)
+        ints = [self.vids, self.ext, self.loc, self.slots, self.directory, self.written]
+        ints += [self.moved, self.killed]
         parts = [np.ascontiguousarray(a, dtype=np.int64).tobytes() for a in ints]
         parts += [np.ascontiguousarray(self.new_heads, dtype=np.float32).tobytes()]
         parts += [np.ascontiguousarray(self.moved_heads, dtype=np.float32).tobytes()]
@@ -122,6 +141,8 @@ class Batch:
     Attributes:
         header: ``(records, 7)`` int64: generation, store version (``-1``: none), vids, head
             slots, end, count and epoch after each record.
+        rows_crc, synced: each record's posting-row checksum and whether it was synced.
+        written_counts, written: the row ranges each record wrote, concatenated in order.
         ends: the log offset just past each record.
         vid_counts, slot_counts: how many vids and head slots each record changed.
         vids, ext, version, loc: the vids every record changed, concatenated in order.
@@ -131,6 +152,10 @@ class Batch:
     """
 
     header: _Ints
+    rows_crc: _Ints
+    synced: npt.NDArray[np.bool_]
+    written_counts: _Ints
+    written: _Ints
     ends: _Ints
     vid_counts: _Ints
     slot_counts: _Ints
@@ -145,6 +170,11 @@ class Batch:
     def __len__(self) -> int:
         return int(self.header.shape[0])
 
+    def ranges(self, j: int) -> _Ints:
+        """The posting row ranges record ``j`` wrote, ``(k, 2)`` start and length."""
+        at = int(self.written_counts[:j].sum())
+        return self.written[at : at + int(self.written_counts[j])]
+
     def last(self, field: str) -> int | None:
         """``field`` (``generation``, ``store_version``, ``vids``, ``heads``, ``end``,
         ``count`` or ``epoch``) after the last record (``None``: no record or no store
@@ -157,8 +187,13 @@ class Batch:
     def prefix(self, k: int) -> Batch:
         """The first ``k`` records."""
         nv, ns = int(self.vid_counts[:k].sum()), int(self.slot_counts[:k].sum())
+        nw = int(self.written_counts[:k].sum())
         return Batch(
             header=self.header[:k],
+            rows_crc=self.rows_crc[:k],
+            synced=self.synced[:k],
+            written_counts=self.written_counts[:k],
+            written=self.written[:nw],
             ends=self.ends[:k],
             vid_counts=self.vid_counts[:k],
             slot_counts=self.slot_counts[:k],
@@ -193,8 +228,9 @@ def read_log(path: Path, *, after: int, offset: int = 0) -> Batch | None:
     header = np.array([h for _, _, h in frames], dtype=np.int64).reshape(n, _HEADER_FIELDS)
     starts = np.array([at for at, _, _ in frames], dtype=np.int64) + _HEADER.size
     lengths = np.array([length for _, length, _ in frames], dtype=np.int64)
-    n_v, n_s, n_new, n_moved, n_killed, dim = header[:, 7:].T
-    need = 8 * (3 * n_v + 4 * n_s + n_moved + n_killed) + 4 * dim * (n_new + n_moved) + n_v
+    n_v, n_s, n_w, n_new, n_moved, n_killed, dim = header[:, 9:].T
+    need = 8 * (3 * n_v + 4 * n_s + 2 * n_w + n_moved + n_killed)
+    need += 4 * dim * (n_new + n_moved) + n_v
     bad = np.flatnonzero(need + _HEADER.size != lengths)
     if bad.size:
         raise IndexFormatError(
@@ -203,7 +239,8 @@ def read_log(path: Path, *, after: int, offset: int = 0) -> Batch | None:
         )
     buf = np.frombuffer(data, dtype=np.uint8)
     slots_at = starts + 24 * n_v
-    heads_at = slots_at + 32 * n_s
+    written_at = slots_at + 32 * n_s
+    heads_at = written_at + 16 * n_w
     heads: list[tuple[int, Matrix, _Ints, Matrix, _Ints]] = []
     for j in np.flatnonzero(n_new + n_moved + n_killed).tolist():
         at, d = int(heads_at[j]), int(dim[j])
@@ -218,6 +255,10 @@ def read_log(path: Path, *, after: int, offset: int = 0) -> Batch | None:
     version_at = heads_at + 8 * (n_moved + n_killed) + 4 * dim * (n_new + n_moved)
     return Batch(
         header=header[:, :7],
+        rows_crc=header[:, 7],
+        synced=header[:, 8] != 0,
+        written_counts=n_w,
+        written=_gather(buf, written_at, 2 * n_w, 8).view(np.int64).reshape(-1, 2),
         ends=np.asarray(ends, dtype=np.int64),
         vid_counts=n_v,
         slot_counts=n_s,

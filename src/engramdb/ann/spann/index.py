@@ -18,8 +18,10 @@ write-ahead log (a few hundred bytes for a small write), or, once the log has gr
 half the size of the last checkpoint, as a new checkpoint of every array (so the cost of
 re-saving them is spread over many commits). A crash before or during a commit leaves the
 previous commit intact: :meth:`open` checks the checkpoint's files against the manifest and
-replays the log's records up to the last whole one. Another process's commits to the same
-folder are followed with :meth:`refresh`.
+replays the log's records up to the last whole one (a record holds the checksum of the
+posting rows it wrote, which are synced only now and then: one whose rows did not reach the
+disk ends the replay). Another process's commits to the same folder are followed with
+:meth:`refresh`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ _Ints = npt.NDArray[np.int64]
 _EXACT_ALLOW = 4096
 _LOG_MIN = 1 << 20  # log bytes always allowed before a checkpoint
 _LOG_RATIO = 0.5  # ... else a checkpoint once the log outgrows this share of the last one
+_SYNC_BYTES = 1 << 20  # log bytes between commits that sync the posting files
 
 
 class SpannIndex:
@@ -87,6 +90,7 @@ class SpannIndex:
         self._at = position or LogPosition(self._lineage, 0, 0, 0, 0)
         self._log = self._at.writer(folder)
         self._must_checkpoint = position is None
+        self._unsynced = _SYNC_BYTES  # log bytes since the posting files were last synced
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -186,6 +190,7 @@ class SpannIndex:
         position, store_version = followed
         if position != self._at:
             self._set_position(position)
+            self._unsynced = _SYNC_BYTES  # what was followed may not be on disk yet
             self.store_version = store_version if store_version is not None else self.store_version
         return True
 
@@ -414,10 +419,14 @@ class SpannIndex:
         gen = int(meta["generation"])
         self._set_position(LogPosition(self._lineage, gen, gen, 0, size))
         self._must_checkpoint = False
+        self._unsynced = 0
 
     def _append(self) -> None:
         gen = self._at.generation + 1
-        _persist.append(self._log, self._state, gen, self.store_version)
+        sync = self._unsynced >= _SYNC_BYTES
+        before = self._log.offset
+        _persist.append(self._log, self._state, gen, self.store_version, sync=sync)
+        self._unsynced = 0 if sync else self._unsynced + self._log.offset - before
         at = self._at
         self._at = LogPosition(
             at.lineage, at.checkpoint, gen, self._log.offset, at.checkpoint_bytes
