@@ -108,6 +108,7 @@ class LexicalIndex:
         self._unsaved_base = False  # the largest segment changed since the last save
         self._created = ""
         self.last_build: str | None = None
+        self.builds = 0
 
     # -- schema (FTS5) ------------------------------------------------------------------
 
@@ -293,6 +294,7 @@ class LexicalIndex:
     def _rebuild(self, seq: int, reason: str) -> PostingsView:
         segment = read_fts5(self._store.conn, self.fts.fts_table)
         self.last_build = reason
+        self.builds += 1
         view = PostingsView.of(seq, [segment], [np.zeros(0, dtype=np.int64)])
         rows, tokens = self.fts._totals()
         if (rows, tokens) != (view.rows, view.tokens):
