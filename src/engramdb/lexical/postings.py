@@ -176,7 +176,7 @@ def load_segment(folder: Path) -> Segment:
         raise IndexFormatError(f"{folder}: unreadable lexical segment ({exc})") from exc
     raw = bytes(arrays["term_bytes"])
     ends = arrays["term_ends"].tolist()
-    starts = [0, *ends[:-1]]
+    starts = [0, *ends[:-1]][: len(ends)]
     terms = tuple(raw[a:b].decode("utf-8") for a, b in zip(starts, ends, strict=True))
     segment = Segment(
         ids=arrays["ids"],
