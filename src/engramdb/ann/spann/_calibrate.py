@@ -33,7 +33,7 @@ __all__ = ["EPS_GRID", "PREFILTER_GRID", "PREFILTER_LOSS", "calibrate"]
 
 EPS_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 PREFILTER_GRID = (0.05, 0.1, 0.2, 0.3)
-PREFILTER_LOSS = 0.005
+PREFILTER_LOSS = 0.0025
 """Recall@10 the prefilter may lose against scanning every candidate's int8 code."""
 _CAP_STEPS = (1, 2, 4)
 _K = 10

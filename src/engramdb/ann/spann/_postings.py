@@ -126,6 +126,7 @@ class PostingFile:
         self._rows = 0
         self.vectors: Matrix = np.empty((0, dim), dtype=np.float32)
         self.entries: _Ints = np.empty(0, dtype=np.int64)
+        self.code_rows: npt.NDArray[np.uint8] | None = None
         self.codes: npt.NDArray[np.int8] | None = None
         self.scales: Matrix | None = None
         self.signs: npt.NDArray[np.uint8] | None = None
@@ -167,6 +168,7 @@ class PostingFile:
         self.vectors = maps["vectors"].view(np.float32)
         self.entries = maps["entries"].view(np.int64)[:, 0]
         if "codes" in maps:
+            self.code_rows = maps["codes"]
             self.codes, self.scales = decode(maps["codes"], self.dim)
         if "signs" in maps:
             self.signs = maps["signs"]
@@ -215,7 +217,8 @@ class PostingFile:
         """Drop the maps and close the files."""
         self.vectors = np.empty((0, self.dim), dtype=np.float32)
         self.entries = np.empty(0, dtype=np.int64)
-        self.codes = self.scales = self.signs = None
+        self.code_rows = self.signs = None
+        self.codes = self.scales = None
         for fd in self._fds:
             os.close(fd)
         self._fds = []

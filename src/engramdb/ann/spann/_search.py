@@ -26,7 +26,14 @@ import numpy as np
 import numpy.typing as npt
 
 from engramdb.ann.spann._postings import unpack_version, unpack_vid
-from engramdb.ann.spann._quant import dot_blocks, encode_queries, kernel, signs
+from engramdb.ann.spann._quant import (
+    SCALE_BYTES,
+    decode,
+    dot_blocks,
+    encode_queries,
+    kernel,
+    signs,
+)
 from engramdb.types import IdMatrix, Matrix
 
 __all__ = ["FLOOR", "Lists", "Scan", "prune"]
@@ -44,7 +51,8 @@ FLOOR = 8
 class Lists:
     """What a scan needs: the mapped rows, the list directory and the version map.
 
-    ``codes``/``scales`` are the rows' int8 codes and their scales (``None``: scan float32),
+    ``codes`` are the rows' code rows (int8 code and scale, see :mod:`._quant`; ``None``: scan
+    float32),
     ``signs`` their sign bits around ``centre`` (``None``: no prefilter).
     """
 
@@ -54,8 +62,7 @@ class Lists:
     rows: _Ints
     version: npt.NDArray[np.uint8]
     ext: _Ints
-    codes: _Codes | None = None
-    scales: Matrix | None = None
+    codes: npt.NDArray[np.uint8] | None = None
     signs: npt.NDArray[np.uint8] | None = None
     centre: Matrix | None = None
 
@@ -208,11 +215,13 @@ class Scan:
             take = max(int(self.prefilter * rows.size), FLOOR * self._depth())
             if take < rows.size:
                 rows = rows[np.argpartition(scores, take - 1)[:take]]
-            scores = np.asarray(module.dot(q8, codes[rows]), dtype=np.float32)
-        else:
-            dot = module.dot
-            for s, a, b in spans:
-                scores[a:b] = dot(q8, codes[s : s + b - a])
+            picked, scales = decode(self._code_rows()[rows], codes.shape[1])  # one gather
+            scores = np.asarray(module.dot(q8, picked), dtype=np.float32)
+            scores *= scales
+            return _Cands(scores, rows)
+        dot = module.dot
+        for s, a, b in spans:
+            scores[a:b] = dot(q8, codes[s : s + b - a])
         scores *= scales[rows]  # one gather: cheaper than a multiply per list
         return _Cands(scores, rows)
 
@@ -258,7 +267,11 @@ class Scan:
         assert module is not None
         return module
 
+    def _code_rows(self) -> npt.NDArray[np.uint8]:
+        rows = self.lists.codes
+        assert rows is not None
+        return rows
+
     def _codes(self) -> tuple[_Codes, Matrix]:
-        codes, scales = self.lists.codes, self.lists.scales
-        assert codes is not None and scales is not None
-        return codes, scales
+        rows = self._code_rows()
+        return decode(rows, rows.shape[1] - SCALE_BYTES)

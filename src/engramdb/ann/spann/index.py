@@ -325,7 +325,7 @@ class SpannIndex:
         spare = 2 * k * self.config.replicas + 16
         post, cfg = st.post, self.config
         lists = dataclasses.replace(
-            st.lists(), codes=post.codes, scales=post.scales, signs=post.signs, centre=post.centre
+            st.lists(), codes=post.code_rows, signs=post.signs, centre=post.centre
         )
         rescore = cfg.rescore if cfg.quantized else None
         pre = cfg.prefilter
