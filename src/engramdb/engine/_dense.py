@@ -70,6 +70,7 @@ logger = logging.getLogger(__name__)
 
 _Ints = npt.NDArray[np.int64]
 _NO_INDEX = "no SPANN index yet"
+_AHEAD = "it is further ahead"
 _HISTORY = 16  # recent views kept for readers whose snapshot is a little older
 _ATTEMPTS = 5  # read snapshots tried before giving up on a view
 _FOLD_MIN = 2048  # changes gathered before a fold into SPANN (or, past 1/8 of it, flat arrays)
@@ -396,21 +397,31 @@ class DenseIndex:
             swept = sweep_leftovers(self.path.parent)
             if swept:
                 logger.info("removed %d folders left by interrupted index builds", swept)
+        for attempt in range(_ATTEMPTS):
+            if self._load(last=attempt == _ATTEMPTS - 1):
+                return
+
+    def _load(self, *, last: bool) -> bool:
+        """:meth:`load` in one read snapshot; ``False``: the SPANN folder is ahead of it (a
+        fold committed after it was taken: read again), unless ``last``."""
         with self._store.reading() as seq:
             count = self._memory_count()
             if not self._wants_spann(count):
                 self._install(self._flat_view(seq, cache=not self._store.readonly))
-                return
+                return True
             view, reason = self._open_spann(seq)
             if view is not None:
                 self._install(view)
-                return
+                return True
+            if reason.startswith(_AHEAD) and not last:
+                return False
             flat = self._flat_view(seq, cache=not self._store.readonly)
             if self._store.readonly:
                 logger.warning("searching exactly: the SPANN index is unusable (%s)", reason)
                 self._install(flat)
-                return
+                return True
             self._install(self._build(flat, reason, warn=reason != _NO_INDEX))
+            return True
 
     def _open_spann(self, seq: int, *, locked: bool = False) -> tuple[DenseView | None, str]:
         """The SPANN folder caught up to ``seq``, or why it must be rebuilt (``locked``:
@@ -433,8 +444,10 @@ class DenseIndex:
         base_seq = index.store_version
         changes = None
         if reason is None:
-            if base_seq is None or base_seq > seq:
-                reason = f"it reflects position {base_seq} of a change log at {seq}"
+            if base_seq is not None and base_seq > seq:
+                reason = f"{_AHEAD} ({base_seq}) than the change log ({seq})"
+            elif base_seq is None:
+                reason = "it records no position of the change log"
             else:
                 changes = self._store.changes_since(base_seq)
                 if changes is None:

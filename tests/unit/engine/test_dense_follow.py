@@ -15,6 +15,7 @@ import pytest
 import engramdb.engine._dense as dense_module
 from engramdb import Memory
 from engramdb.ann.spann import SpannIndex
+from engramdb.engine._dense import DenseIndex
 
 HASH = {"model": "hash", "dim": 32}
 ANN = {
@@ -154,3 +155,26 @@ def test_a_rebuilt_folder_is_reopened_not_followed(opener: Any, opens: list[str]
     dense_matches_exact(second)
     assert opens[before:] == ["open"]  # another lineage: reopened once
     assert second.dense_index.last_build is None
+
+
+def test_opening_while_another_writer_folds_does_not_rebuild(
+    opener: Any, opens: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B takes its read snapshot, then A writes and folds before B opens the folder (which is
+    then ahead of B's snapshot): B reads again instead of building the index anew."""
+    a = opener()
+    a.add_many(texts(40, seed=5))
+    real = DenseIndex._open_spann
+    ran: list[bool] = []
+
+    def a_folds_first(self: DenseIndex, *args: Any, **kwargs: Any) -> Any:
+        if not ran and self is not a.dense_index:
+            ran.append(True)
+            a.add_many(texts(2 * FOLD, seed=51))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DenseIndex, "_open_spann", a_folds_first)
+    b = opener()
+    assert ran and b.dense_index.last_build is None
+    assert opens.count("build") == 1  # a's first write
+    dense_matches_exact(b)
