@@ -19,6 +19,10 @@ Usage::
     PYTHONPATH=src python bench/lexical.py --systems fts5-porter,bm25s --queries 50
     # latency at scale: add N Gutenberg paragraphs as distractors (never relevant)
     PYTHONPATH=src python bench/lexical.py --systems fts5-porter,bm25s --distractors 100000
+    # the engine's two lexical paths at a million memories, side by side (the store is built
+    # once at --db, a few minutes, and reused; see run_scale)
+    PYTHONPATH=src python bench/lexical.py --scale 1000000 --db /tmp/lexical-1m.db \
+        --out bench/results/lexical_1m.json
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import gzip
 import importlib
 import json
 import platform
+import shutil
 import sqlite3
 import sys
 import time
@@ -195,6 +200,249 @@ def summarize(result: Result, data: SciFact) -> dict[str, Any]:
     }
 
 
+# -- the engine's lexical channel at scale: FTS5's bm25() against the postings arrays ---------
+
+SCALE_K = 100  # what recall asks each channel for (recall.candidates)
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def build_scale_store(db: Path, n: int, data: SciFact) -> dict[str, Any]:
+    """A store of the SciFact corpus (namespace ``scifact``) and ``n`` texts of the scale set
+    (``gutenberg``: ``bench/_vectors.gutenberg_mix(n + 1000)`` less its first 1,000, which
+    are the held-out queries), FTS5 filled by its triggers, then optimized. Texts only."""
+    from engramdb.lexical.fts5 import FTS5Index as Index
+    from engramdb.store.sqlite import SQLiteStore
+
+    texts = _scale_texts(n)[1000:]
+    store = SQLiteStore(db)
+    index = Index(lambda: store.conn, LexicalConfig())
+    with store.atomic(bump=False):
+        index.ensure()
+    rows = [("scifact", t, f"s{i}") for i, t in enumerate(data.texts)]
+    rows += [("gutenberg", t, f"g{i}") for i, t in enumerate(texts)]
+    start = time.perf_counter()
+    for at in range(0, len(rows), 50_000):
+        with store.atomic():
+            store.conn.executemany(
+                "INSERT INTO memories (namespace, text, hash, ingest_time) VALUES (?, ?, ?, 0)",
+                rows[at : at + 50_000],
+            )
+        print(f"  inserted {min(at + 50_000, len(rows))} of {len(rows)}", flush=True)
+    insert_s = time.perf_counter() - start
+    start = time.perf_counter()
+    with store.atomic(bump=False):
+        index.optimize()
+    optimize_s = time.perf_counter() - start
+    store.close()
+    return {"rows": len(rows), "insert_s": insert_s, "optimize_s": optimize_s}
+
+
+def _scale_texts(n: int) -> list[str]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _vectors
+
+    texts: list[str] = _vectors.gutenberg_mix(n + 1000)
+    return texts
+
+
+def _paired(
+    queries: Sequence[str],
+    old: Callable[[str], tuple[Any, Any]],
+    new: Callable[[str], tuple[Any, Any]],
+) -> dict[str, Any]:
+    """Both paths on each query, in alternating order; latencies and any difference."""
+    old_ms: list[float] = []
+    new_ms: list[float] = []
+    differ = 0
+    for i, text in enumerate(queries):
+        runs = [("old", old), ("new", new)] if i % 2 else [("new", new), ("old", old)]
+        answers = {}
+        for name, run in runs:
+            best = float("inf")
+            for _ in range(REPEAT):
+                start = time.perf_counter()
+                answers[name] = run(text)
+                best = min(best, time.perf_counter() - start)
+            (old_ms if name == "old" else new_ms).append(best * 1e3)
+        (a_ids, a_scores), (b_ids, b_scores) = answers["old"], answers["new"]
+        if a_ids.tolist() != b_ids.tolist() or a_scores.tolist() != b_scores.tolist():
+            differ += 1
+    return {
+        "queries": len(queries),
+        "fts5_p50_ms": float(np.percentile(old_ms, 50)),
+        "fts5_p99_ms": float(np.percentile(old_ms, 99)),
+        "postings_p50_ms": float(np.percentile(new_ms, 50)),
+        "postings_p99_ms": float(np.percentile(new_ms, 99)),
+        "p50_speedup": float(np.percentile(old_ms, 50) / np.percentile(new_ms, 50)),
+        "answers_differ": differ,
+    }
+
+
+def _alone(queries: Sequence[str], new: Callable[[str], tuple[Any, Any]]) -> dict[str, Any]:
+    ms: list[float] = []
+    for text in queries:
+        best = float("inf")
+        for _ in range(REPEAT):
+            start = time.perf_counter()
+            new(text)
+            best = min(best, time.perf_counter() - start)
+        ms.append(best * 1e3)
+    return {
+        "queries": len(queries),
+        "postings_p50_ms": float(np.percentile(ms, 50)),
+        "postings_p99_ms": float(np.percentile(ms, 99)),
+    }
+
+
+def _term_counts(queries: Sequence[str]) -> dict[str, float]:
+    from engramdb.lexical.tokenize import query_terms
+
+    counts = [len(query_terms(q)) for q in queries]
+    return {
+        "p50": float(np.percentile(counts, 50)),
+        "p90": float(np.percentile(counts, 90)),
+        "max": float(max(counts)),
+    }
+
+
+def run_scale(args: argparse.Namespace, data: SciFact) -> dict[str, Any]:
+    """The engine's lexical index (postings arrays) against FTS5's bm25() on one store.
+
+    Both answer ``search([query], 100)`` (recall's depth) one query per call, single thread,
+    on the same read snapshot; every answer is compared (ids and float32 scores). Query
+    sets: the scale set's 1,000 held-out texts (paragraphs, sentences, sentence pairs) and
+    the SciFact test queries, each unfiltered and with a namespace filter (``gutenberg``:
+    nearly every row passes; ``scifact``: 0.5% pass). The FTS5 path reads every matching
+    row, so it runs on the first ``--old-queries`` of each set; the postings path on all.
+    """
+    from engramdb.engine._lexical import LexicalIndex
+    from engramdb.store.sqlite import SQLiteStore
+
+    db: Path = args.db
+    report: dict[str, Any] = {"db": str(db), "n": args.scale}
+    if not db.exists():
+        print(f"building {db} ({args.scale} texts + SciFact) ...", flush=True)
+        report["store_build"] = build_scale_store(db, args.scale, data)
+    folder = Path(f"{db}.lexical")
+    if args.rebuild and folder.exists():
+        shutil.rmtree(folder)
+    held_out = _scale_texts(args.scale)[:1000]
+    store = SQLiteStore(db)
+    rss0 = _rss_mb()
+    index = LexicalIndex(store, LexicalConfig())
+    start = time.perf_counter()
+    index.load()
+    report["postings_load_s"] = time.perf_counter() - start
+    report["postings_built"] = index.builds == 1
+    report["rss_after_load_mb"] = _rss_mb() - rss0
+    start = time.perf_counter()
+    again = LexicalIndex(store, LexicalConfig())
+    again.load()  # from the folder (memory-mapped)
+    report["postings_reload_s"] = time.perf_counter() - start
+    again.close()
+    info = index.postings_stats()
+    report["postings"] = {**info, "folder_mb": _folder_mb(folder)}
+    with store.reading():
+        (fts_bytes,) = store.conn.execute(
+            "SELECT sum(length(block)) FROM memories_fts_data"
+        ).fetchone()
+    report["fts5_index_mb"] = fts_bytes / 1e6
+    print(f"postings: {report['postings']} (load {report['postings_load_s']:.1f} s)", flush=True)
+
+    sets = {
+        "gutenberg": (held_out, "gutenberg"),
+        "scifact": (list(data.queries.values()), "scifact"),
+    }
+    results: dict[str, Any] = {}
+    for name, (queries, own) in sets.items():
+        part: dict[str, Any] = {"terms": _term_counts(queries)}
+        for label, where, params in (
+            ("all", None, ()),
+            (f"ns={own}", "m.namespace = ?", (own,)),
+            (
+                f"ns={'scifact' if own == 'gutenberg' else 'gutenberg'}",
+                "m.namespace = ?",
+                ("scifact" if own == "gutenberg" else "gutenberg",),
+            ),
+        ):
+
+            def old(text: str, where: str | None = where, params: tuple[Any, ...] = params) -> Any:
+                with store.reading():
+                    return index.fts.search([text], SCALE_K, where=where, params=params)
+
+            def new(text: str, where: str | None = where, params: tuple[Any, ...] = params) -> Any:
+                with store.reading():
+                    return index.search([text], SCALE_K, where=where, params=params)
+
+            for text in queries[:20]:  # warm the page cache and the tokenizer
+                new(text)
+            row = _paired(queries[: args.old_queries], old, new)
+            row["all_queries"] = _alone(queries, new)
+            part[label] = row
+            print(f"  {name} {label}: {row}", flush=True)
+        results[name] = part
+    report["queries"] = results
+
+    # SciFact quality at scale: the same rankings, so the same figures
+    scifact_ids = {f"s{i}": doc for i, doc in enumerate(data.doc_ids)}
+    with store.reading():
+        hashes = dict(store.conn.execute("SELECT id, hash FROM memories").fetchall())
+    rankings = {}
+    for qid, text in data.queries.items():
+        with store.reading():
+            ids, _ = index.search([text], SCALE_K)
+        rankings[qid] = [scifact_ids.get(hashes[i], hashes[i]) for i in ids[0].tolist() if i > 0]
+    report["scifact_ndcg@10"] = mean_over_queries(
+        [ndcg_at_k(rankings[q], data.qrels[q], 10) for q in data.queries]
+    )
+    report["scifact_recall@100"] = mean_over_queries(
+        [recall_at_k(rankings[q], data.qrels[q], K) for q in data.queries]
+    )
+
+    report["catch_up"] = _catch_up(store, index, held_out, args.catch_up)
+    index.close()
+    store.close()
+    return report
+
+
+def _catch_up(store: Any, index: Any, texts: list[str], n: int) -> dict[str, float]:
+    """Time for the first read after ``n`` memories are written (their postings made from
+    the change log), and after they are deleted again (the store is left as it was)."""
+    rows = [("bench-catch-up", f"{texts[i % len(texts)]} #{i}", f"c{i}") for i in range(n)]
+    query = texts[0]
+    with store.reading():
+        index.search([query], SCALE_K)
+    with store.atomic():
+        store.conn.executemany(
+            "INSERT INTO memories (namespace, text, hash, ingest_time) VALUES (?, ?, ?, 0)", rows
+        )
+    start = time.perf_counter()
+    with store.reading():
+        index.search([query], SCALE_K)
+    added_s = time.perf_counter() - start
+    with store.atomic():
+        store.conn.execute("DELETE FROM memories WHERE namespace = 'bench-catch-up'")
+    start = time.perf_counter()
+    with store.reading():
+        index.search([query], SCALE_K)
+    deleted_s = time.perf_counter() - start
+    return {
+        "memories": n,
+        "first_read_after_adding_s": added_s,
+        "first_read_after_deleting_s": deleted_s,
+    }
+
+
 SYSTEMS: dict[str, Callable[[SciFact], Result]] = {
     "fts5-porter": lambda d: run_fts5(d, "fts5-porter", LexicalConfig()),
     "fts5-unicode61": lambda d: run_fts5(
@@ -231,6 +479,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--repeat", type=int, default=1, help="time each query N times and keep the fastest"
     )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        help="run the engine's two lexical paths on this many "
+        "scale-set texts + SciFact (instead of the systems)",
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=Path("/tmp/lexical-scale.db"),
+        help="the --scale store (built there when missing)",
+    )
+    parser.add_argument(
+        "--old-queries",
+        type=int,
+        default=200,
+        help="--scale: queries per set that FTS5's path answers too",
+    )
+    parser.add_argument(
+        "--catch-up",
+        type=int,
+        default=10_000,
+        help="--scale: memories written to time the postings' catch-up",
+    )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="--scale: remove the saved postings first (time their build)",
+    )
     args = parser.parse_args(argv)
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SYSTEMS))
@@ -239,6 +517,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     global REPEAT
     REPEAT = max(1, args.repeat)
     data = load_scifact(args.data, args.split, args.queries)
+    if args.scale:
+        report = run_scale(args, data)
+        report.update(
+            python=sys.version.split()[0],
+            sqlite=sqlite3.sqlite_version,
+            machine=platform.platform(),
+            repeat=REPEAT,
+        )
+        print(json.dumps(report, indent=2))
+        if args.out is not None:
+            args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            print(f"wrote {args.out}")
+        return 0
     if args.distractors:
         add_distractors(data, args.distractors)
     print(f"SciFact {args.split}: {len(data.texts)} docs, {len(data.queries)} queries")

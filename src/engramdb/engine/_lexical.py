@@ -73,6 +73,7 @@ _HISTORY = 16  # recent views kept for readers whose snapshot is a little older
 _MAX_SEGMENTS = 8
 _GROWTH = 4  # a segment merges into the one before it once it is a quarter of its size
 _DEAD_SHARE = 4  # a segment is rewritten once a quarter of its rows are dead
+_REREAD = 50_000  # changes beyond this and the live rows: read FTS5 again, not the texts
 
 
 def lexical_folder(store_path: str) -> Path | None:
@@ -217,6 +218,8 @@ class LexicalIndex:
         if changes is None:
             logger.info("the change log no longer reaches position %d: rebuilding", view.seq)
             return self._rebuild(seq, "the change log no longer reaches its position")
+        if changes[0].size > max(view.rows, _REREAD):  # FTS5's index read once is cheaper
+            return self._rebuild(seq, "most rows changed since")
         new = self._apply(view, changes[0], changes[1], seq)
         new = self._compact(new)
         return self._checked(new, seq)
@@ -388,6 +391,8 @@ class LexicalIndex:
         changes = self._store.changes_since(base)
         if changes is None:
             return None, "it is older than the store's change log reaches"
+        if changes[0].size > max(view.rows, _REREAD):
+            return None, "most rows changed since it was saved"
         view = self._apply(view, changes[0], changes[1], seq)
         rows, tokens = self.fts._totals()
         if (rows, tokens) != (view.rows, view.tokens):

@@ -12,21 +12,25 @@ A query is answered in two passes (:func:`top_k`):
    posting). An impact was computed at the segment's mean length ``a0``; at today's
    ``avgdl = a`` a posting's exact weight lies within ``[w0 * min(1, a/a0), w0 * max(1,
    a/a0)]`` (the weight is monotone in ``dl / avgdl``), and float32 rounding of impacts,
-   idfs and sums adds a relative error below ``eps`` (computed per query). So each row's exact score
-   lies between known lower and upper bounds of its sum.
-2. **Exact candidates.** ``theta``, the k-th largest lower bound among live (and allowed)
-   rows, is at most the true k-th score; only rows whose upper bound reaches ``theta`` can
-   be in the top k. Those few are scored exactly, with FTS5's formula evaluated in the
-   order ``fts5Bm25Function`` uses (phrase by phrase, in query order), so their scores are
-   the very doubles ``bm25()`` returns, and ranked by ``(-score, id)``.
+   idfs and sums adds a relative error below ``eps`` (computed per query). So each row's
+   exact score lies between known lower and upper bounds of its sum.
+2. **Exact candidates.** ``theta``, the k-th largest lower bound among live rows, is at
+   most the true k-th score; only rows whose upper bound reaches ``theta`` can be in the
+   top k. Those few are scored exactly, with FTS5's formula evaluated in the order
+   ``fts5Bm25Function`` uses (phrase by phrase, in query order), so their scores are the
+   very doubles ``bm25()`` returns, and ranked by ``(-score, id)``.
 
 Rows tied with the k-th score are all candidates, so ties break by smaller id exactly as
 FTS5's ``ORDER BY bm25(), rowid`` does.
+
+With a filter (:class:`RowFilter`), rows are asked about in bands of falling upper bounds,
+the first holding the unfiltered top k, until the k-th lower bound among the rows that
+pass reaches the band's edge; when few pass and the filter lets fewer rows through than
+are left to ask about, the ranking is made among its rows alone.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,10 +39,10 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from engramdb.lexical.bm25 import K1, B, idf
+from engramdb.lexical.bm25 import K1, B
 from engramdb.lexical.postings import Segment
 
-__all__ = ["PostingsView", "Ranked", "RowFilter", "own_idfs", "top_k"]
+__all__ = ["PostingsView", "Ranked", "RowFilter", "top_k"]
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -119,9 +123,9 @@ def _dead_in(rows: npt.NDArray[np.int32], gone: Ints) -> int:
     if gone.size == 0 or rows.size == 0:
         return 0
     if gone.size * 24 < rows.size:  # binary searches beat reading the whole list
-        pos = np.searchsorted(rows, gone)
-        pos = np.minimum(pos, rows.size - 1)
-        return int(np.count_nonzero(rows[pos] == gone))
+        needles = gone.astype(rows.dtype)  # wider needles would copy the whole list
+        pos = np.minimum(np.searchsorted(rows, needles), rows.size - 1)
+        return int(np.count_nonzero(rows[pos] == needles))
     return int(np.count_nonzero(np.isin(rows, gone, assume_unique=True)))
 
 
@@ -156,21 +160,14 @@ _EMPTY = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float64))
 
 class _Scratch(threading.local):
     acc: npt.NDArray[np.float32]
-    mark: Ints
 
     def __init__(self) -> None:
         self.acc = np.zeros(0, dtype=np.float32)
-        self.mark = np.zeros(0, dtype=np.int64)
 
     def accumulator(self, size: int) -> npt.NDArray[np.float32]:
         if self.acc.size < size:
             self.acc = np.zeros(max(size, int(self.acc.size * 1.25)), dtype=np.float32)
         return self.acc[:size]
-
-    def marks(self, size: int) -> Ints:
-        if self.mark.size < size:
-            self.mark = np.full(max(size, int(self.mark.size * 1.25)), -1, dtype=np.int64)
-        return self.mark
 
 
 _SCRATCH = _Scratch()
@@ -210,7 +207,7 @@ def top_k(  # noqa: PLR0913 - the parts of one scoring
     lists = [_lists(view, token) for token in phrases]
     if not any(lists) or view.rows == 0:
         return _EMPTY
-    query = _Query(view, lists, idfs, avgdl, _SCRATCH.accumulator(view.slots))
+    query = _Query(view, phrases, lists, idfs, avgdl, _SCRATCH.accumulator(view.slots))
     try:
         query.accumulate()
         if where is None:
@@ -232,15 +229,17 @@ def _lists(view: PostingsView, token: str) -> list[_List]:
 class _Query:
     """One query's scoring over one view, with its accumulator of approximate sums."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the parts of one scoring
         self,
         view: PostingsView,
+        phrases: Sequence[str],
         lists: Sequence[Sequence[_List]],
         idfs: Sequence[float],
         avgdl: float,
         acc: npt.NDArray[np.float32],
     ):
         self.view = view
+        self.phrases = phrases
         self.lists = lists
         self.idfs = idfs
         self.avgdl = avgdl
@@ -390,13 +389,17 @@ class _Query:
         return reaching
 
     def among(self, ids: Ints, k: int) -> Ranked:
-        """The top ``k`` of the rows ``ids`` (sorted)."""
-        keep = np.zeros(self.acc.size, dtype=np.bool_)
+        """The top ``k`` of the rows ``ids`` (sorted), read from their sums alone."""
         _, slots = self.view.locate(ids)
-        for start, found in zip(self.starts.tolist(), slots, strict=True):
-            keep[start + found] = True
-        self.acc[~keep] = 0.0
-        return self.best(k)
+        allowed = np.concatenate(
+            [start + found for start, found in zip(self.starts.tolist(), slots, strict=True)]
+        )
+        allowed = allowed[self.acc[allowed] > 0.0]
+        owner = self.owner(allowed)
+        values = self.acc[allowed].astype(np.float64)
+        theta = _kth(values * self.low[owner], k)
+        reaching: Ints = allowed[values * self.high[owner] >= theta * (1 - _F32_EPS)]
+        return self.ranked(reaching)
 
     def exact(self, slots: Ints) -> Floats:
         """FTS5's BM25 of each slot, phrase by phrase in query order."""
@@ -413,13 +416,13 @@ class _Query:
             members.append(mine)
             dl[mine] = segment.lengths[local[mine]]
         norm = K1 * (1 - B + B * dl / self.avgdl)
-        for parts, weight in zip(self.lists, self.idfs, strict=True):
+        for token, parts, weight in zip(self.phrases, self.lists, self.idfs, strict=True):
             f = np.zeros(n, dtype=np.float64)
             for part in parts:
                 mine = members[part.segment]
                 if mine.size:
                     segment = self.view.segments[part.segment]
-                    f[mine] = _frequencies(segment, part, local[mine])
+                    f[mine] = _frequencies(segment, token, local[mine])
             # the operations and their order are fts5Bm25Function's: the doubles are its own
             scores += weight * ((f * (K1 + 1.0)) / (f + norm))
         return scores
@@ -442,31 +445,9 @@ def _kth(values: Floats, k: int) -> float:
     return float(np.partition(positive, positive.size - k)[positive.size - k])
 
 
-def _frequencies(segment: Segment, part: _List, slots: Ints) -> Floats:
-    """The tf of the phrase in each of one segment's ``slots``, 0 where absent."""
-    rows = segment.rows[part.start : part.end]
+def _frequencies(segment: Segment, token: str, slots: Ints) -> Floats:
+    """The tf of ``token`` in each of one segment's ``slots``, 0 where absent."""
+    found, pos = segment.find(token, slots)
     out = np.zeros(slots.size, dtype=np.float64)
-    if slots.size * max(1.0, math.log2(rows.size)) * 4 < rows.size:  # a few binary searches
-        pos = np.searchsorted(rows, slots)
-        pos = np.minimum(pos, rows.size - 1)
-        hit = rows[pos] == slots
-        out[hit] = segment.frequencies(part.start + pos[hit])
-        return out
-    mark = _SCRATCH.marks(len(segment))  # else one pass over the list
-    mark[slots] = np.arange(slots.size)
-    try:
-        at = mark[rows]
-        hit = at >= 0
-        out[at[hit]] = segment.frequencies(part.start + np.flatnonzero(hit))
-    finally:
-        mark[slots] = -1
+    out[found] = segment.frequencies(pos[found])
     return out
-
-
-def own_idfs(view: PostingsView, phrases: Sequence[str]) -> list[float]:
-    """Each phrase's idf from the view's own statistics (FTS5's, for the same rows)."""
-    hits: dict[str, int] = {}
-    for token in phrases:
-        if token not in hits:
-            hits[token] = view.hits(token)
-    return [idf(view.rows, hits[token]) for token in phrases]

@@ -109,6 +109,18 @@ class Segment:
             return 0, 0
         return int(self.offsets[t]), int(self.offsets[t + 1])
 
+    def find(self, term: str, slots: Rows | Ints) -> tuple[npt.NDArray[np.bool_], Ints]:
+        """Where each of ``slots`` is in ``term``'s postings: ``(found, positions)``."""
+        t = self.lookup.get(term)
+        if t is None or slots.size == 0:
+            return np.zeros(slots.size, dtype=np.bool_), np.zeros(slots.size, dtype=np.int64)
+        start, end = int(self.offsets[t]), int(self.offsets[t + 1])
+        rows = self.rows[start:end]
+        needles = slots.astype(np.int32)  # int64 needles would copy the whole list to int64
+        pos = np.searchsorted(rows, needles).astype(np.int64)
+        found = (pos < rows.size) & (rows[np.minimum(pos, rows.size - 1)] == needles)
+        return found, pos + start
+
     def slots(self, ids: Ints) -> tuple[Ints, npt.NDArray[np.bool_]]:
         """Each id's slot and whether this segment holds it."""
         pos = np.searchsorted(self.ids, ids)
@@ -290,11 +302,11 @@ def _impacts(tf: Ints, dl: npt.NDArray[np.int32], avgdl: float) -> Impacts:
 
 def _recover(impact: Impacts, dl: npt.NDArray[np.int32], avgdl: float) -> Ints:
     """Term frequencies from impacts: ``w = tf (k1 + 1) / (tf + k1 K)`` solved for ``tf``."""
-    w = impact.astype(np.float64)
+    w = impact.astype(np.float64)  # below k1 + 1 (it tends to it as tf grows)
     norm = K1 * (1 - B + B * dl.astype(np.float64) / avgdl)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # float32 may round w up to k1 + 1
         tf = w * norm / (K1 + 1.0 - w)
-    return np.rint(np.nan_to_num(tf, nan=-1.0, posinf=-1.0)).astype(np.int64)
+    return np.rint(np.where(np.isfinite(tf), tf, -1.0)).astype(np.int64)
 
 
 def _instances(
