@@ -116,6 +116,8 @@ class Segment:
             return np.zeros(slots.size, dtype=np.bool_), np.zeros(slots.size, dtype=np.int64)
         start, end = int(self.offsets[t]), int(self.offsets[t + 1])
         rows = self.rows[start:end]
+        if rows.size == 0:
+            return np.zeros(slots.size, dtype=np.bool_), np.zeros(slots.size, dtype=np.int64)
         needles = slots.astype(np.int32)  # int64 needles would copy the whole list to int64
         pos = np.searchsorted(rows, needles).astype(np.int64)
         found = (pos < rows.size) & (rows[np.minimum(pos, rows.size - 1)] == needles)
