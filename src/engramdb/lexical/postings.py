@@ -43,6 +43,7 @@ Impacts = npt.NDArray[np.floating]
 SEGMENT_FORMAT = 1
 """Bumped when a segment's files change; a segment of another format is not loaded."""
 
+_PHRASES_KEPT = 100_000  # query terms whose tokens are remembered
 _CHUNK_CHARS = 1 << 25  # group_concat text parsed per numpy call while reading FTS5
 _ARRAYS = ["ids", "lengths", "offsets", "rows", "impact", "term_bytes", "term_ends"]
 
@@ -535,7 +536,9 @@ class FTS5Tokenizer:
         Usually one token per term (its stem, with a stemming tokenizer); more or none
         where SQLite's character tables split the term otherwise than Python's.
         """
-        missing = [t for t in dict.fromkeys(terms) if t not in self._phrases]
+        known = self._phrases  # replaced, never cleared, so a reader's copy stays whole
+        tokens = {t: known[t] for t in dict.fromkeys(terms) if t in known}
+        missing = [t for t in dict.fromkeys(terms) if t not in tokens]
         if missing:
             found: dict[int, list[tuple[int, str]]] = {}
             with self._lock:
@@ -550,8 +553,9 @@ class FTS5Tokenizer:
                     raise StoreError(f"cannot tokenize with {self.spec!r}: {exc}") from exc
                 finally:
                     self._conn.execute("ROLLBACK")
-                if len(self._phrases) > 100_000:
-                    self._phrases.clear()
                 for i, term in enumerate(missing):
-                    self._phrases[term] = tuple(t for _, t in sorted(found.get(i, [])))
-        return [self._phrases[t] for t in terms]
+                    tokens[term] = tuple(t for _, t in sorted(found.get(i, [])))
+                if len(self._phrases) > _PHRASES_KEPT:
+                    self._phrases = {}
+                self._phrases.update({t: tokens[t] for t in missing})
+        return [tokens[t] for t in terms]

@@ -8,6 +8,7 @@ where it must not be.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,3 +307,41 @@ def test_memory_recall_ranks_the_lexical_channel_as_fts5(tmp_path: Path) -> None
     with Memory.open(path, embed={"model": "hash", "dim": 32}) as mem:
         assert mem._lexical.builds == 0
         assert mem.recall("sourdough", k=3, channels="lexical")[0].text == TEXTS[2]
+
+
+def test_readers_in_threads_see_their_snapshot_while_a_writer_writes(path: Path) -> None:
+    store, index = _open(path)
+    _add(store, 1, TEXTS)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    reads = [0]
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                with store.reading():
+                    for where, params in FILTERS:
+                        got = index.search(QUERIES, 10, where=where, params=params)
+                        want = index.fts.search(QUERIES, 10, where=where, params=params)
+                        assert got[0].tolist() == want[0].tolist()
+                        assert got[1].tolist() == want[1].tolist()
+                reads[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for step in range(40):
+            _add(store, 100 + 10 * step, [TEXTS[step % len(TEXTS)], f"deploy {step} freeze"])
+            if step % 4 == 3:
+                _delete(store, [100 + 10 * (step - 2)])
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors[0]
+    assert reads[0] > 0
+    _assert_as_fts5(store, index)
+    _close(store, index)
