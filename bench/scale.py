@@ -25,7 +25,8 @@ Phases:
   cached (MiniLM's own single-query time is measured apart and reported as ``embed_query``);
   then ``--writes`` notes added one ``add`` each (p50/p99, SPANN active) and forgotten again
   (``forget`` p50/p99), so the store keeps its content for the next run.
-* **disk**: the store file, its WAL and the SPANN folder, in bytes per memory.
+* **disk**: the store file (less its free pages), its WAL and the index folders beside it,
+  in bytes per memory.
 """
 
 from __future__ import annotations
@@ -171,13 +172,29 @@ def load(n: int) -> tuple[list[str], Any]:
 
 
 def store_bytes(db: Path) -> dict[str, int]:
-    parts = {"db": db, "wal": Path(f"{db}-wal"), "spann": Path(f"{db}.spann")}
+    """Bytes on disk: the store file (and its free pages, which a migration or a forget leaves
+    until ``VACUUM``), its WAL and the index folders beside it."""
+    import sqlite3
+
+    parts = {
+        "db": db,
+        "wal": Path(f"{db}-wal"),
+        "spann": Path(f"{db}.spann"),
+        "lexical": Path(f"{db}.lexical"),
+    }
     out = {}
     for name, path in parts.items():
         if path.is_dir():
             out[name] = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         else:
             out[name] = path.stat().st_size if path.exists() else 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+    out["db_free"] = int(free) * int(page)
     return out
 
 
@@ -376,7 +393,8 @@ def main() -> None:
     report["measure"] = run_child(args)
     sizes = store_bytes(args.db)
     report["disk_bytes"] = sizes
-    report["disk_bytes_per_memory"] = round(sum(sizes.values()) / args.n, 1)
+    used = sum(sizes.values()) - 2 * sizes["db_free"]  # db_free is inside db, counted twice
+    report["disk_bytes_per_memory"] = round(used / args.n, 1)
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
