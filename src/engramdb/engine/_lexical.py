@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -295,10 +296,19 @@ class LexicalIndex:
         return self._rebuild(seq, "its totals disagreed with FTS5's")
 
     def _rebuild(self, seq: int, reason: str) -> PostingsView:
+        """The postings read afresh from FTS5 (in the caller's snapshot at ``seq``)."""
+        start = time.monotonic()
         segment = read_fts5(self._store.conn, self.fts.fts_table)
         self.last_build = reason
         self.builds += 1
         view = PostingsView.of(seq, [segment], [np.zeros(0, dtype=np.int64)])
+        logger.info(
+            "read the lexical postings of %s from FTS5 (%s): %d rows in %.1f s",
+            self._store.path,
+            reason,
+            view.rows,
+            time.monotonic() - start,
+        )
         rows, tokens = self.fts._totals()
         if (rows, tokens) != (view.rows, view.tokens):
             raise StoreError(

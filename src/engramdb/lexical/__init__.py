@@ -1,4 +1,10 @@
-"""The lexical channel: BM25 with SQLite FTS5 on the store's connection."""
+"""The lexical channel: BM25 as SQLite FTS5's ``bm25()`` ranks it.
+
+FTS5 (:mod:`engramdb.lexical.fts5`) is the index of record, kept by triggers in the
+store's own transactions; postings arrays read from it (:mod:`engramdb.lexical.postings`)
+answer its searches with the same rankings and scores without scoring every matching row
+through SQLite (:mod:`engramdb.lexical.impact`, :mod:`engramdb.lexical.searcher`).
+"""
 
 from __future__ import annotations
 

@@ -6,10 +6,12 @@ of the same rows: queries become FTS5 phrases through the table's own tokenizer,
 ``bm25()``'s doubles (:func:`~engramdb.lexical.impact.top_k`), and a ``where`` filter is the
 same SQL over the content table aliased ``m``, evaluated by SQLite:
 
-* on the matching rows in order of their score bounds, a chunk at a time, until the rows
-  passing it hold the top ``k`` for certain (most filters pass most rows: one small check);
-* when few pass and the filter lets fewer rows through than are left to check, on every
-  row once (``SELECT id ... WHERE filter``), and the ranking is then among those rows.
+* on the matching rows in bands of falling score bounds, the first holding the unfiltered
+  top ``k``, until the rows passing it hold the top ``k`` for certain (most filters pass
+  most rows: one small check);
+* when few pass and a sample says the filter lets fewer rows through than are left to
+  check, on every row once (``SELECT id ... WHERE filter LIMIT``), the ranking then made
+  among those rows.
 
 A query whose terms FTS5 splits otherwise than one token each (characters that SQLite's
 Unicode tables and Python's disagree on) is answered by FTS5 itself.
