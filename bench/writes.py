@@ -7,10 +7,13 @@
 ``index``: a :class:`SpannIndex` built once over ``--n`` synthetic unit vectors
 (``bench/_vectors.synthetic``, 384-d) and cached under ``bench/cache/writes/``. One write is
 ``add`` of one vector then ``save`` (a commit); ``--writes`` of them are timed one by one,
-then as many single deletes. Reported: p50/p99/max per write, the log bytes a write adds,
-the time to open the index before and after (the log is replayed on open), and one forced
-checkpoint (what every commit cost before the write-ahead log), from which the amortised
-checkpoint cost per write follows.
+then half as many single deletes. Reported: p50/p99/max per write, the log bytes a write
+adds, the time to open the index before and after (the log is replayed on open), and one
+forced checkpoint (what every commit cost before the write-ahead log), from which the
+amortised checkpoint cost per write follows. A second index, opened on the folder first,
+then catches up with those writes, and again after ``--catch-up`` vectors added in commits
+of 2048 (the engine's folds, each timed): by following the log, or, in code without one,
+by opening the folder again.
 
 ``memory``: a store of ``--n`` memories (synthetic sentences, the *hash* embedder at 384-d:
 this measures the write path of the store and its indexes, not an embedding model; with a
@@ -123,6 +126,39 @@ def force_checkpoint(index: SpannIndex, vector: np.ndarray, vid: int) -> float |
         module._LOG_MIN, module._LOG_RATIO = saved
 
 
+def catch_up(
+    index: SpannIndex, reader: SpannIndex, path: Path, first: int, count: int
+) -> dict[str, Any]:
+    """A second index opened on the folder before the single writes catches up with them,
+    then with ``count`` vectors added in commits of 2048 (as the engine folds): by following
+    the log (``refresh``) where the code has one, else by opening the folder again."""
+    out: dict[str, Any] = {}
+
+    def follow(name: str) -> None:
+        nonlocal reader
+        t0 = time.perf_counter()
+        followed = hasattr(reader, "refresh") and reader.refresh()
+        if not followed:  # no log to follow, or one that cannot be followed (a compaction)
+            reader.close()
+            reader = SpannIndex.open(path)
+        out[f"{name}_s"] = time.perf_counter() - t0
+        out[f"{name}_by"] = "log" if followed else "reopen"
+        assert len(reader) == len(index), (len(reader), len(index))
+
+    follow("catch_up_singles")
+    vectors = _vectors.synthetic(count, seed=int(time.time()) % 1000 + 7)
+    folds = []
+    for lo in range(0, count, 2048):
+        t0 = time.perf_counter()
+        index.add(np.arange(first + lo, first + min(lo + 2048, count)), vectors[lo : lo + 2048])
+        index.save(store_version=first + lo)
+        folds.append(time.perf_counter() - t0)
+    out["fold_2048_s"] = folds
+    follow(f"catch_up_{count}")
+    reader.close()
+    return out
+
+
 def run_index(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(args.index) if args.index else CACHE / f"spann-{args.n}-v{FORMAT_VERSION}"
     cached_index(path, args.n)
@@ -133,6 +169,7 @@ def run_index(args: argparse.Namespace) -> dict[str, Any]:
     first = int(max(args.n, 1) * 10 + int(time.time()) % 100_000 * 1000)  # fresh ids each run
     vectors = _vectors.synthetic(args.writes + 1, seed=int(time.time()) % 1000 + 1)
     log0 = stats.get("log_bytes", 0)
+    reader = SpannIndex.open(path)  # another process's view of the folder, to catch up later
     adds: list[float] = []
     for i in range(args.writes):
         t0 = time.perf_counter()
@@ -146,6 +183,7 @@ def run_index(args: argparse.Namespace) -> dict[str, Any]:
         index.delete(np.array([first + i]))
         index.save(store_version=args.writes + i + 1)
         deletes.append(time.perf_counter() - t0)
+    caught = catch_up(index, reader, path, 2 * first, args.catch_up)
     checkpoint_s = force_checkpoint(index, vectors[-1], first + args.writes)
     after = index.stats()
     index.close()
@@ -164,6 +202,7 @@ def run_index(args: argparse.Namespace) -> dict[str, Any]:
         "reopen_s": reopen_s,
         "log_bytes_before": log0,
         "log_bytes_after": after.get("log_bytes"),
+        **caught,
     }
     if checkpoint_s is not None and log1 > log0:
         per_write = (log1 - log0) / args.writes
@@ -357,7 +396,9 @@ def main() -> None:
     parser.add_argument("--index", help="index folder (index mode; built if missing)")
     parser.add_argument("--store", help="memory mode: the store folder to copy (built if missing)")
     parser.add_argument("--prefill", type=int, default=60_000, help="memory mode")
-    parser.add_argument("--catch-up", type=int, default=10_000, help="memory mode")
+    parser.add_argument(
+        "--catch-up", type=int, default=10_000, help="writes another process catches up with"
+    )
     parser.add_argument(
         "--recognize", action="store_true", help="memory mode: near-duplicate recognition on"
     )

@@ -114,7 +114,8 @@ def commit(
 def read_manifest(folder: str | Path) -> dict[str, Any]:
     """The manifest of the index at ``folder`` as of its last commit (cheap: reads no arrays;
     ``generation``, ``store_version``, ``count``, ``vids`` and ``end`` come from the last
-    committed log record when there is one, ``checkpoint`` names the checkpoint under it).
+    whole log record when there is one, ``checkpoint`` names the checkpoint under it; opening
+    the index also checks the posting rows of the records, see :mod:`._wal`).
 
     Raises:
         IndexFormatError: no readable manifest, or another format or version.

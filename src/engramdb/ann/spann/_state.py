@@ -93,6 +93,8 @@ class State:
             or self.heads.n != self._base_heads
             or self._vid_parts
             or self._head_parts
+            or self._moved
+            or self._killed
         )
 
     def _touch(self, vids: _Ints) -> None:
@@ -104,7 +106,7 @@ class State:
         that hold the latest rows of the vids that changed (merge candidates)."""
         vids = self.changed_vids()
         heads = np.fromiter(self._head_parts, dtype=np.int64, count=len(self._head_parts))
-        heads = np.union1d(heads, self.lists_of(vids[vids < self.n_vids]))
+        heads = np.union1d(heads, self.lists_of(vids))
         heads = heads[heads >= 0]
         return heads[self.heads.alive[heads]]
 
@@ -332,8 +334,8 @@ def rows_crc(post: PostingFile, ranges: _Ints) -> int:
     """The CRC-32 of the posting rows in ``ranges`` (``(k, 2)`` start, length): their vectors
     and entries, and their codes where the files have them."""
     crc = 0
-    parts: list[npt.NDArray[Any] | None]
-    parts = [post.vectors, post.entries, post.codes, post.scales, post.signs]
+    parts: list[npt.NDArray[Any] | None] = [post.vectors, post.entries]
+    parts += [getattr(post, name, None) for name in ("codes", "scales", "signs")]
     for start, n in ranges.tolist():
         for arr in parts:
             if arr is not None:
