@@ -254,9 +254,9 @@ def test_model_change_rebuilds_and_drops_the_old_index(opener: Any) -> None:
 
 def test_other_spann_settings_rebuild(opener: Any) -> None:
     opener().add_many(texts(80))
-    again = opener(ann={**ANN, "spann": {**SPANN, "replicas": 3}})
+    again = opener(ann={**ANN, "spann": {**SPANN, "replicas": 2}})
     assert again.dense_index.last_build == "it was built with other [ann.spann] settings"
-    assert again.dense_index.spann_config.replicas == 3
+    assert again.dense_index.spann_config.replicas == 2
 
 
 def test_a_write_by_another_memory_is_caught_up(opener: Any) -> None:

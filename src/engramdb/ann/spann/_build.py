@@ -87,9 +87,9 @@ def _write(
 def build_state(folder: Path, ids: _Ints, vectors: Matrix, cfg: SpannConfig) -> State:
     """Cluster, assign replicas, split and merge lists, and write compact posting files.
 
-    Lists are first laid out in epoch-0 posting files, split and merged there (which leaves
-    moved lists behind as garbage), then copied compactly into epoch 1 (the first commit
-    removes epoch 0).
+    Lists are first laid out in epoch-0 posting files, split (until none is over the limit) and
+    merged there (which leaves moved lists behind as garbage), then copied compactly into
+    epoch 1 (the first commit removes epoch 0).
     """
     n, dim = vectors.shape
     centres = _heads(vectors, cfg)
@@ -105,6 +105,8 @@ def build_state(folder: Path, ids: _Ints, vectors: Matrix, cfg: SpannConfig) -> 
     state = State(post, heads, directory, (ids.copy(), np.zeros(n, dtype=np.uint8), loc), cfg.slack)
     split_oversize(state, cfg)
     merge_small(state, cfg)
+    while split_oversize(state, cfg):  # vectors a split reassigned may fill another list
+        pass
     final = compacted(state, cfg, folder, reuse_heads=True, epoch=1)
     post.close()
     return final

@@ -4,7 +4,7 @@ SPANN's pruning ratio depends on the embedding model: for unit-norm text embeddi
 ε2 is 0.1–0.3, not the paper's 7 (SIFT). At build time, ``calibration_queries`` random stored
 vectors serve as queries (each one's own id excluded); for each query and each true neighbour
 the rank of the first probed list that holds it is computed once, so that the recall of any
-(K, ε2) pair is a cheap count. The smallest K among ``max_probes · (1, 2, 4)`` and then the
+(K, ε2) pair is a cheap count. The smallest K among ``max_probes · (1, 1.5, 2, 3, 4)`` and then the
 smallest ε2 on a grid whose recall reaches ``target_recall + calibration_margin`` are kept.
 
 With ``prefilter="auto"`` the sign-bit prefilter is calibrated on the same queries at the chosen
@@ -35,7 +35,7 @@ EPS_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 PREFILTER_GRID = (0.05, 0.1, 0.2, 0.3)
 PREFILTER_LOSS = 0.0025
 """Recall@10 the prefilter may lose against scanning every candidate's int8 code."""
-_CAP_STEPS = (1, 2, 4)
+_CAP_STEPS = (1, 1.5, 2, 3, 4)
 _K = 10
 _CHUNK = 65_536
 
@@ -80,7 +80,7 @@ def _probes(
     first = _first_ranks(state, probes, truth)
     goal = min(1.0, cfg.target_recall + cfg.calibration_margin)
     grid: list[dict[str, float]] = []
-    for cap in (cfg.max_probes * step for step in _CAP_STEPS):
+    for cap in (int(cfg.max_probes * step) for step in _CAP_STEPS):
         for eps in (*EPS_GRID, None):
             kept = prune(probes[:, :cap], d2[:, :cap], eps).sum(axis=1)
             recall = float((first < kept[:, None]).mean())

@@ -43,7 +43,7 @@ class SpannConfig:
             held-out vectors to reach ``target_recall`` (stored in the manifest); ``None``
             turns pruning off (always ``max_probes`` lists).
         target_recall: recall@10 the calibration aims for; if ``max_probes`` lists cannot
-            reach it, the calibration raises the cap to 2× or 4× ``max_probes``.
+            reach it, the calibration raises the cap up to 4× ``max_probes``.
         calibration_margin: added to ``target_recall`` during calibration (its queries come
             from the data, so they are a little easier than fresh ones).
         calibration_queries: held-out vectors used for the calibration.
@@ -72,7 +72,7 @@ class SpannConfig:
     posting_size: int = 128
     posting_limit: int = 0
     merge_threshold: int = 8
-    replicas: int = 2
+    replicas: int = 3
     soar: float = 1.0
     closure_eps: float = 0.05
     rng_factor: float = 8.0
