@@ -72,6 +72,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def summary(ms: Sequence[float]) -> dict[str, float]:
+    if not ms:
+        return {"n": 0}
     return {
         "p50_ms": round(percentile(ms, 50), 3),
         "p99_ms": round(percentile(ms, 99), 3),
@@ -172,7 +174,7 @@ def load(n: int) -> tuple[list[str], Any]:
 
 
 def store_bytes(db: Path) -> dict[str, int]:
-    """Bytes on disk: the store file (and its free pages, which a migration or a forget leaves
+    """Bytes allocated on disk (a file grown ahead of its rows counts what it fills): the store file (and its free pages, which a migration or a forget leaves
     until ``VACUUM``), its WAL and the index folders beside it."""
     import sqlite3
 
@@ -185,9 +187,9 @@ def store_bytes(db: Path) -> dict[str, int]:
     out = {}
     for name, path in parts.items():
         if path.is_dir():
-            out[name] = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            out[name] = sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file())
         else:
-            out[name] = path.stat().st_size if path.exists() else 0
+            out[name] = path.stat().st_blocks * 512 if path.exists() else 0
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
@@ -330,15 +332,28 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def child_inputs(args: argparse.Namespace) -> Path:
-    """The queries, then the notes to add (held-out texts short enough to be one chunk each),
-    with their vectors, in a file for the child."""
+    """The queries, then the notes to add (the next texts of the scale set after the stored
+    ones that are short enough to be one chunk each), with their vectors, in a file for the
+    child."""
     import numpy as np
 
-    texts, vectors = load(0)
-    short = [i for i in range(args.queries, QUERIES) if len(texts[i]) < 400]
-    rows = list(range(args.queries)) + short[len(short) - args.writes :]
+    import _vectors
+
+    texts = _vectors.gutenberg_mix(TOTAL)
+    shards = Shards(texts)
+    after = QUERIES + args.n
+    notes = [i for i in range(after, min(len(texts), after + 20 * args.writes + 100))]
+    notes = [i for i in notes if len(texts[i]) < 400][: args.writes]
+    vectors = [shards.rows(0, args.queries)]
+    if notes:
+        vectors.append(shards.rows(notes[0], notes[-1] + 1)[[i - notes[0] for i in notes]])
     path = Path(f"{args.db}.bench-inputs.npz")
-    np.savez(path, texts=np.array(json.dumps([texts[i] for i in rows])), vectors=vectors[rows])
+    rows = list(range(args.queries)) + notes
+    np.savez(
+        path,
+        texts=np.array(json.dumps([texts[i] for i in rows])),
+        vectors=np.concatenate(vectors),
+    )
     return path
 
 
