@@ -174,8 +174,9 @@ def load(n: int) -> tuple[list[str], Any]:
 
 
 def store_bytes(db: Path) -> dict[str, int]:
-    """Bytes allocated on disk (a file grown ahead of its rows counts what it fills): the store file (and its free pages, which a migration or a forget leaves
-    until ``VACUUM``), its WAL and the index folders beside it."""
+    """Bytes allocated on disk (a file grown ahead of its rows counts only what it fills):
+    the store file (its free pages, which a migration or a forget leaves until ``VACUUM``, are
+    reported apart), its WAL and the index folders beside it."""
     import sqlite3
 
     parts = {
