@@ -73,7 +73,7 @@ _NO_INDEX = "no SPANN index yet"
 _AHEAD = "it is further ahead"
 _HISTORY = 16  # recent views kept for readers whose snapshot is a little older
 _ATTEMPTS = 5  # read snapshots tried before giving up on a view
-_FOLD_MIN = 2048  # changes gathered before a fold into SPANN (or, past 1/8 of it, flat arrays)
+_FOLD_MIN = 2048  # changes gathered before a fold (into flat arrays: an eighth of them, if more)
 _RETAIN = 100_000  # change-log rows kept for processes that lag behind
 _FOLD_SLICE = 1024  # vectors folded into SPANN per exclusive hold
 
