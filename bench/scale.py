@@ -208,16 +208,18 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
 
     texts = _vectors.gutenberg_mix(TOTAL)
     shards = Shards(texts, wait=args.wait)
+    mark = Path(f"{args.db}.scale.json")  # how many texts the store was built from
     embedder = CachedEmbedder(texts[:QUERIES], shards.rows(0, QUERIES))
     args.db.parent.mkdir(parents=True, exist_ok=True)
     # Exact search while loading (no SPANN folds on the way); the index phase builds SPANN.
     with Memory.open(args.db, embedder=embedder, ann={"kind": "flat"}) as mem:
         have = mem.stats().memories
-        if have == args.n:
-            print(f"{args.db} holds {have} memories: reusing it", flush=True)
+        done = json.loads(mark.read_text()) if mark.exists() else {}
+        if have and done.get("texts") == args.n:
+            print(f"{args.db} holds {have} memories of {args.n} texts: reusing it", flush=True)
             return {"reused": True}
         if have:
-            raise SystemExit(f"{args.db} holds {have} memories, not {args.n}: remove it first")
+            raise SystemExit(f"{args.db} was not built from {args.n} texts: remove it first")
         t0 = time.perf_counter()
         rates = []
         waited = 0.0
@@ -239,6 +241,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
         total = time.perf_counter() - t0 - waited
+    mark.write_text(json.dumps({"texts": args.n}))
     return {
         "reused": False,
         "build_s": round(total, 1),
@@ -387,7 +390,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=1_000_000, help="memories stored")
+    parser.add_argument(
+        "--n", type=int, default=1_000_000, help="texts stored (near-duplicates merge)"
+    )
     parser.add_argument("--db", type=Path, default=Path("/tmp/engramdb-scale/scale.db"))
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument(
@@ -410,7 +415,7 @@ def main() -> None:
     sizes = store_bytes(args.db)
     report["disk_bytes"] = sizes
     used = sum(sizes.values()) - 2 * sizes["db_free"]  # db_free is inside db, counted twice
-    report["disk_bytes_per_memory"] = round(used / args.n, 1)
+    report["disk_bytes_per_memory"] = round(used / report["measure"]["memories"], 1)
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
