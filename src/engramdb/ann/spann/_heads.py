@@ -28,6 +28,8 @@ __all__ = ["HeadIndex"]
 _Ints = npt.NDArray[np.int64]
 _MARGIN = 32
 """Extra heads a coarse search ranks exactly beyond the ``m`` asked for."""
+_CODE_BLOCK = 256
+"""Heads coded at a time when an index is loaded."""
 
 
 class HeadIndex:
@@ -50,12 +52,14 @@ class HeadIndex:
     ):
         n, dim = heads.shape
         self.dim = dim
-        self._vecs = np.zeros((max(16, n * 5 // 4), dim), dtype=np.float32)
+        self._vecs = np.zeros((n + 16, dim), dtype=np.float32)  # add() grows it by half
         self._vecs[:n] = heads
         self._sq = np.full(self._vecs.shape[0], np.inf, dtype=np.float32)
         self._sq[:n] = np.einsum("ij,ij->i", heads, heads)
         self._codes = np.zeros((self._vecs.shape[0], code_width(dim)), dtype=np.uint8)
-        self._codes[:n] = encode(heads)
+        for start in range(0, n, _CODE_BLOCK):  # big temporaries would stay in the heap
+            end = min(start + _CODE_BLOCK, n)
+            self._codes[start:end] = encode(heads[start:end])
         self.n = n
         if alive is not None:
             self._sq[:n][~alive] = np.inf
