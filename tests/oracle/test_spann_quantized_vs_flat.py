@@ -144,8 +144,16 @@ def test_calibrated_sign_prefilter_keeps_recall_and_exact_scores() -> None:
         assert recall(filtered, truth) >= recall(plain, truth) - 0.01
         rows = np.take_along_axis(queries @ base.T, filtered, axis=1)
         np.testing.assert_allclose(scores, rows, atol=1e-5)  # re-scored: exact
-        # Every list: the int8 stage sees 5% of 24k rows, chosen by sign bits.
+        # A filter: the prefilter picks among the rows the filter lets through. Deny each
+        # query's 500 nearest: sign bits alone would keep mostly those (and lose the rest).
         everything = {"max_probes": index.stats()["heads"], "prune_eps": None}
+        order = np.argsort(-(queries @ base.T), axis=1)
+        denied = [
+            search(b, q[None], True, pre, deny=o[:500], **everything)[0][0]
+            for q, o in zip(queries[:30], order[:30], strict=True)
+        ]
+        assert recall(np.array(denied), order[:30, 500:510]) >= 0.8  # 0.54 if not masked
+        # Every list: the int8 stage sees 5% of the rows, chosen by sign bits.
         got, got_scores = singles(b, pre, **everything)
         assert recall(got, truth) >= 0.97
         np.testing.assert_allclose(got_scores[:, 0], want_scores[:, 0], atol=1e-5)

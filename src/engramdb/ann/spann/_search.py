@@ -108,8 +108,8 @@ class Scan:
             with float32; ``None`` scans the float32 rows.
         prefilter: with ``rescore`` and sign bits, one query's int8 codes are read only for
             this fraction of its candidate rows (at least :data:`FLOOR` times the rows
-            re-scored), those nearest by Hamming distance of their sign bits; ``0`` reads
-            every candidate's code.
+            re-scored), those nearest by Hamming distance of their sign bits among the rows
+            ``allow`` lets through; ``0`` reads every candidate's code.
     """
 
     lists: Lists
@@ -212,6 +212,8 @@ class Scan:
             q1 = signs(q[None, :], lists.centre)[0]
             for s, a, b in spans:
                 scores[a:b] = hamming(q1, bits[s : s + b - a], "bin8")
+            if self.allow is not None:  # rows it may not return must not take the places
+                scores[~self.allow[unpack_vid(lists.entries[rows])]] = np.inf
             take = max(int(self.prefilter * rows.size), FLOOR * self._depth())
             if take < rows.size:
                 rows = rows[np.argpartition(scores, take - 1)[:take]]
