@@ -331,15 +331,20 @@ class State:
 
 
 def rows_crc(post: PostingFile, ranges: _Ints) -> int:
-    """The CRC-32 of the posting rows in ``ranges`` (``(k, 2)`` start, length): their vectors
-    and entries, and their codes where the files have them."""
+    """The CRC-32 of the posting rows in ``ranges`` (``(k, 2)`` start, length), gathered in
+    that order: their vectors, then their entries, then their codes where the files have
+    them."""
+    counts = ranges[:, 1]
+    if not counts.sum():
+        return 0
+    first = np.repeat(ranges[:, 0] - (np.cumsum(counts) - counts), counts)
+    rows = first + np.arange(int(counts.sum()), dtype=np.int64)
     crc = 0
     parts: list[npt.NDArray[Any] | None] = [post.vectors, post.entries]
     parts += [getattr(post, name, None) for name in ("codes", "scales", "signs")]
-    for start, n in ranges.tolist():
-        for arr in parts:
-            if arr is not None:
-                crc = zlib.crc32(np.ascontiguousarray(arr[start : start + n]).data, crc)
+    for arr in parts:
+        if arr is not None:
+            crc = zlib.crc32(np.ascontiguousarray(arr[rows]).data, crc)
     return crc
 
 
