@@ -63,6 +63,7 @@ class HeadIndex:
         self.n = n
         if alive is not None:
             self._sq[:n][~alive] = np.inf
+        self._live = int(np.isfinite(self._sq[:n]).sum())
         self._graph: Any = None
         self._ef = 0
         if hnsw is not None:
@@ -95,7 +96,7 @@ class HeadIndex:
     @property
     def live_count(self) -> int:
         """The number of live heads."""
-        return int(np.isfinite(self._sq[: self.n]).sum())
+        return self._live
 
     def add(self, vecs: Matrix) -> _Ints:
         """Append heads; returns their slots."""
@@ -116,6 +117,7 @@ class HeadIndex:
         self._sq[slots] = np.einsum("ij,ij->i", vecs, vecs)
         self._codes[slots] = encode(vecs)
         self.n += b
+        self._live += b
         if self._graph is not None:
             self._graph.add_items(vecs, slots)
         return slots
@@ -123,6 +125,7 @@ class HeadIndex:
     def replace(self, slot: int, vec: Matrix) -> None:
         """Move the live head ``slot`` to ``vec`` (shape ``(d,)``)."""
         self._vecs[slot] = vec
+        self._live += not np.isfinite(self._sq[slot])
         self._sq[slot] = float(vec @ vec)
         self._codes[slot] = encode(vec[None, :])[0]
         if self._graph is not None:
@@ -130,6 +133,7 @@ class HeadIndex:
 
     def kill(self, slot: int) -> None:
         """Remove head ``slot`` from search."""
+        self._live -= bool(np.isfinite(self._sq[slot]))
         self._sq[slot] = np.inf
         if self._graph is not None:
             self._graph.mark_deleted(slot)

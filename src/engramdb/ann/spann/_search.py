@@ -198,6 +198,8 @@ class Scan:
         starts, counts = starts[order], lists.rows[probe][order]
         rows = _row_index(starts, counts)
         scores = np.empty(rows.size, dtype=np.float32)
+        if rows.size == 0:
+            return _Cands(scores, rows)
         ends = np.cumsum(counts)
         spans = zip(starts.tolist(), (ends - counts).tolist(), ends.tolist(), strict=True)
         if q8 is None:
