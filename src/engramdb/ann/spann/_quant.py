@@ -1,4 +1,4 @@
-"""Int8 codes of posting rows, and the compiled kernel that scans them.
+"""Int8 codes and sign bits of posting rows, and the compiled kernels that scan them.
 
 Each posting row has a code row of ``dim + 4`` bytes next to it (same row number, in
 ``codes.e<E>.i8``): the row scaled by ``127 / max|x|`` and rounded to int8, then that row's
@@ -9,6 +9,11 @@ re-scores with the float32 rows. A scan reads a quarter of the bytes of a float3
 
 A per-row scale needs no training and never clips, so rows appended later (any vector the
 index accepts) code as well as the build's.
+
+Sign bits (``signs.e<E>.b1``): each row's ``x > centre`` packed into ``ceil(dim / 8)`` bytes,
+1/32 of the float32 row. Their Hamming distance to the query's bits ranks rows roughly by
+angle around the centre (the data's mean), a coarse first pass that picks the rows whose
+int8 codes are read; how much it loses depends on the data, so the index calibrates it.
 
 The dot products run in `simsimd <https://github.com/ashvardanian/SimSIMD>`_ (int8 SIMD
 kernels, VNNI where the CPU has it). Without it, :func:`kernel` is ``None`` and search
