@@ -69,7 +69,7 @@ class SpannConfig:
         seed: random seed of the clustering and calibration.
     """
 
-    posting_size: int = 192
+    posting_size: int = 128
     posting_limit: int = 0
     merge_threshold: int = 8
     replicas: int = 3
