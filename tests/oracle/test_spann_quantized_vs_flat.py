@@ -153,7 +153,7 @@ def test_calibrated_sign_prefilter_keeps_recall_and_exact_scores() -> None:
             for q, o in zip(queries[:30], order[:30], strict=True)
         ]
         assert recall(np.array(denied), order[:30, 500:510]) >= 0.8  # 0.54 if not masked
-        # Every list: the int8 stage sees 5% of the rows, chosen by sign bits.
+        # Every list: the int8 stage sees the calibrated fraction of the rows, by sign bits.
         got, got_scores = singles(b, pre, **everything)
         assert recall(got, truth) >= 0.97
         np.testing.assert_allclose(got_scores[:, 0], want_scores[:, 0], atol=1e-5)
