@@ -145,15 +145,20 @@ class DenseIndex:
                 ``store.reading()`` is older than the views kept, or folds kept overtaking
                 the read).
         """
-        for _ in range(_ATTEMPTS):
-            with self._store.reading() as seq:
+        stale = False
+        for attempt in range(_ATTEMPTS):
+            # folds kept overtaking this read: the last attempt holds them off (a fold only
+            # changes a SPANN base, whose stores never take the write lock to read)
+            hold = stale and attempt == _ATTEMPTS - 1
+            folds = self._folding if hold else contextlib.nullcontext()
+            with folds, self._store.reading() as seq:
                 view = self.view(seq)
                 if view is None:  # older than every view kept: read again, later
                     continue
                 try:
                     return read(view)
                 except StaleViewError:  # a fold changed the base under the view
-                    pass
+                    stale = True
             with self._folding:  # wait for the fold to install its view, then read again
                 pass
         raise StoreError(
@@ -181,12 +186,13 @@ class DenseIndex:
         if many and isinstance(view.base, SpannBase):
             followed = self._follow(view, seq)  # another process folded them: take its log
             if followed is not None:
-                self._views.clear()  # the base changed in place: the views kept are stale
+                if followed.base is view.base:  # changed in place: the views kept are stale
+                    self._views.clear()
                 return followed
-            if changes is None or view.base.index.changed_on_disk():  # cannot be followed
-                fresh = self._reopen(seq)
-                if fresh is not None:
-                    return fresh
+        if changes is None and view.base.kind == "spann":
+            fresh = self._reopen(seq)
+            if fresh is not None:
+                return fresh
         if changes is None:
             logger.info("the change log no longer reaches position %d: reloading", view.seq)
             return self._flat_view(seq, cache=False)
@@ -195,12 +201,14 @@ class DenseIndex:
     def _follow(self, view: DenseView, seq: int, *, locked: bool = False) -> DenseView | None:
         """The view at ``seq`` after applying to ``view``'s SPANN index, in place, the commits
         other processes made to its folder since (those up to ``seq``), with the rest taken
-        from the change log. ``None``: nothing was changed (the folder holds nothing newer,
-        or its history cannot be followed: reopen it then). Every view made before on the
-        same base is stale once this returns a view (``locked``: the caller holds the folder
-        lock already)."""
+        from the change log; or the folder opened anew when its history cannot be followed.
+        ``None``: the folder holds nothing newer (or cannot be opened): ``view`` stands. Every
+        view made before on the same base is stale once this returns one on that base
+        (``locked``: the caller holds the folder lock already)."""
         base = view.base
         if not isinstance(base, SpannBase) or self.path is None:
+            return None
+        if not base.index.changed_on_disk():  # the common case, without waiting for a fold
             return None
         lock = (
             contextlib.nullcontext() if locked else folder_lock(self.path.parent, exclusive=False)
@@ -209,8 +217,8 @@ class DenseIndex:
             if not base.index.changed_on_disk():
                 return None
             try:
-                if not base.follow(seq):
-                    return None
+                if not base.follow(seq):  # rebuilt, compacted or checkpointed twice since
+                    return self._reopen(seq, locked=True)
                 followed = self._rebased(base, seq)
             except (IndexFormatError, InvalidInputError, OSError) as exc:
                 logger.warning("cannot follow the SPANN index at %s (%s)", self.path, exc)
