@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,11 +18,12 @@ from engramdb.config import EngineConfig
 from engramdb.embed.base import Embedder
 from engramdb.engine._commit import CommitQueue
 from engramdb.engine._dense import DenseIndex
-from engramdb.engine._pipeline import EmbedAhead
+from engramdb.engine._pipeline import EmbedAhead, Todo
 from engramdb.engine._validity import NewFact, keys_of, link_new
 from engramdb.errors import InvalidInputError, StoreError
 from engramdb.graph.channel import GraphChannel, Prepared
 from engramdb.ingest import chunk_text, content_hash, normalize_for_hash, normalize_text
+from engramdb.ingest.chunk import estimate_tokens
 from engramdb.recognize import best_near, scan_near
 from engramdb.recognize.minhash import MinHasher, Signature, shingles
 from engramdb.store.sqlite import NewMemory, NewSighting, SQLiteStore
@@ -54,12 +57,9 @@ _NAMESPACE = re.compile(r"^[\w.\-:@]{1,128}$")
 MAX_CANDIDATES = 64
 _ATTEMPTS = 4
 _WINDOW = 256
-"""Items recognised per read snapshot before their new texts go to the embedder."""
-_SCOPE = 8
-"""New texts are handed to the embedder sorted by length, up to this many groups at a time
-(fewer at first, so that it starts early): the embedder pads every batch to its longest text,
-and texts of like length batched together cost what the bare embedder pays for the whole
-input sorted (groups cut from the input in order pay ~20% more on mixed lengths)."""
+"""Items recognised per read snapshot (the embedder learns their decisions after each)."""
+_GROUP = 256
+"""Texts per group handed to the embedder, at least (else ``16 x embed.batch_size``)."""
 
 
 class _Conflict(Exception):
@@ -290,9 +290,9 @@ class Writer:
         return chunk_items(records, namespace, self.config)
 
     def _prepare(self, items: list[Item], progress: Progress | None) -> _Ready:
-        """Recognise ``items`` in order, ``_WINDOW`` of them per read snapshot, handing the
-        new texts to the embedder as they are found; it runs on its own thread meanwhile
-        (:class:`_Embedding`). Fact keys and the graph's phrases are made while it works.
+        """Recognise ``items`` in order, ``_WINDOW`` of them per read snapshot, while the
+        embedder, on its own thread, embeds the texts without a cached vector, sorted by
+        length (:class:`_Embedding`); fact keys and the graph's phrases are made meanwhile.
 
         Decisions are the same as with one snapshot for the whole call (a later item is
         compared with every earlier one of the call, whatever window it was in): only what
@@ -302,23 +302,21 @@ class Writer:
         store, timings = self.store, self.timings
         recognizer = Recognizer(items, StoreLookup(store, self.hasher), self.hasher, self.config)
         new: list[int] = []
-        with _Embedding(self, progress) as embedding:
+        with _Embedding(self, items, progress) as embedding:
+            with store.reading(), timings("cache_read"):
+                embedding.start()
             for start in range(0, len(items), _WINDOW):
                 window = range(start, min(start + _WINDOW, len(items)))
-                with store.reading():
-                    with timings("recognize"):
-                        recognizer.run(window.start, window.stop)
-                    fresh = [i for i in window if items[i].kind == "new"]
-                    with timings("cache_read"):
-                        embedding.want([items[i] for i in fresh])
+                with store.reading(), timings("recognize"):
+                    recognizer.run(window.start, window.stop)
+                embedding.decided(items[window.start : window.stop])
+                fresh = [i for i in window if items[i].kind == "new"]
                 if self.config.recognize.supersede:
                     with timings("facts"):
                         for i in fresh:
                             items[i].facts = keys_of(items[i].text, items[i].meta)
                 new += fresh
-                embedding.hand_over()
                 embedding.take_ready()
-            embedding.hand_over(everything=True)
             graph = self._prepare_graph([items[i].text for i in new], progress)
             embedding.take_all()
             vectors = embedding.matrix([items[i].hash for i in new])
@@ -453,29 +451,45 @@ class Writer:
 
 
 class _Embedding:
-    """The vectors of one write's new texts: the cached ones read with recognition (in its
-    snapshot), the others embedded ahead (:class:`EmbedAhead`) and cached group by group as
-    they come (a write killed later keeps them, and a rerun does not embed them again).
+    """The vectors of one write's new texts, embedded ahead of recognition.
 
-    Texts are handed over sorted by length, up to ``_SCOPE`` groups at a time (1, 2, 4, ...
-    groups first, so that the embedder starts while recognition goes on), each group
-    ``8 x embed.batch_size`` texts (at least 64).
+    Every text of the call without a cached vector is a candidate. Candidates are embedded
+    in order of their estimated token count over the whole call, ``16 x embed.batch_size``
+    (at least ``_GROUP``) at a time, by an :class:`EmbedAhead` thread that starts before
+    recognition and runs beside it. The embedder pads each batch to its longest text: groups
+    cut from the input in order cost about 15% more padded tokens than the bare embedder
+    sorting all of it (27% more attention, on mixed-length texts), groups sorted within
+    parts of the input 6%, groups of 512 from the whole call sorted by estimated tokens
+    under 1% (``bench/ingest.py``). Each group leaves out the texts that recognition has
+    found no use for (every item with that text a duplicate); a text taken before its items
+    were decided is embedded anyway, and its vector is kept only if one of them is new.
+
+    Vectors are cached group by group as they come (a write killed later keeps them, and a
+    rerun does not embed them again); those of texts not decided yet wait for the decision.
     """
 
-    def __init__(self, writer: Writer, progress: Progress | None):
+    def __init__(self, writer: Writer, items: list[Item], progress: Progress | None):
         self.store = writer.store
         self.model = writer.embedder.model_id
         self.dim = writer.embedder.dim
         self.timings = writer.timings
         self.progress = progress
-        self.group = max(writer.config.embed.batch_size * 8, 64)
-        self.scope = self.group
-        self.ahead = EmbedAhead(writer.embedder.embed_documents, threaded=writer.pipeline)
+        self.size = max(writer.config.embed.batch_size * 16, _GROUP)
+        self.ahead = EmbedAhead(
+            writer.embedder.embed_documents, self._next_group, threaded=writer.pipeline
+        )
+        self.texts: dict[str, str] = {}
+        for it in items:
+            self.texts.setdefault(it.hash, it.text)
+        self.todo: deque[str] = deque()  # candidates not handed to the embedder yet
+        self.undecided = Counter(it.hash for it in items)  # items not decided yet, per text
+        self.needed: set[str] = set()  # texts of new items
+        self.unneeded: set[str] = set()  # texts whose every item is a duplicate
         self.known: dict[str, np.ndarray[Any, Any]] = {}
-        self.asked: set[str] = set()
-        self.pending: dict[str, str] = {}  # hash -> text, not handed over yet
-        self.total = 0  # texts to embed found so far
-        self.embedded = 0
+        self.held: dict[str, np.ndarray[Any, Any]] = {}  # fresh vectors of undecided texts
+        self.lock = threading.Lock()
+        self.total = 0  # candidates still wanted
+        self.embedded = 0  # fresh vectors kept
 
     def __enter__(self) -> _Embedding:
         return self
@@ -484,41 +498,40 @@ class _Embedding:
         self.ahead.close()
         self.timings.add("embed", self.ahead.busy)
 
-    def want(self, items: Sequence[Item]) -> None:
-        """Take the vectors of ``items`` from the cache, or queue their texts (inside the
-        caller's read snapshot)."""
-        todo: dict[str, str] = {}
-        for it in items:
-            if it.hash not in self.asked:
-                self.asked.add(it.hash)
-                todo[it.hash] = it.text
-        if not todo:
-            return
-        cached = self.store.cached_embeddings(self.model, list(todo))
+    def start(self) -> None:
+        """Find the cached vectors (in the caller's read snapshot), sort the candidates and
+        start the embedder."""
+        cached = self.store.cached_embeddings(self.model, list(self.texts))
         self.known.update(cached)
-        for digest, text in todo.items():
-            if digest not in cached:
-                self.pending[digest] = text
-                self.total += 1
+        fresh = [h for h in self.texts if h not in cached]
+        self.todo.extend(sorted(fresh, key=lambda h: estimate_tokens(self.texts[h])))
+        self.total = len(fresh)
+        self.ahead.start()
 
-    def hand_over(self, *, everything: bool = False) -> None:
-        """Give the embedder the queued texts once there are ``scope`` of them (or all)."""
-        if not self.pending or (len(self.pending) < self.scope and not everything):
-            return
-        order = sorted(self.pending.items(), key=lambda pair: len(pair[1]))
-        self.pending = {}
-        for start in range(0, len(order), self.group):
-            part = order[start : start + self.group]
-            self.ahead.submit([h for h, _ in part], [t for _, t in part])
-        self.scope = min(self.scope * 2, _SCOPE * self.group)
+    def decided(self, items: Sequence[Item]) -> None:
+        """Learn the decisions of ``items`` (recognised just now)."""
+        with self.lock:
+            for it in items:
+                digest = it.hash
+                if it.kind == "new":
+                    self.needed.add(digest)
+                self.undecided[digest] -= 1
+                if not self.undecided[digest] and digest not in self.needed:
+                    self.unneeded.add(digest)
+                    if digest not in self.known:
+                        self.total -= 1
 
     def take_ready(self) -> None:
-        """Keep the groups the embedder finished so far."""
+        """Keep the groups the embedder finished so far (its error waits for
+        :meth:`take_all`, so that the vectors made before it are all cached)."""
         for keys, vectors in self.ahead.ready():
             self._keep(keys, vectors)
 
     def take_all(self) -> None:
-        """Wait for every group handed over, keeping each."""
+        """Once every item is decided: keep the vectors held back, then wait for every
+        group left, keeping each."""
+        held, self.held = self.held, {}
+        self._keep(list(held), list(held.values()))
         groups = self.ahead.finish()
         while True:
             with self.timings("embed_wait"):
@@ -533,13 +546,32 @@ class _Embedding:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.stack([self.known[h] for h in hashes]).astype(np.float32, copy=False)
 
-    def _keep(self, keys: list[str], vectors: Matrix) -> None:
-        self.known.update(zip(keys, vectors, strict=True))
-        if not self.store.readonly:
+    def _next_group(self) -> Todo | None:
+        """The next candidates to embed, leaving out those known to be of no use (on the
+        embedder's thread)."""
+        keys: list[str] = []
+        with self.lock:
+            while self.todo and len(keys) < self.size:
+                digest = self.todo.popleft()
+                if digest not in self.unneeded:
+                    keys.append(digest)
+        return (keys, [self.texts[h] for h in keys]) if keys else None
+
+    def _keep(self, keys: Sequence[str], vectors: Iterable[np.ndarray[Any, Any]]) -> None:
+        keep: list[str] = []
+        for digest, vector in zip(keys, vectors, strict=True):
+            if digest in self.needed:
+                self.known[digest] = vector
+                keep.append(digest)
+            elif digest not in self.unneeded:
+                self.held[digest] = vector
+        if keep and not self.store.readonly:
             with self.timings("cache_write"), self.store.atomic(bump=False):
-                self.store.put_embeddings(self.model, keys, np.asarray(vectors), replace=False)
-        self.embedded += len(keys)
-        if self.progress is not None:  # the total grows while recognition finds more
+                self.store.put_embeddings(
+                    self.model, keep, np.stack([self.known[h] for h in keep]), replace=False
+                )
+        self.embedded += len(keep)
+        if keep and self.progress is not None:
             self.progress("embed", self.embedded, self.total)
 
 
