@@ -17,10 +17,12 @@ Kinds of input:
 Each round times (a) ``MiniLMEmbedder.embed_documents`` on the memories' texts (for a
 document, its chunks) and (b) the ingest of the same input into a fresh store file (embedding
 cache empty), and with ``--sequential`` (c) the same ingest with the embedding done in turn
-on the calling thread instead of beside the rest (``Writer.pipeline = False``); the order
-rotates between rounds so that machine noise hits each. Reports memories/s of each, the ratio
-ingest/embedder (target >= 0.9) and the write path's steps in microseconds per memory (its
-``Writer.timings``: everything outside the embedder, and the embedder's own time). With
+on the calling thread after recognition instead of beside it (``Writer.pipeline = False``);
+the order rotates between rounds so that machine noise hits each. Reports memories/s of
+each, the ratio ingest/embedder (target >= 0.9), the write path's steps in microseconds per
+memory (its ``Writer.timings``: everything outside the embedder, and the embedder's own
+time), and the model's work for the groups the ingest gave the embedder against the bare
+embedder's (padded tokens and attention of its batches: 1.0 is the same work). With
 ``--itemise``, the triggers a memory row fires (lexical index, change log, last id) are
 timed apart by inserting the same rows with each one dropped (in a transaction rolled back).
 """
@@ -34,13 +36,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from engramdb import Memory, Record
 from engramdb.config import load_config
 from engramdb.embed import MiniLMEmbedder
+from engramdb.embed.onnx import _batches
 from engramdb.engine._write import chunk_items
 from engramdb.ingest import chunk_text, load_path, normalize_text
 from engramdb.store.sqlite import NewMemory
@@ -110,13 +113,32 @@ def time_embedder(embedder: MiniLMEmbedder, texts: list[str]) -> float:
     return time.perf_counter() - start
 
 
+class _Recording:
+    """The embedder, recording the groups of texts it is given."""
+
+    def __init__(self, embedder: MiniLMEmbedder):
+        self.inner = embedder
+        self.model_id = embedder.model_id
+        self.dim = embedder.dim
+        self.calls: list[list[str]] = []
+
+    def embed_documents(self, texts: Sequence[str]) -> Any:
+        self.calls.append(list(texts))
+        return self.inner.embed_documents(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> Any:
+        return self.inner.embed_queries(texts)
+
+
 def time_ingest(
     embedder: MiniLMEmbedder, source: Input, *, pipeline: bool, graph: bool
-) -> tuple[float, dict[str, float], Any]:
-    """Seconds of one ingest into a fresh store, its steps (seconds) and its result."""
+) -> tuple[float, dict[str, float], Any, list[list[str]]]:
+    """Seconds of one ingest into a fresh store, its steps (seconds), its result and the
+    groups of texts it gave the embedder."""
+    recording = _Recording(embedder)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        Memory.open(Path(tmp) / "b.db", embedder=embedder, graph={"enabled": graph}) as mem,
+        Memory.open(Path(tmp) / "b.db", embedder=recording, graph={"enabled": graph}) as mem,
     ):
         writer = mem._writer
         writer.pipeline = pipeline
@@ -125,7 +147,33 @@ def time_ingest(
         result = source.ingest(mem)
         took = time.perf_counter() - start
         assert result.added + result.exact + result.near == len(source.texts), result
-        return took, dict(writer.timings.seconds), result
+        return took, dict(writer.timings.seconds), result, recording.calls
+
+
+def padding(embedder: MiniLMEmbedder, calls: list[list[str]], texts: list[str]) -> dict[str, float]:
+    """The model's work for the groups an ingest made, against the bare embedder's on all
+    the texts at once (1.0: the same): padded tokens, and padded tokens squared (attention),
+    of the batches ``MiniLMEmbedder`` cuts. Noise-free, unlike the times."""
+    encoded = embedder._tokenizer.encode_batch(texts)
+    counts = {t: len(e.ids) for t, e in zip(texts, encoded, strict=True)}
+
+    def cost(groups: list[list[str]]) -> tuple[int, int]:
+        tokens = attention = 0
+        for group in groups:
+            lengths = [[0] * counts[t] for t in group]
+            for rows in _batches(lengths, embedder.batch_size, embedder.max_batch_tokens):
+                width = max(len(lengths[i]) for i in rows)
+                tokens += len(rows) * width
+                attention += len(rows) * width * width
+        return tokens, attention
+
+    own = [call for call in calls if all(t in counts for t in call)]  # not graph phrases
+    (tokens, attention), (bare_tokens, bare_attention) = cost(own), cost([texts])
+    return {
+        "padded_tokens_vs_bare": round(tokens / bare_tokens, 4),
+        "attention_vs_bare": round(attention / bare_attention, 4),
+        "groups": len(own),
+    }
 
 
 def trigger_costs(texts: list[str]) -> dict[str, float]:
@@ -233,16 +281,18 @@ def run(args: argparse.Namespace, source: Input) -> dict[str, Any]:  # noqa: PLR
 
     def ingest(name: str, pipeline: bool) -> Callable[[], float]:
         def job() -> float:
-            took, timings, result = time_ingest(
+            took, timings, result, calls = time_ingest(
                 embedder, source, pipeline=pipeline, graph=args.graph
             )
             steps[name].append(timings)
+            groups[name] = calls
             added[name] = result.added
             return took
 
         return job
 
     added: dict[str, int] = {}
+    groups: dict[str, list[list[str]]] = {}
     jobs.append(("ingest", ingest("ingest", True)))
     if args.sequential:
         runs["sequential"], steps["sequential"] = [], []
@@ -284,6 +334,7 @@ def run(args: argparse.Namespace, source: Input) -> dict[str, Any]:  # noqa: PLR
             "waiting_for_embedder": round(median.get("embed_wait", 0.0) / n * 1e6, 1),
             "steps": _per_memory(outside, n),
         }
+    report["embedder_work"] = padding(embedder, groups["ingest"], texts)
     if args.itemise:
         report["row_triggers_us_per_memory"] = {
             k: round(v, 1) for k, v in trigger_costs(texts).items()
