@@ -223,7 +223,9 @@ class Writer:
 
     Attributes:
         pipeline: embed on a thread of its own while the rest of the write goes on (the
-            default); ``False`` embeds the same groups in turn on the calling thread.
+            default); ``False`` embeds in turn on the calling thread once recognition is
+            done (the sequential path: the same store, the same groups less the texts the
+            thread would have embedded before they were found to be duplicates).
         timings: seconds spent per step (:class:`Timings`).
     """
 
@@ -291,8 +293,9 @@ class Writer:
 
     def _prepare(self, items: list[Item], progress: Progress | None) -> _Ready:
         """Recognise ``items`` in order, ``_WINDOW`` of them per read snapshot, while the
-        embedder, on its own thread, embeds the texts without a cached vector, sorted by
-        length (:class:`_Embedding`); fact keys and the graph's phrases are made meanwhile.
+        embedder, on its own thread, embeds the texts without a cached vector in order of
+        their token counts (:class:`_Embedding`); fact keys and the graph's phrases are made
+        meanwhile.
 
         Decisions are the same as with one snapshot for the whole call (a later item is
         compared with every earlier one of the call, whatever window it was in): only what
