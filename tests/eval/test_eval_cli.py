@@ -124,9 +124,9 @@ def test_bad_sizes_and_channels_are_usage_errors() -> None:
     code, _, stderr = _invoke(str(DATA / "tiny_books"), "--kind", "needle", "--sizes", "ten")
     assert code == 2 and "comma-separated integers" in stderr
     code, _, stderr = _invoke(
-        str(DATA / "tiny_beir"), "--channels", "lexical,graph", "--no-progress"
+        str(DATA / "tiny_beir"), "--channels", "lexical,graf", "--no-progress"
     )
-    assert code == 1 and "unknown channel(s) graph" in stderr
+    assert code == 1 and "unknown channel(s) graf" in stderr
 
 
 def test_compare_rejects_a_file_that_is_not_a_report(tmp_path: Path) -> None:

@@ -224,7 +224,11 @@ def test_store_filled_by_another_run_is_refused(tmp_path: Path) -> None:
 
 def test_bad_options_are_rejected() -> None:
     with pytest.raises(InvalidInputError, match="unknown channel"):
-        EvalOptions(channels=("lexical", "graph"))
+        EvalOptions(channels=("lexical", "graf"))
+    with pytest.raises(InvalidInputError, match="unknown channel"):
+        EvalOptions(channels=("graph+hybrid",))  # the reranker suffix comes last
+    with pytest.raises(InvalidInputError, match="unknown channel"):
+        EvalOptions(channels=("hybrid+mmr+graph",))
     with pytest.raises(InvalidInputError, match="unknown kind"):
         EvalOptions(kind="trivia")
     with pytest.raises(InvalidInputError, match="limit"):

@@ -93,7 +93,9 @@ def eval_group() -> None:
     "--channels",
     default="lexical,dense,hybrid",
     show_default=True,
-    help="Channels to compare; <channel>+rerank or <channel>+mmr is one reranked.",
+    help="Channels to compare: lexical, dense, graph, hybrid (lexical + dense), hybrid+graph "
+    "(all three fused); a graph channel builds the graph on the eval store (graph extra). "
+    "A +rerank or +mmr suffix, always last, reranks a channel: hybrid+graph+rerank.",
 )
 @click.option(
     "--rerank",

@@ -33,13 +33,14 @@ from engramdb.eval.report import Report, versions
 from engramdb.eval.retention import evaluate_retention
 from engramdb.eval.retrieval import MULTIHOP_METRICS, evaluate_locomo, evaluate_retrieval
 from engramdb.eval.runner import (
-    CHANNELS,
+    DEFAULT_CHANNELS,
     Progress,
     RunContext,
     TaskResult,
     check_channels,
     rerank_channels,
     split_channel,
+    uses_graph,
 )
 from engramdb.eval.updates import evaluate_updates, load_updates
 
@@ -92,7 +93,7 @@ class EvalOptions:
     """
 
     kind: str | None = None
-    channels: tuple[str, ...] = CHANNELS
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
     rerank: tuple[str, ...] = ()
     alphas: tuple[float, ...] = ()
     unanswerable: int = 0
@@ -178,15 +179,21 @@ def _load(kind: str, path: Path) -> _Loaded:
     return _Loaded(files=corpus.files, run=lambda ctx: task(ctx, corpus))
 
 
+def _overrides(options: EvalOptions) -> dict[str, Any]:
+    """Config sections the run sets: the embedder, and the graph when a channel uses it."""
+    out: dict[str, Any] = {"embed": dict(options.embed)} if options.embed else {}
+    if uses_graph(options.channels):
+        out["graph"] = {"enabled": True}
+    return out
+
+
 def _open_memory(path: str | Path, options: EvalOptions) -> Memory:
-    if options.embed:
-        return Memory.open(path, options.config, embed=dict(options.embed))
-    return Memory.open(path, options.config)
+    return Memory.open(path, options.config, **_overrides(options))
 
 
 def _open_cluster(root: str | Path, options: EvalOptions) -> ClusterMemory:
     assert options.cluster is not None
-    overrides = {"embed": dict(options.embed)} if options.embed else {}
+    overrides = _overrides(options)
     return ClusterMemory.open(
         options.cluster,
         root=root,

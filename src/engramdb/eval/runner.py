@@ -18,6 +18,7 @@ from engramdb.eval.metrics import percentile
 
 __all__ = [
     "CHANNELS",
+    "DEFAULT_CHANNELS",
     "IngestStats",
     "Progress",
     "QueryRun",
@@ -30,6 +31,7 @@ __all__ = [
     "rerank_channels",
     "run_queries",
     "split_channel",
+    "uses_graph",
 ]
 
 Progress = Callable[[str, int, int], None]
@@ -37,34 +39,52 @@ Progress = Callable[[str, int, int], None]
 TimeLike = float | str
 """A point in time as recall takes it: epoch seconds or an ISO-8601 string."""
 
-CHANNELS = ("lexical", "dense", "hybrid")
-"""The recall channels an evaluation can compare (``hybrid`` fuses lexical and dense)."""
+CHANNELS = ("lexical", "dense", "graph", "hybrid", "hybrid+graph")
+"""The recall channels an evaluation can compare: ``hybrid`` fuses lexical and dense,
+``hybrid+graph`` fuses lexical, dense and the associative graph. A channel that uses the
+graph turns the graph on in the evaluation store (built as the data is added)."""
+DEFAULT_CHANNELS = ("lexical", "dense", "hybrid")
+"""The channels an evaluation compares when none are named (no graph: it costs a build)."""
 RERANK_SUFFIXES = {"lambdarank": "rerank", "mmr": "mmr"}
-"""Reranker name → channel suffix: ``hybrid+rerank`` is hybrid reranked by LambdaRank,
-``hybrid+mmr`` hybrid reranked by MMR."""
+"""Reranker name → channel suffix, always last: ``hybrid+rerank`` is hybrid reranked by
+LambdaRank, ``hybrid+graph+mmr`` hybrid+graph reranked by MMR."""
 _RERANKER_OF = {suffix: name for name, suffix in RERANK_SUFFIXES.items()}
 
 
 def _valid_channels() -> str:
     suffixes = ", ".join(f"+{s}" for s in _RERANKER_OF)
-    return f"{', '.join(CHANNELS)}, each optionally with {suffixes}"
+    return f"{', '.join(CHANNELS)}, each optionally followed by {suffixes}"
+
+
+def _split(name: str) -> tuple[str, str | None] | None:
+    if name in CHANNELS:
+        return name, None
+    base, plus, suffix = name.rpartition("+")
+    if plus and base in CHANNELS and suffix in _RERANKER_OF:
+        return base, _RERANKER_OF[suffix]
+    return None
 
 
 def _is_channel(name: str) -> bool:
-    base, plus, suffix = name.partition("+")
-    return base in CHANNELS and (not plus or suffix in _RERANKER_OF)
+    return _split(name) is not None
 
 
 def split_channel(channel: str) -> tuple[str, str | None]:
-    """``"hybrid+rerank"`` → ``("hybrid", "lambdarank")``; ``"dense"`` → ``("dense", None)``.
+    """``"hybrid+rerank"`` → ``("hybrid", "lambdarank")``; ``"dense"`` → ``("dense", None)``;
+    ``"hybrid+graph+mmr"`` → ``("hybrid+graph", "mmr")``.
 
     Raises:
         InvalidInputError: an unknown channel or reranker suffix.
     """
-    if not _is_channel(channel):
+    found = _split(channel)
+    if found is None:
         raise InvalidInputError(f"unknown channel {channel!r}; valid: {_valid_channels()}")
-    base, plus, suffix = channel.partition("+")
-    return base, _RERANKER_OF[suffix] if plus else None
+    return found
+
+
+def uses_graph(channels: Sequence[str]) -> bool:
+    """Whether any of ``channels`` (checked names) recalls through the graph."""
+    return any("graph" in split_channel(c)[0].split("+") for c in channels)
 
 
 def check_channels(channels: Sequence[str] | str) -> tuple[str, ...]:
@@ -99,7 +119,7 @@ def rerank_channels(channels: Sequence[str], rerankers: Sequence[str]) -> tuple[
         raise InvalidInputError(
             f"unknown reranker(s) {', '.join(unknown)}; valid: {', '.join(RERANK_SUFFIXES)}"
         )
-    plain = [c for c in channels if "+" not in c]
+    plain = [c for c in channels if split_channel(c)[1] is None]
     added = [f"{c}+{RERANK_SUFFIXES[r]}" for r in dict.fromkeys(rerankers) for c in plain]
     return tuple(dict.fromkeys([*channels, *added]))
 
