@@ -33,6 +33,7 @@ from engramdb.engine._precision import (
     stack,
 )
 from engramdb.engine._read import Reader, ReadOptions, check_channels, check_k
+from engramdb.engine._steps import StepPlan, make_plan, recall_in_steps
 from engramdb.engine._transfer import backup, export_records, import_file, import_numbered
 from engramdb.engine._write import (
     Progress,
@@ -477,6 +478,8 @@ class Memory:
         as_of: float | str | None = None,
         include_superseded: bool = False,
         now: float | str | None = None,
+        steps: int | None = None,
+        clues: Sequence[str] | str | None = None,
     ) -> Hits:
         """The ``k`` memories most relevant to ``query``, best first.
 
@@ -506,13 +509,28 @@ class Memory:
             now: the time the question is asked (epoch seconds or ISO-8601; default: the
                 clock), against which its time expressions ("last Tuesday", "two weeks
                 ago") are read.
+            steps: recall in up to this many steps (1..5): each step after the first adds
+                clues drawn from the previous step's confident hits to the query, and the
+                steps' rankings fuse into one; recall stops early when a step adds no new
+                confident hit. Each hit's ``why["step"]`` gives the step that found it
+                (``rank``) and the clues that led there (``phrases``).
+            clues: what later steps add to the query: ``"phrases"`` (the graph's bridge
+                phrases as query words, and as new PageRank seeds with the graph channel;
+                the default with ``graph.enabled``), ``"terms"`` (RM3 expansion terms; the
+                default without the graph),
+                ``"centroid"`` (the dense query moved toward the hits' centroid) and/or
+                ``"llm"`` (clues drafted by the chat model of ``graph.llm_url``; on failure
+                the memory's own clues, with a ``ClueWarning``). Clues without ``steps``
+                mean two steps.
 
         Raises:
             InvalidInputError: an empty query, ``k < 1``, an unknown channel or reranker,
-                ``min_relevance``/``coverage`` out of range, or a bad ``as_of``.
+                ``min_relevance``/``coverage`` out of range, a bad ``as_of``, ``steps``
+                out of range or an unknown clue.
             NotFoundError: an unknown namespace.
             InvalidFilterError: a malformed filter.
             MissingDependencyError: the reranker needs an extra that is not installed.
+            ConfigError: clue ``"llm"`` without ``graph.llm_url`` and ``graph.llm_model``.
         """
         return self.recall_many(
             [query],
@@ -526,6 +544,8 @@ class Memory:
             as_of=as_of,
             include_superseded=include_superseded,
             now=now,
+            steps=steps,
+            clues=clues,
         )[0]
 
     @_sqlite_errors
@@ -543,15 +563,19 @@ class Memory:
         as_of: float | str | None = None,
         include_superseded: bool = False,
         now: float | str | None = None,
+        steps: int | None = None,
+        clues: Sequence[str] | str | None = None,
     ) -> list[Hits]:
         """:meth:`recall` for many queries at once (batched per channel).
 
         Raises:
             InvalidInputError: an empty query, ``k < 1``, an unknown channel or reranker,
-                ``min_relevance``/``coverage`` out of range, or a bad ``as_of``.
+                ``min_relevance``/``coverage`` out of range, a bad ``as_of``, ``steps``
+                out of range or an unknown clue.
             NotFoundError: an unknown namespace.
             InvalidFilterError: a malformed filter.
             MissingDependencyError: the reranker needs an extra that is not installed.
+            ConfigError: clue ``"llm"`` without ``graph.llm_url`` and ``graph.llm_model``.
         """
         if isinstance(queries, str):
             raise InvalidInputError("recall_many takes a list of queries; use recall for one")
@@ -560,19 +584,52 @@ class Memory:
         moment = strict_time(as_of, "as_of")
         asked = strict_time(now, "now")
         self.store  # noqa: B018 - raises when closed
-        pools = self._reader.recall_many(
-            list(queries),
-            k=max(k, self.config.recall.candidates),
-            namespace=namespace,
-            where=where,
-            channels=check_channels(channels),
-            options=ReadOptions(
-                as_of=moment,
-                include_superseded=bool(include_superseded),
-                now=time.time() if asked is None else asked,
-            ),
+        chosen = check_channels(channels)
+        plan = make_plan(steps, clues, graph=self._graph is not None, config=self.config)
+        options = ReadOptions(
+            as_of=moment,
+            include_superseded=bool(include_superseded),
+            now=time.time() if asked is None else asked,
         )
+        depth = max(k, self.config.recall.candidates)
+        if plan.steps == 1:
+            pools = self._reader.recall_many(
+                list(queries),
+                k=depth,
+                namespace=namespace,
+                where=where,
+                channels=chosen,
+                options=options,
+            )
+        else:
+            pools = self._in_steps(list(queries), depth, namespace, where, chosen, options, plan)
         return self._precise(pools, precision, k=k, namespace=namespace)
+
+    def _in_steps(  # noqa: PLR0913 - the parts of one recall
+        self,
+        queries: list[str],
+        depth: int,
+        namespace: str | None,
+        where: Any,
+        channels: tuple[str, ...],
+        options: ReadOptions,
+        plan: StepPlan,
+    ) -> list[Hits]:
+        try:
+            return recall_in_steps(
+                self._reader,
+                queries,
+                k=depth,
+                namespace=namespace,
+                where=where,
+                channels=channels,
+                options=options,
+                plan=plan,
+                model=self.relevance_model,
+            )
+        finally:
+            if plan.drafter is not None:
+                plan.drafter.close()
 
     def _precise(
         self, pools: list[Hits], precision: Precision, *, k: int, namespace: str | None
