@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class GraphChannel:
             synonym_threshold=config.synonym_threshold,
             min_synonym_chars=config.min_synonym_chars,
         )
+        self._seconds: dict[str, float] = {}
         self._index: GraphIndex | None = None
         self._seen_version: tuple[int, int] | None = None
         self._lock = threading.Lock()
@@ -137,15 +139,32 @@ class GraphChannel:
         Raises:
             MissingDependencyError: spaCy or its model is not installed.
         """
+        start = time.perf_counter()
         extractions = tuple(self.extractor.extract(list(texts))) if texts else ()
+        self._spent("extract", start)
         new = self.store.missing_phrases(p for ex in extractions for p in ex.phrases)
-        return Prepared(extractions=extractions, vectors=self._embed(new))
+        start = time.perf_counter()
+        vectors = self._embed(new)
+        self._spent("embed", start)
+        return Prepared(extractions=extractions, vectors=vectors)
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Seconds spent building the graph, by part, summed over every write: ``extract``
+        (phrase extraction), ``embed`` (new phrases' vectors), and the store's ``nodes``,
+        ``synonyms`` and ``links`` (see :attr:`SQLiteGraph.seconds`)."""
+        return {**self._seconds, **self.store.seconds}
+
+    def _spent(self, part: str, start: float) -> None:
+        self._seconds[part] = self._seconds.get(part, 0.0) + time.perf_counter() - start
 
     def write(self, memory_ids: Sequence[int], prepared: Prepared) -> None:
         """Add prepared passages under their memory ids; run inside the transaction."""
         phrases = (p for ex in prepared.extractions for p in ex.phrases)
         late = [p for p in self.store.missing_phrases(phrases) if p not in prepared.vectors]
+        start = time.perf_counter()
         vectors = {**prepared.vectors, **self._embed(late)} if late else prepared.vectors
+        self._spent("embed", start)
         self.store.add(memory_ids, prepared.extractions, vectors)
         self.invalidate()
 

@@ -155,6 +155,7 @@ class SpacyExtractor:
         self.max_chars = max_chars
         self.name = f"spacy:{model}:v1"
         self._nlp: Any = None
+        self._pos: _PosRules | None = None
 
     @property
     def nlp(self) -> Any:
@@ -170,7 +171,9 @@ class SpacyExtractor:
             loader = getattr(package, "load", None)
             if loader is None:
                 raise MissingDependencyError(self.model, "graph")
-            self._nlp = loader(exclude=["lemmatizer"])
+            nlp = loader(exclude=["lemmatizer"])
+            self._pos = _PosRules.replace_ruler(nlp)
+            self._nlp = nlp
         return self._nlp
 
     def extract(self, texts: Sequence[str]) -> list[Extraction]:
@@ -188,7 +191,10 @@ class SpacyExtractor:
                     owner.append(i)
         groups: list[list[list[str]]] = [[] for _ in texts]
         named: list[list[str]] = [[] for _ in texts]
-        for i, doc in zip(owner, self.nlp.pipe(lines, batch_size=self.batch_size), strict=True):
+        docs = self.nlp.pipe(lines, batch_size=self.batch_size)
+        for i, doc in zip(owner, docs, strict=True):
+            if self._pos is not None:
+                self._pos.tag(doc)
             _sentence_phrases(doc, groups[i], named[i])
         return [from_phrases(g, n) for g, n in zip(groups, named, strict=True)]
 
@@ -207,3 +213,114 @@ def _sentence_phrases(doc: Any, groups: list[list[str]], named: list[str]) -> No
             if any(token.pos_ == "PROPN" for token in chunk):
                 named.append(chunk.text)
         groups.append(found)
+
+
+_PosKey = tuple[str, str, str, bool]
+_Condition = tuple[str, str, frozenset[Any]]
+"""One token condition of an attribute ruler pattern: attribute, ``==``/``in``/``not in``,
+the values."""
+_POS_ATTRS = {"TAG": "tag_", "LOWER": "lower_", "DEP": "dep_", "IS_SPACE": "is_space"}
+
+
+class _PosRules:
+    """The coarse part-of-speech rules of a pipeline's ``attribute_ruler``, applied without
+    spaCy's Matcher.
+
+    The ruler maps fine tags to coarse ones (``NNP`` to ``PROPN``) plus word exceptions
+    (``something``/``NN`` is a ``PRON``); extraction reads nothing else it sets, and running
+    its Matcher over every token cost as much as the parser. Here the same patterns decide
+    ``pos`` with the ruler's precedence (of the patterns matching a token, the last one
+    wins), single-token rules memoised on ``(tag, lower, dep, is_space)``.
+    """
+
+    def __init__(self, patterns: Sequence[Mapping[str, Any]]) -> None:
+        """Read the ruler's patterns (the ones that set ``POS``).
+
+        Raises:
+            ValueError: a pattern uses an attribute or operator not emulated here.
+        """
+        single: list[tuple[int, tuple[_Condition, ...], str]] = []
+        multi: list[tuple[int, tuple[tuple[_Condition, ...], ...], int, str]] = []
+        for order, rule in enumerate(patterns):
+            pos = rule.get("attrs", {}).get("POS")
+            if pos is None:
+                continue
+            for pattern in rule["patterns"]:
+                tokens = tuple(tuple(_condition(k, v) for k, v in t.items()) for t in pattern)
+                index = int(rule.get("index", 0))
+                index = index + len(tokens) if index < 0 else index
+                if not 0 <= index < len(tokens):
+                    raise ValueError(f"pattern index {index} out of range")
+                if len(tokens) == 1:
+                    single.append((order, tokens[0], str(pos)))
+                else:
+                    multi.append((order, tokens, index, str(pos)))
+        self._single = single[::-1]
+        self._multi = multi[::-1]
+        self._memo: dict[_PosKey, tuple[int, str]] = {}
+
+    @classmethod
+    def replace_ruler(cls, nlp: Any) -> _PosRules | None:
+        """Take the ``attribute_ruler`` out of ``nlp`` when its POS rules can be emulated.
+
+        Returns:
+            The rules to apply to each parsed doc (:meth:`tag`), or None when the pipeline
+            has no ruler or one with patterns this class does not cover (it stays then).
+        """
+        if "attribute_ruler" not in nlp.pipe_names:
+            return None
+        try:
+            rules = cls(nlp.get_pipe("attribute_ruler").patterns)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        nlp.remove_pipe("attribute_ruler")
+        return rules
+
+    def tag(self, doc: Any) -> None:
+        """Set ``pos_`` of every token of ``doc`` as the ruler would have."""
+        tokens = list(doc)
+        for i, token in enumerate(tokens):
+            key = (token.tag_, token.lower_, token.dep_, bool(token.is_space))
+            best = self._memo.get(key)
+            if best is None:
+                best = self._memo[key] = self._best_single(key)
+            order, pos = best
+            for m_order, conditions, index, m_pos in self._multi:
+                if m_order <= order:
+                    break
+                start = i - index
+                if start >= 0 and start + len(conditions) <= len(tokens):
+                    span = tokens[start : start + len(conditions)]
+                    if all(_matches(t, c) for t, c in zip(span, conditions, strict=True)):
+                        pos = m_pos
+                        break
+            if pos:
+                token.pos_ = pos
+
+    def _best_single(self, key: _PosKey) -> tuple[int, str]:
+        values = dict(zip(("TAG", "LOWER", "DEP", "IS_SPACE"), key, strict=True))
+        for order, conditions, pos in self._single:
+            if all(_holds(values[a], op, v) for a, op, v in conditions):
+                return order, pos
+        return -1, ""
+
+
+def _condition(attr: str, value: Any) -> _Condition:
+    if attr not in _POS_ATTRS:
+        raise ValueError(f"attribute {attr} is not emulated")
+    if isinstance(value, dict):
+        if len(value) != 1 or next(iter(value)) not in ("IN", "NOT_IN"):
+            raise ValueError(f"operator {value} is not emulated")
+        op, values = next(iter(value.items()))
+        return attr, "in" if op == "IN" else "not in", frozenset(values)
+    if not isinstance(value, str | bool):
+        raise ValueError(f"value {value!r} is not emulated")
+    return attr, "==", frozenset([value])
+
+
+def _holds(actual: Any, op: str, values: frozenset[Any]) -> bool:
+    return (actual not in values) if op == "not in" else (actual in values)
+
+
+def _matches(token: Any, conditions: tuple[_Condition, ...]) -> bool:
+    return all(_holds(getattr(token, _POS_ATTRS[a]), op, v) for a, op, v in conditions)

@@ -15,7 +15,11 @@ memories, which a numbered migration could not do):
   exactly its support;
 * ``graph_synonyms(a, b, score)``: every phrase pair whose cosine exceeds the threshold;
   the per-node cap is applied when the graph is loaded, so the stored set does not depend
-  on the order memories arrived in.
+  on the order memories arrived in;
+* ``graph_state(key, value)``: ``nodes`` is a random token replaced whenever nodes are
+  added (by :meth:`SQLiteGraph.add`) or deleted (by a trigger), so that the in-memory matrix
+  of node vectors used to find synonyms is known to be current with one read (a rolled
+  back write or another connection's leaves a token the matrix was not made for).
 
 Every per-memory row references ``memories(id) ON DELETE CASCADE``, and a trigger deletes a
 phrase node when its last mention goes (its synonym and pair rows cascade). Forgetting a
@@ -25,7 +29,10 @@ memory, by any path, therefore leaves no orphan node or edge, in the same transa
 from __future__ import annotations
 
 import math
+import secrets
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,10 +44,13 @@ from engramdb.graph.extract import Extraction
 
 __all__ = ["FORMAT_VERSION", "GraphSnapshot", "SQLiteGraph", "synonym_pairs"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped when the table layout changes; a mismatch drops and rebuilds the graph."""
 
-_TABLES = ("graph_synonyms", "graph_pairs", "graph_mentions", "graph_passages", "graph_nodes")
+_TABLES = (
+    *("graph_synonyms", "graph_pairs", "graph_mentions", "graph_passages", "graph_nodes"),
+    "graph_state",
+)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS graph_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE graph_nodes (id INTEGER PRIMARY KEY, phrase TEXT NOT NULL UNIQUE, vector BLOB)",
@@ -67,6 +77,10 @@ _SCHEMA = (
     "CREATE TRIGGER graph_mentions_prune AFTER DELETE ON graph_mentions"
     " WHEN NOT EXISTS (SELECT 1 FROM graph_mentions WHERE node_id = OLD.node_id)"
     " BEGIN DELETE FROM graph_nodes WHERE id = OLD.node_id; END",
+    "CREATE TABLE graph_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "INSERT INTO graph_state VALUES ('nodes', lower(hex(randomblob(8))))",
+    "CREATE TRIGGER graph_nodes_gone AFTER DELETE ON graph_nodes BEGIN"
+    " UPDATE graph_state SET value = lower(hex(randomblob(8))) WHERE key = 'nodes'; END",
 )
 _SAVEPOINT = "engramdb_graph"
 _CHUNK = 900
@@ -99,7 +113,7 @@ class GraphSnapshot:
 
 
 def synonym_pairs(
-    new: FloatArray, old: FloatArray, *, threshold: float, offset: int = 0
+    new: FloatArray, old: FloatArray, *, threshold: float, offset: int = 0, block: int = 256
 ) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, cosine)`` with cosine > ``threshold`` between new and all vectors.
 
@@ -111,13 +125,14 @@ def synonym_pairs(
         old: ``(n, d)`` unit vectors, including ``new`` at ``offset``.
         threshold: the cosine a pair must exceed.
         offset: where ``new`` starts in ``old``.
+        block: rows of ``new`` per matrix product (bounds the memory: ``block x n`` floats).
 
     Returns:
         ``(row in old, row in old, score)`` triples, the smaller row first.
     """
     out: list[tuple[int, int, float]] = []
-    for start in range(0, len(new), 256):
-        sims = new[start : start + 256] @ old.T
+    for start in range(0, len(new), block):
+        sims = new[start : start + block] @ old.T
         rows, cols = np.nonzero(sims > threshold)
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             i = offset + start + r
@@ -134,6 +149,49 @@ cosines within ~1e-3 of float32."""
 
 def _blob(vector: npt.NDArray[np.float32]) -> bytes:
     return np.ascontiguousarray(vector, dtype=_VECTOR).tobytes()
+
+
+class _NodeMatrix:
+    """The synonym-eligible nodes' vectors as stored (float16 values in float32), by id, kept
+    in memory between writes and grown in place; valid while ``token`` is the stored one."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self._ids = np.empty(0, dtype=np.int64)
+        self._rows = np.empty((0, 0), dtype=np.float32)
+        self.size = 0
+
+    @property
+    def ids(self) -> IntArray:
+        return self._ids[: self.size]
+
+    @property
+    def rows(self) -> FloatArray:
+        return self._rows[: self.size]
+
+    def reset(self, ids: IntArray, rows: FloatArray) -> None:
+        self._ids, self._rows, self.size = ids, rows, len(ids)
+
+    def append(self, ids: IntArray, rows: FloatArray) -> None:
+        """Add rows at the end (their ids are larger than any held)."""
+        if self._rows.shape[1] != rows.shape[1]:
+            if self.size:
+                raise InvalidInputError(
+                    f"phrase vectors of dimension {rows.shape[1]}, the graph's have "
+                    f"{self._rows.shape[1]}"
+                )
+            self._rows = np.empty((0, rows.shape[1]), dtype=np.float32)
+        need = self.size + len(ids)
+        if need > len(self._ids):
+            capacity = max(need, 2 * len(self._ids), 1024)
+            grown = np.empty((capacity, rows.shape[1]), dtype=np.float32)
+            grown[: self.size] = self.rows
+            grown_ids = np.empty(capacity, dtype=np.int64)
+            grown_ids[: self.size] = self.ids
+            self._rows, self._ids = grown, grown_ids
+        self._rows[self.size : need] = rows
+        self._ids[self.size : need] = ids
+        self.size = need
 
 
 class SQLiteGraph:
@@ -159,6 +217,11 @@ class SQLiteGraph:
         self.table = table
         self.synonym_threshold = synonym_threshold
         self.min_synonym_chars = min_synonym_chars
+        self.seconds: dict[str, float] = {}
+        """Seconds spent writing, by part: ``nodes`` (node rows), ``synonyms`` (the search
+        and its rows), ``links`` (passage, mention and pair rows); summed over every write."""
+        self._matrix = _NodeMatrix()
+        self._lock = threading.Lock()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -255,6 +318,7 @@ class SQLiteGraph:
         if lacking:
             raise InvalidInputError(f"no vector for new phrase(s): {', '.join(lacking[:5])}")
         self._add_nodes(new, vectors)
+        start = time.perf_counter()
         ids = self._node_ids(phrases)
         conn = self.conn
         for memory_id, ex in zip(memory_ids, extractions, strict=True):
@@ -271,28 +335,73 @@ class SQLiteGraph:
                     if a in ids and b in ids
                 ],
             )
+        self._spent("links", start)
+
+    def _spent(self, part: str, start: float) -> None:
+        self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
 
     def _add_nodes(self, new: Sequence[str], vectors: Mapping[str, FloatArray]) -> None:
+        """Insert the nodes and their synonym edges to every node (new ones included).
+
+        Each new eligible vector is compared with the in-memory matrix of the nodes' vectors
+        (read from the table only when the stored token says it is stale: after a forget,
+        a rolled back write or another connection's write), then appended to it.
+        """
         if not new:
             return
+        with self._lock:
+            matrix = self._matrix
+            try:
+                self._add_nodes_locked(new, vectors, matrix)
+            except BaseException:
+                matrix.token = None
+                raise
+
+    def _add_nodes_locked(
+        self, new: Sequence[str], vectors: Mapping[str, FloatArray], matrix: _NodeMatrix
+    ) -> None:
         conn = self.conn
+        start = time.perf_counter()
+        eligible = [p for p in new if self._synonym_eligible(p)]
+        stored = self._token()
+        if eligible and matrix.token != stored:
+            matrix.reset(*self._eligible_vectors())
+            matrix.token = stored
         conn.executemany(
             "INSERT INTO graph_nodes (phrase, vector) VALUES (?, ?)",
             [(p, _blob(vectors[p])) for p in new],
         )
-        eligible = [p for p in new if self._synonym_eligible(p)]
+        token = secrets.token_hex(8)
+        conn.execute("UPDATE graph_state SET value = ? WHERE key = 'nodes'", (token,))
+        self._spent("nodes", start)
         if not eligible:
+            if matrix.token == stored:
+                matrix.token = token
             return
-        old_ids, old_vectors = self._eligible_vectors()
-        # new nodes got the largest ids (rowid = max + 1), so they are the last rows
-        offset = len(old_ids) - len(eligible)
+        start = time.perf_counter()
+        node_ids = self._node_ids(eligible)
+        eligible.sort(key=node_ids.__getitem__)
+        rows = np.stack([vectors[p] for p in eligible]).astype(_VECTOR).astype(np.float32)
+        offset = matrix.size
+        matrix.append(np.asarray([node_ids[p] for p in eligible], dtype=np.int64), rows)
+        ids = matrix.ids
         pairs = synonym_pairs(
-            old_vectors[offset:], old_vectors, threshold=self.synonym_threshold, offset=offset
+            matrix.rows[offset:],
+            matrix.rows,
+            threshold=self.synonym_threshold,
+            offset=offset,
+            block=max(64, (1 << 22) // max(1, matrix.size)),
         )
         conn.executemany(
             "INSERT OR IGNORE INTO graph_synonyms (a, b, score) VALUES (?, ?, ?)",
-            [(int(old_ids[i]), int(old_ids[j]), s) for i, j, s in pairs],
+            [(*sorted((int(ids[i]), int(ids[j]))), s) for i, j, s in pairs],
         )
+        matrix.token = token
+        self._spent("synonyms", start)
+
+    def _token(self) -> str | None:
+        row = self.conn.execute("SELECT value FROM graph_state WHERE key = 'nodes'").fetchone()
+        return None if row is None else str(row[0])
 
     def _synonym_eligible(self, phrase: str) -> bool:
         return sum(ch.isalnum() for ch in phrase) >= self.min_synonym_chars
