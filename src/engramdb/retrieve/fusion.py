@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["Run", "fuse", "fuse_rrf", "fuse_weighted", "minmax"]
+__all__ = ["METHODS", "Run", "fuse", "fuse_max", "fuse_rrf", "fuse_weighted", "minmax"]
+
+METHODS = ("rrf", "weighted", "max")
+"""Fusion methods :func:`fuse` takes."""
 
 Run = Sequence[tuple[int, float]]
 
@@ -52,6 +55,27 @@ def fuse_weighted(
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
+def fuse_max(
+    runs: Mapping[str, Run], *, weights: Mapping[str, float] | None = None
+) -> list[tuple[int, float]]:
+    """Weighted sum of scores divided by each run's top score: ``Σ_c w_c · s_c(d) / s_c(1)``.
+
+    A run whose scores fall steeply (a confident one) moves the fused order more than a
+    flat one; the ratios do not depend on how many memories the store holds. Negative
+    scores count as 0, a run whose top score is not positive is left out, and a missing hit
+    contributes 0. Ties are broken by the smaller id.
+    """
+    fused: dict[int, float] = {}
+    for channel, run in runs.items():
+        weight = 1.0 if weights is None else weights.get(channel, 1.0)
+        top = max((score for _, score in run), default=0.0)
+        if weight == 0 or top <= 0:
+            continue
+        for doc, score in run:
+            fused[doc] = fused.get(doc, 0.0) + weight * max(score, 0.0) / top
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
 def fuse(
     runs: Mapping[str, Run],
     *,
@@ -59,11 +83,14 @@ def fuse(
     k: int = 60,
     weights: Mapping[str, float] | None = None,
 ) -> list[tuple[int, float]]:
-    """Fuse runs with ``method`` ``"rrf"`` or ``"weighted"``; a single run passes through."""
+    """Fuse runs with ``method`` ``"rrf"``, ``"weighted"`` or ``"max"``; a single run passes
+    through."""
     live = {c: r for c, r in runs.items() if r}
     if len(live) == 1:
         ((_, run),) = live.items()
         return [(doc, float(score)) for doc, score in run]
     if method == "weighted":
         return fuse_weighted(live, weights=weights)
+    if method == "max":
+        return fuse_max(live, weights=weights)
     return fuse_rrf(live, k=k, weights=weights)
