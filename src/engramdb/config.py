@@ -284,6 +284,9 @@ class GraphConfig:
         passage_weight: every passage's PPR seed is this × its min-max dense score.
         dense_seeds: how many dense hits seed passages (HippoRAG 2 seeds all of them; on
             the MuSiQue sample R@5 fell from 0.741 to 0.715 with only the top 100).
+        ppr_epsilon: forward-push threshold of the graph's Personalized PageRank: each
+            node's mass is within ``ppr_epsilon`` × its weighted degree of the exact PPR
+            (0: power iteration over the whole graph, the reference; slower).
         link_top_k: query-linked phrases kept as seeds.
         link_threshold: minimum cosine for linking a query phrase to a phrase node by
             embedding (exact matches always link).
@@ -309,6 +312,7 @@ class GraphConfig:
     damping: float = 0.7
     passage_weight: float = 0.05
     dense_seeds: int = 10_000
+    ppr_epsilon: float = 1e-7
     link_top_k: int = 5
     link_threshold: float = 0.8
     common_phrase_weight: float = 0.2
@@ -331,6 +335,7 @@ class GraphConfig:
         _check(0 < self.damping < 1, "graph.damping must be in (0, 1)")
         _check(self.passage_weight >= 0, "graph.passage_weight must be >= 0")
         _check(self.dense_seeds >= 0, "graph.dense_seeds must be >= 0")
+        _check(0 <= self.ppr_epsilon < 1, "graph.ppr_epsilon must be in [0, 1)")
         _check(self.common_phrase_weight >= 0, "graph.common_phrase_weight must be >= 0")
         _check(self.fusion_weight >= 0, "graph.fusion_weight must be >= 0")
         _check(self.link_top_k >= 1, "graph.link_top_k must be >= 1")

@@ -284,6 +284,7 @@ class GraphChannel:
             damping=cfg.damping,
             passage_weight=cfg.passage_weight,
             allow=allow,
+            epsilon=cfg.ppr_epsilon,
         )
 
     def related(

@@ -9,28 +9,39 @@ A query is linked to phrase nodes (its own phrases, by exact string and by embed
 similarity), each seed weighted by its link score × node specificity (1 / passages that
 contain the phrase), × ``common_weight`` for phrases never seen as a named entity or proper
 noun, the top ``link_top_k`` kept. Every passage is also seeded with ``passage_weight`` ×
-its min-max normalised dense score. PPR (power iteration on ``scipy.sparse``; damping =
-probability of following an edge) spreads the mass; passages rank by the mass they hold.
-With no linked phrase the channel falls back to the dense run.
+its min-max normalised dense score. PPR (damping = probability of following an edge)
+spreads the mass; passages rank by the mass they hold. With no linked phrase the channel
+falls back to the dense run.
+
+Recall runs PPR by forward push (:mod:`engramdb.graph._push`): only nodes holding more than
+``epsilon`` × their weighted degree of residual mass are expanded, so a query costs what its
+seeds' neighbourhood holds, not the whole graph, and each passage's mass is within
+``epsilon`` × its weighted degree of the exact PPR (``epsilon=0``: power iteration,
+:meth:`RandomWalk.ppr`, which stays the reference).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
 from engramdb._optional import require
 from engramdb.errors import InvalidInputError
+from engramdb.graph._push import PushResult, PushWalk
 from engramdb.graph.sqlite import GraphSnapshot
 
-__all__ = ["GraphIndex", "GraphRecall", "RandomWalk", "personalized_pagerank"]
+__all__ = ["PPR_EPSILON", "GraphIndex", "GraphRecall", "RandomWalk", "personalized_pagerank"]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 _VIA = 3
 """Phrases shown per hit in an explanation."""
+PPR_EPSILON = 1e-7
+"""Default push threshold (residual mass per unit of weighted degree); see GraphConfig."""
 
 
 class RandomWalk:
@@ -179,12 +190,17 @@ class GraphIndex:
         n = n_p + self.n_passages
         upper = sparse.coo_matrix((weights, (rows, cols)), shape=(n, n))
         self.adjacency = sparse.csr_matrix(upper + upper.T)
-        self.walk = RandomWalk(self.adjacency)
+        self.push = PushWalk(self.adjacency, check=False)  # symmetric by construction
         self.synonym_edges = len(syn)
         self._has_vector = bool(snapshot.vectors.size) and bool(snapshot.vectors.any())
 
     def __len__(self) -> int:
         return self.n_phrases + self.n_passages
+
+    @cached_property
+    def walk(self) -> RandomWalk:
+        """The power-iteration operator (built on first use: recall pushes by default)."""
+        return RandomWalk(self.adjacency)
 
     def phrase_index(self, phrase: str) -> int | None:
         """The node index of a (normalised) phrase, if it is in the graph."""
@@ -241,7 +257,7 @@ class GraphIndex:
         top = sorted(weighted.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
         return dict(top)
 
-    def recall(
+    def recall(  # noqa: PLR0913 - keyword-only knobs of one recall
         self,
         seeds: Mapping[int, float],
         dense: Sequence[tuple[int, float]] = (),
@@ -250,6 +266,7 @@ class GraphIndex:
         damping: float = 0.5,
         passage_weight: float = 0.05,
         allow: npt.NDArray[np.int64] | None = None,
+        epsilon: float = PPR_EPSILON,
     ) -> GraphRecall:
         """One query: see :meth:`recall_many`."""
         return self.recall_many(
@@ -259,9 +276,10 @@ class GraphIndex:
             damping=damping,
             passage_weight=passage_weight,
             allow=allow,
+            epsilon=epsilon,
         )[0]
 
-    def recall_many(
+    def recall_many(  # noqa: PLR0913 - keyword-only knobs of one recall
         self,
         seeds: Sequence[Mapping[int, float]],
         dense: Sequence[Sequence[tuple[int, float]]],
@@ -270,10 +288,9 @@ class GraphIndex:
         damping: float = 0.5,
         passage_weight: float = 0.05,
         allow: npt.NDArray[np.int64] | None = None,
+        epsilon: float = PPR_EPSILON,
     ) -> list[GraphRecall]:
         """Rank passages by PPR mass from phrase seeds and dense passage seeds.
-
-        All queries with seeds run in one batched power iteration.
 
         Args:
             seeds: per query, ``{phrase node index: weight}`` (see :meth:`link`).
@@ -283,11 +300,19 @@ class GraphIndex:
             damping: PPR damping.
             passage_weight: the dense seed factor (HippoRAG 2: 0.05).
             allow: memory ids that may be returned (a namespace or filter), or None.
+            epsilon: push threshold: each node's mass is within ``epsilon`` × its weighted
+                degree of the exact PPR (see :mod:`engramdb.graph._push`); 0 runs every
+                query with seeds in one batched power iteration instead.
 
         Returns:
             One ranked run per query; the dense run (``fallback=True``) for a query with
             no seed.
+
+        Raises:
+            InvalidInputError: a negative epsilon.
         """
+        if not epsilon >= 0:
+            raise InvalidInputError(f"epsilon must be >= 0, got {epsilon}")
         allowed = None if allow is None else set(allow.tolist())
         live = [q for q, s in enumerate(seeds) if s and self.n_passages]
         out = [
@@ -299,44 +324,92 @@ class GraphIndex:
         ]
         if not live:
             return out
+        mask = None if allow is None else np.isin(self.memory_ids, allow)
+        if epsilon > 0:
+            for q in live:
+                found = self.ppr(
+                    seeds[q],
+                    dense[q],
+                    damping=damping,
+                    passage_weight=passage_weight,
+                    epsilon=epsilon,
+                )
+                passages = found.touched[found.touched >= self.n_phrases] - self.n_phrases
+                out[q] = self._ranked(found.estimate, seeds[q], depth, mask, passages)
+            return out
         reset = np.zeros((len(self), len(live)), dtype=np.float64)
         for col, q in enumerate(live):
-            for node, weight in seeds[q].items():
-                reset[node, col] += weight
-            self._seed_passages(reset[:, col], dense[q], passage_weight)
+            nodes, weights = self._reset(seeds[q], dense[q], passage_weight)
+            reset[nodes, col] = weights
         mass = self.walk.ppr(reset, damping=damping, tol=1e-7)
+        everything = np.arange(self.n_passages, dtype=np.int64)
         for col, q in enumerate(live):
-            out[q] = self._ranked(mass[:, col], seeds[q], depth, allowed)
+            out[q] = self._ranked(mass[:, col], seeds[q], depth, mask, everything)
         return out
 
+    def ppr(
+        self,
+        seeds: Mapping[int, float],
+        dense: Sequence[tuple[int, float]] = (),
+        *,
+        damping: float = 0.5,
+        passage_weight: float = 0.05,
+        epsilon: float = PPR_EPSILON,
+    ) -> PushResult:
+        """The push PPR behind :meth:`recall` for one query, with its error bound.
+
+        Raises:
+            InvalidInputError: no positive seed weight, or a bad damping or epsilon.
+        """
+        nodes, weights = self._reset(seeds, dense, passage_weight)
+        return self.push.ppr_sparse(nodes, weights, damping=damping, epsilon=epsilon)
+
+    def _reset(
+        self, seeds: Mapping[int, float], dense: Sequence[tuple[int, float]], weight: float
+    ) -> tuple[IntArray, FloatArray]:
+        """One query's reset vector as (distinct node indices, weights)."""
+        nodes = [np.fromiter(seeds.keys(), dtype=np.int64, count=len(seeds))]
+        weights = [np.fromiter(seeds.values(), dtype=np.float64, count=len(seeds))]
+        found = [(self._passage_index.get(d), s) for d, s in dense]
+        known = [(i, s) for i, s in found if i is not None]
+        if known and weight > 0:
+            scores = _minmax(np.asarray([s for _, s in known], dtype=np.float64))
+            nodes.append(np.asarray([i for i, _ in known], dtype=np.int64) + self.n_phrases)
+            weights.append(weight * scores)
+        at, where = np.unique(np.concatenate(nodes), return_inverse=True)
+        summed: FloatArray = np.bincount(
+            where, weights=np.concatenate(weights), minlength=at.size
+        ).astype(np.float64)
+        keep = summed > 0
+        return at[keep], summed[keep]
+
     def _ranked(
-        self, mass: FloatArray, seeds: Mapping[int, float], depth: int, allowed: set[int] | None
+        self,
+        mass: FloatArray,
+        seeds: Mapping[int, float],
+        depth: int,
+        mask: npt.NDArray[np.bool_] | None,
+        candidates: IntArray,
     ) -> GraphRecall:
-        passage_mass = mass[self.n_phrases :]
-        order = np.argsort(-passage_mass, kind="stable")
-        run: list[tuple[int, float]] = []
-        for i in order.tolist():
-            memory_id = int(self.memory_ids[i])
-            if allowed is None or memory_id in allowed:
-                run.append((memory_id, float(passage_mass[i])))
-                if len(run) == depth:
-                    break
+        """The ``depth`` best passages by mass (ties by passage order); ``candidates``: the
+        passages whose mass may be non-zero, the rest following in passage order."""
+        top = _top(mass[self.n_phrases + candidates], candidates, depth, mask)
+        if len(top) < depth:
+            free = np.ones(self.n_passages, dtype=bool)
+            free[top] = False
+            if mask is not None:
+                free &= mask
+            rest = np.flatnonzero(free)
+            rest = rest[mass[self.n_phrases + rest] == 0][: depth - len(top)]
+            top = np.concatenate([top, rest])
+        run = tuple(
+            (int(self.memory_ids[i]), float(mass[self.n_phrases + i])) for i in top.tolist()
+        )
         seed_list = tuple(
             (self.phrases[n], float(w)) for n, w in sorted(seeds.items(), key=lambda kv: -kv[1])
         )
         via = {m: self._via(m, mass, seeds) for m, _ in run}
-        return GraphRecall(run=tuple(run), seeds=seed_list, via=via)
-
-    def _seed_passages(
-        self, reset: FloatArray, dense: Sequence[tuple[int, float]], weight: float
-    ) -> None:
-        found = [(self._passage_index.get(d), s) for d, s in dense]
-        known = [(i, s) for i, s in found if i is not None]
-        if not known or weight <= 0:
-            return
-        scores = _minmax(np.asarray([s for _, s in known], dtype=np.float64))
-        idx = np.asarray([i for i, _ in known], dtype=np.int64) + self.n_phrases
-        np.add.at(reset, idx, weight * scores)
+        return GraphRecall(run=run, seeds=seed_list, via=via)
 
     def _phrases_of(self, memory_id: int) -> list[int]:
         node = self.n_phrases + self._passage_index[memory_id]
@@ -385,6 +458,23 @@ class GraphIndex:
         if node < self.n_phrases:
             return self.phrases[node]
         return f"#{int(self.memory_ids[node - self.n_phrases])}"
+
+
+def _top(
+    mass: FloatArray, passages: IntArray, depth: int, mask: npt.NDArray[np.bool_] | None
+) -> IntArray:
+    """Of ``passages`` (with their ``mass``), the ``depth`` allowed ones with positive mass,
+    heaviest first, ties by passage index."""
+    keep = mass > 0
+    if mask is not None:
+        keep &= mask[passages]
+    mass, passages = mass[keep], passages[keep]
+    if mass.size > depth > 0:
+        floor = np.partition(mass, mass.size - depth)[mass.size - depth]
+        near = mass >= floor
+        mass, passages = mass[near], passages[near]
+    order = np.lexsort((passages, -mass))[:depth]
+    return passages[order]
 
 
 def _cap_synonyms(
