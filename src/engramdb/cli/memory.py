@@ -83,7 +83,12 @@ def _print_hit(rank: int, hit: Hit) -> None:
     where = f"{hit.source or '-'}"
     if pos.ordinal is not None:
         where += f" #{pos.ordinal}"
-    why = ", ".join(f"{c} #{s.rank} ({s.score:.3f})" for c, s in hit.why.items())
+    why = ", ".join(
+        f"step {s.rank}" + (f" via {', '.join(s.phrases)}" if s.phrases else "")
+        if c == "step"
+        else f"{c} #{s.rank} ({s.score:.3f})"
+        for c, s in hit.why.items()
+    )
     for link in hit.relations:
         other = link.new if link.old == hit.id else link.old
         relation = {
@@ -113,6 +118,18 @@ def _print_hit(rank: int, hit: Hit) -> None:
 @click.option(
     "--include-superseded", is_flag=True, help="Rank superseded memories where they fall."
 )
+@click.option(
+    "--steps",
+    type=click.IntRange(1, 5),
+    default=None,
+    help="Recall in up to N steps, each adding clues from the hits so far (multi-hop).",
+)
+@click.option(
+    "--clues",
+    default=None,
+    help="What later steps add: phrases (graph bridges), terms (RM3), centroid, llm; "
+    "comma-separated.",
+)
 @json_option
 @db_option
 def recall(  # noqa: PLR0913 - the command's options
@@ -126,6 +143,8 @@ def recall(  # noqa: PLR0913 - the command's options
     rerank: str | None,
     as_of: str | None,
     include_superseded: bool,
+    steps: int | None,
+    clues: str | None,
     as_json: bool,
     db: str | None,
     config: str | None,
@@ -141,6 +160,7 @@ def recall(  # noqa: PLR0913 - the command's options
         engram recall "when did we move the deploy freeze?" -k 5 --namespace work
         engram recall "who won the 1998 cup?" --min-relevance 0.5 --rerank lambdarank
         engram recall "-v2 flag" -k 3
+        engram recall "where was the founder of Acme born?" --channels hybrid+graph --steps 2
     """
     condition = parse_where(where)
     with open_memory(db, config, create=False) as mem:
@@ -155,6 +175,8 @@ def recall(  # noqa: PLR0913 - the command's options
             rerank=rerank,
             as_of=time_arg(as_of),
             include_superseded=include_superseded,
+            steps=steps,
+            clues=clues,
         )
     if as_json:
         emit_json(hits)
