@@ -103,6 +103,18 @@ def eval_group() -> None:
     "mmr (<channel>+mmr), e.g. lambdarank,mmr.",
 )
 @click.option(
+    "--steps",
+    type=click.IntRange(1, 5),
+    help="Also run each channel recalled in up to N steps, as <channel>@N (a channel may "
+    "name its own: hybrid+graph@2).",
+)
+@click.option(
+    "--clues",
+    help="What the steps of <channel>@N channels add to the query: phrases (graph bridges), "
+    "terms (RM3), centroid (Rocchio), llm; comma-separated [default: phrases with the graph, "
+    "else terms].",
+)
+@click.option(
     "--alpha",
     "alphas",
     help="Conformal error rates, e.g. 0.05,0.1,0.2: recall again with coverage=1-α and "
@@ -176,6 +188,7 @@ def run(path: str, **opts: Any) -> None:
         engram eval ../shared/data/scifact --channels hybrid --rerank lambdarank,mmr \\
             --alpha 0.05,0.1,0.2 --unanswerable-holdout 150 --out scifact-precision.json
         engram eval ../shared/data/scifact --cluster local --shards 4 --out scifact-4.json
+        engram eval ../shared/data/musique --kind multihop --channels hybrid+graph --steps 2
     """
     from engramdb.eval import EvalOptions, evaluate, to_markdown
 
@@ -188,6 +201,8 @@ def run(path: str, **opts: Any) -> None:
         kind=opts["kind"],
         channels=tuple(opts["channels"].split(",")),
         rerank=_rerankers(opts["rerank"]),
+        steps=opts["steps"],
+        clues=tuple(c.strip() for c in (opts["clues"] or "").split(",") if c.strip()),
         alphas=_floats(opts["alphas"]),
         unanswerable=opts["unanswerable"] or 0,
         limit=opts["limit"],

@@ -40,6 +40,7 @@ from engramdb.eval.runner import (
     check_channels,
     rerank_channels,
     split_channel,
+    step_channels,
     uses_graph,
 )
 from engramdb.eval.updates import evaluate_updates, load_updates
@@ -64,6 +65,10 @@ class EvalOptions:
             ``rerank`` extra) and ``<channel>+mmr`` are the channel reranked.
         rerank: rerankers (``"lambdarank"``, ``"mmr"``) to add as channels: each plain
             channel reranked by each of them (see :func:`~engramdb.eval.runner.rerank_channels`).
+        steps: recall in steps: each channel without a step count is also run as
+            ``<channel>@steps`` (see :func:`~engramdb.eval.runner.step_channels`).
+        clues: the clue kinds of the ``<channel>@N`` channels (``"phrases"``, ``"terms"``,
+            ``"centroid"``, ``"llm"``); empty for recall's default.
         alphas: conformal error rates; each adds a recall pass per channel with
             ``coverage=1-α`` and ``metrics[channel]["conformal"][str(α)]`` (beir,
             multihop, locomo).
@@ -95,6 +100,8 @@ class EvalOptions:
     kind: str | None = None
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     rerank: tuple[str, ...] = ()
+    steps: int | None = None
+    clues: tuple[str, ...] = ()
     alphas: tuple[float, ...] = ()
     unanswerable: int = 0
     limit: int | None = None
@@ -112,6 +119,8 @@ class EvalOptions:
         if self.kind is not None and self.kind not in KINDS:
             raise InvalidInputError(f"unknown kind {self.kind!r}; valid: {', '.join(KINDS)}")
         channels = rerank_channels(check_channels(self.channels), self.rerank)
+        channels = check_channels(step_channels(channels, self.steps))
+        object.__setattr__(self, "clues", tuple(self.clues))
         object.__setattr__(self, "channels", channels)
         object.__setattr__(self, "rerank", tuple(self.rerank))
         object.__setattr__(self, "alphas", check_alphas(self.alphas))
@@ -182,7 +191,7 @@ def _load(kind: str, path: Path) -> _Loaded:
 def _overrides(options: EvalOptions) -> dict[str, Any]:
     """Config sections the run sets: the embedder, and the graph when a channel uses it."""
     out: dict[str, Any] = {"embed": dict(options.embed)} if options.embed else {}
-    if uses_graph(options.channels):
+    if uses_graph(options.channels) or "phrases" in options.clues:
         out["graph"] = {"enabled": True}
     return out
 
@@ -259,6 +268,8 @@ def _config(
         "seed": options.seed,
         "sizes": list(options.sizes),
         "alphas": list(options.alphas),
+        "steps": options.steps,
+        "clues": list(options.clues),
         "unanswerable": options.unanswerable,
         "db": str(options.db) if options.db else None,
         "cluster": _cluster(options, memory),
@@ -322,6 +333,7 @@ def evaluate(
             sizes=options.sizes,
             alphas=options.alphas,
             unanswerable=options.unanswerable,
+            clues=options.clues,
             progress=progress,
         )
         result = loaded.run(ctx)

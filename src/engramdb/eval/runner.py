@@ -25,6 +25,7 @@ __all__ = [
     "RERANK_SUFFIXES",
     "RunContext",
     "TaskResult",
+    "channel_steps",
     "check_channels",
     "ingest",
     "latency_summary",
@@ -56,7 +57,51 @@ def _valid_channels() -> str:
     return f"{', '.join(CHANNELS)}, each optionally followed by {suffixes}"
 
 
+MAX_STEPS = 5
+"""The most recall steps a ``<channel>@N`` variant may take."""
+
+
+def _steps_of(name: str) -> tuple[str, int | None] | None:
+    """``"hybrid+graph@2"`` → ``("hybrid+graph", 2)``; ``None`` for a bad ``@`` part."""
+    head, at, tail = name.rpartition("@")
+    if not at:
+        return name, None
+    if not tail.isdigit() or not 1 <= int(tail) <= MAX_STEPS:
+        return None
+    return head, int(tail)
+
+
+def channel_steps(channel: str) -> int | None:
+    """The recall steps of a ``<channel>@N`` variant (``None``: a plain recall).
+
+    Raises:
+        InvalidInputError: an unknown channel or a step count outside 1..5.
+    """
+    split_channel(channel)
+    found = _steps_of(channel)
+    return None if found is None else found[1]
+
+
+def step_channels(channels: Sequence[str], steps: int | None) -> tuple[str, ...]:
+    """``channels`` followed by each of them without a step count recalled in ``steps``
+    steps: ``(["hybrid+graph"], 2)`` → ``("hybrid+graph", "hybrid+graph@2")``.
+
+    Raises:
+        InvalidInputError: ``steps`` outside 1..5.
+    """
+    if steps is None:
+        return tuple(channels)
+    if not 1 <= steps <= MAX_STEPS:
+        raise InvalidInputError(f"steps must be in 1..{MAX_STEPS}, got {steps}")
+    added = [f"{c}@{steps}" for c in channels if "@" not in c]
+    return tuple(dict.fromkeys([*channels, *added]))
+
+
 def _split(name: str) -> tuple[str, str | None] | None:
+    stepped = _steps_of(name)
+    if stepped is None:
+        return None
+    name = stepped[0]
     if name in CHANNELS:
         return name, None
     base, plus, suffix = name.rpartition("+")
@@ -71,7 +116,8 @@ def _is_channel(name: str) -> bool:
 
 def split_channel(channel: str) -> tuple[str, str | None]:
     """``"hybrid+rerank"`` → ``("hybrid", "lambdarank")``; ``"dense"`` → ``("dense", None)``;
-    ``"hybrid+graph+mmr"`` → ``("hybrid+graph", "mmr")``.
+    ``"hybrid+graph+mmr"`` → ``("hybrid+graph", "mmr")``. A step count (``@N``, always
+    last: ``hybrid+graph+rerank@2``) is left out (see :func:`channel_steps`).
 
     Raises:
         InvalidInputError: an unknown channel or reranker suffix.
@@ -119,7 +165,7 @@ def rerank_channels(channels: Sequence[str], rerankers: Sequence[str]) -> tuple[
         raise InvalidInputError(
             f"unknown reranker(s) {', '.join(unknown)}; valid: {', '.join(RERANK_SUFFIXES)}"
         )
-    plain = [c for c in channels if split_channel(c)[1] is None]
+    plain = [c for c in channels if split_channel(c)[1] is None and "@" not in c]
     added = [f"{c}+{RERANK_SUFFIXES[r]}" for r in dict.fromkeys(rerankers) for c in plain]
     return tuple(dict.fromkeys([*channels, *added]))
 
@@ -138,6 +184,7 @@ class RunContext:
             (retrieval and LoCoMo tasks).
         unanswerable: how many judged queries to make unanswerable by leaving their
             relevant documents out of the store (retrieval tasks); 0 for none.
+        clues: the clue kinds of ``<channel>@N`` channels (empty: recall's default).
         progress: optional progress callback.
     """
 
@@ -148,6 +195,7 @@ class RunContext:
     sizes: tuple[int, ...] = ()
     alphas: tuple[float, ...] = ()
     unanswerable: int = 0
+    clues: tuple[str, ...] = ()
     progress: Progress | None = None
 
 
@@ -307,6 +355,7 @@ def run_queries(  # noqa: PLR0913 - keyword-only options of one recall pass
         MissingDependencyError: the reranker needs an extra that is not installed.
     """
     base, rerank = split_channel(channel)
+    steps = _step_options(ctx, channel)
     stage = f"recall {channel}" + (f" coverage={coverage:g}" if coverage is not None else "")
     times = _time_options(ctx.memory, now=now, as_of=as_of)
     if as_of is not None:
@@ -322,6 +371,7 @@ def run_queries(  # noqa: PLR0913 - keyword-only options of one recall pass
             rerank=rerank,
             coverage=coverage,
             **times,
+            **steps,
         )[0]
         ms = (time.perf_counter() - started) * 1000
         ranked = tuple(label for hit in hits for label in labels.get(hit.id, ()))
@@ -339,6 +389,16 @@ def run_queries(  # noqa: PLR0913 - keyword-only options of one recall pass
         if ctx.progress is not None and (done % 25 == 0 or done == len(queries)):
             ctx.progress(stage, done, len(queries))
     return runs
+
+
+def _step_options(ctx: RunContext, channel: str) -> dict[str, Any]:
+    """``steps`` and ``clues`` for a ``<channel>@N`` recall (none for a plain one)."""
+    steps = channel_steps(channel)
+    if steps is None:
+        return {}
+    if not _accepts(ctx.memory, "steps"):
+        raise InvalidInputError(f"this engine's recall takes no steps: cannot run {channel}")
+    return {"steps": steps, "clues": ctx.clues or None}
 
 
 def _accepts(memory: Memory | ClusterMemory, option: str) -> bool:
