@@ -41,8 +41,8 @@ __all__ = ["PushResult", "PushWalk"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-_DENSE_ROUND = 8
-"""A round whose frontier holds more than 1/8 of the edges runs as a whole-graph product
+_DENSE_ROUND = 24
+"""A round whose frontier holds more than 1/24 of the edges runs as a whole-graph product
 (C speed, no gather) rather than edge by edge."""
 _MAX_ROUNDS = 100_000
 """A guard only: the mass argument above ends push long before (each push settles

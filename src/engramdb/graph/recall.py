@@ -177,6 +177,7 @@ class GraphIndex:
         self.memory_ids = snapshot.memory_ids
         self._phrase_index = {p: i for i, p in enumerate(snapshot.phrases)}
         self._passage_index = {int(m): i for i, m in enumerate(snapshot.memory_ids.tolist())}
+        self._by_id = np.argsort(snapshot.memory_ids, kind="stable").astype(np.int64)
         n_p = self.n_phrases
         mentions = snapshot.mentions
         self.passages_per_phrase = np.bincount(mentions[:, 0], minlength=n_p).astype(np.float64)
@@ -370,12 +371,15 @@ class GraphIndex:
         """One query's reset vector as (distinct node indices, weights)."""
         nodes = [np.fromiter(seeds.keys(), dtype=np.int64, count=len(seeds))]
         weights = [np.fromiter(seeds.values(), dtype=np.float64, count=len(seeds))]
-        found = [(self._passage_index.get(d), s) for d, s in dense]
-        known = [(i, s) for i, s in found if i is not None]
-        if known and weight > 0:
-            scores = _minmax(np.asarray([s for _, s in known], dtype=np.float64))
-            nodes.append(np.asarray([i for i, _ in known], dtype=np.int64) + self.n_phrases)
-            weights.append(weight * scores)
+        if dense and weight > 0 and self.n_passages:
+            ids = np.fromiter((d for d, _ in dense), dtype=np.int64, count=len(dense))
+            scores = np.fromiter((s for _, s in dense), dtype=np.float64, count=len(dense))
+            by_id = self._by_id
+            at = np.minimum(np.searchsorted(self.memory_ids[by_id], ids), self.n_passages - 1)
+            known = self.memory_ids[by_id[at]] == ids
+            if known.any():
+                nodes.append(by_id[at[known]] + self.n_phrases)
+                weights.append(weight * _minmax(scores[known]))
         at, where = np.unique(np.concatenate(nodes), return_inverse=True)
         summed: FloatArray = np.bincount(
             where, weights=np.concatenate(weights), minlength=at.size
@@ -408,8 +412,7 @@ class GraphIndex:
         seed_list = tuple(
             (self.phrases[n], float(w)) for n, w in sorted(seeds.items(), key=lambda kv: -kv[1])
         )
-        via = {m: self._via(m, mass, seeds) for m, _ in run}
-        return GraphRecall(run=run, seeds=seed_list, via=via)
+        return GraphRecall(run=run, seeds=seed_list, via=self._via_many(top, mass, seeds))
 
     def _phrases_of(self, memory_id: int) -> list[int]:
         node = self.n_phrases + self._passage_index[memory_id]
@@ -417,13 +420,43 @@ class GraphIndex:
         cols = a.indices[a.indptr[node] : a.indptr[node + 1]]
         return [int(j) for j in cols if j < self.n_phrases]
 
-    def _via(self, memory_id: int, mass: FloatArray, seeds: Mapping[int, float]) -> tuple[str, ...]:
-        phrases = self._phrases_of(memory_id)
+    @cached_property
+    def _alphabetical(self) -> IntArray:
+        """Each phrase's place in sorted order of the phrase texts."""
+        order = sorted(range(self.n_phrases), key=self.phrases.__getitem__)
+        ranks = np.empty(self.n_phrases, dtype=np.int64)
+        ranks[np.asarray(order, dtype=np.int64)] = np.arange(self.n_phrases, dtype=np.int64)
+        return ranks
+
+    def _via_many(
+        self, passages: IntArray, mass: FloatArray, seeds: Mapping[int, float]
+    ) -> dict[int, tuple[str, ...]]:
+        """Per passage, its ``_VIA`` phrases: seeds first, then by mass, then by text."""
+        a = self.adjacency
+        nodes = passages + self.n_phrases
+        starts = a.indptr[nodes].astype(np.int64)
+        counts = a.indptr[nodes + 1] - starts
+        ends = np.cumsum(counts)
+        slots = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
+            starts - ends + counts, counts
+        )
+        phrases = a.indices[slots].astype(np.int64)
+        owner = np.repeat(np.arange(len(passages)), counts)
+        keep = phrases < self.n_phrases
+        phrases, owner = phrases[keep], owner[keep]
+        not_seed = ~np.isin(phrases, np.fromiter(seeds, dtype=np.int64, count=len(seeds)))
         # ties by the phrase itself, not its node's place (which depends on the order memories
         # arrived in, or on a cluster's shards); masses compared at float32 so that the same
         # graph summed in another order ties where it ties
-        phrases.sort(key=lambda j: (j not in seeds, -float(np.float32(mass[j])), self.phrases[j]))
-        return tuple(self.phrases[j] for j in phrases[:_VIA])
+        heavy = -mass[phrases].astype(np.float32)
+        order = np.lexsort((self._alphabetical[phrases], heavy, not_seed, owner))
+        owner, phrases = owner[order], phrases[order]
+        first = np.searchsorted(owner, owner, side="left")
+        shown = np.arange(owner.size) - first < _VIA
+        via: dict[int, list[str]] = {int(self.memory_ids[i]): [] for i in passages.tolist()}
+        for o, j in zip(owner[shown].tolist(), phrases[shown].tolist(), strict=True):
+            via[int(self.memory_ids[passages[o]])].append(self.phrases[j])
+        return {m: tuple(v) for m, v in via.items()}
 
     def phrases_of(self, memory_id: int) -> list[str]:
         """The phrases a memory contains (empty for a memory not in the graph)."""
