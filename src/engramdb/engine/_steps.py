@@ -70,20 +70,27 @@ class StepPlan:
         terms: RM3 terms added per step.
         beta: the Rocchio step toward the hits' centroid.
         step_weight: each later step's weight in the fusion of steps (step 1 weighs 1).
+        bridge_weight: the factor of a bridge phrase's seed weight.
+        lead: each step's top new hits that lead the fused ranking, in step order,
+            before the rest (fused by reciprocal rank).
         drafter: the LLM that drafts clues (``"llm"``).
+
+    The defaults were picked on the first half of the MuSiQue sample (``bench/steps.py
+    --tune``; the engine's RelevanceModel is SciFact's, and a confidence above 0 cut
+    recall there, so a step is dropped only when its top ``window`` holds no new hit).
     """
 
     steps: int = 1
-    clues: tuple[str, ...] = ("phrases",)
-    confident: float = 0.05
+    clues: tuple[str, ...] = ("phrases", "terms")
+    confident: float = 0.0
     window: int = 10
     feedback: int = 3
-    bridges: int = 5
+    bridges: int = 3
     terms: int = 10
     beta: float = 0.5
     step_weight: float = 1.0
     bridge_weight: float = 1.0
-    lead: int = 0
+    lead: int = 2
     drafter: LLMClues | None = None
 
 
@@ -92,8 +99,8 @@ def check_steps(
 ) -> tuple[int, tuple[str, ...]]:
     """Validate recall's ``steps`` and ``clues`` (``graph``: whether the memory has a graph).
 
-    ``clues=None`` means ``"phrases"`` when the memory has a graph, else ``"terms"``; clues
-    given with ``steps=None`` mean two steps.
+    ``clues=None`` means ``"phrases"`` and ``"terms"`` when the memory has a graph, else
+    ``"terms"``; clues given with ``steps=None`` mean two steps.
 
     Returns:
         ``(steps, clues)``.
@@ -107,7 +114,7 @@ def check_steps(
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise InvalidInputError(f"steps must be an integer in 1..{MAX_STEPS}, got {steps!r}")
     if clues is None:
-        return steps, ("phrases",) if graph else ("terms",)
+        return steps, ("phrases", "terms") if graph else ("terms",)
     names = clues.split(",") if isinstance(clues, str) else list(clues)
     kinds = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
     unknown = [n for n in kinds if n not in CLUES]

@@ -34,6 +34,7 @@ from engramdb.engine._precision import (
 )
 from engramdb.engine._read import Reader, ReadOptions, check_channels, check_k
 from engramdb.engine._steps import StepPlan, make_plan, recall_in_steps
+from engramdb.engine._tools import ToolBook
 from engramdb.engine._transfer import backup, export_records, import_file, import_numbered
 from engramdb.engine._write import (
     Progress,
@@ -57,6 +58,7 @@ from engramdb.ingest.turns import Place, Turn, turn_records, turns_around
 from engramdb.recognize.judge import Judge
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import SQLiteStore, store_error
+from engramdb.tools.hits import AddToolsResult, Demo, DemoHits, Tool, ToolHits
 from engramdb.types import (
     AddResult,
     GraphStats,
@@ -168,6 +170,7 @@ class Memory:
             store, self._lexical, embedder, self._dense, config, graph=self._graph
         )
         self._relevance: RelevanceModel | None = None
+        self._tools = ToolBook(store, embedder)
         self._calibrations = Calibrations(
             store, embedder.model_id, self._reader.where, self.recall_many
         )
@@ -515,9 +518,9 @@ class Memory:
                 confident hit. Each hit's ``why["step"]`` gives the step that found it
                 (``rank``) and the clues that led there (``phrases``).
             clues: what later steps add to the query: ``"phrases"`` (the graph's bridge
-                phrases as query words, and as new PageRank seeds with the graph channel;
-                the default with ``graph.enabled``), ``"terms"`` (RM3 expansion terms; the
-                default without the graph),
+                phrases as query words, and as new PageRank seeds with the graph channel),
+                ``"terms"`` (RM3 expansion terms; default: both with ``graph.enabled``,
+                terms alone without the graph),
                 ``"centroid"`` (the dense query moved toward the hits' centroid) and/or
                 ``"llm"`` (clues drafted by the chat model of ``graph.llm_url``; on failure
                 the memory's own clues, with a ``ClueWarning``). Clues without ``steps``
@@ -668,6 +671,127 @@ class Memory:
         cached = store.cached_embeddings(self.embedder.model_id, list(hashes.values()))
         rows = [cached.get(hashes.get(h.id, "")) for h in hits]
         return stack(rows, self.embedder.dim)  # type: ignore[arg-type]
+
+    # -- tools and demonstrations (engramdb.engine._tools) ------------------------------------
+
+    @_sqlite_errors
+    def add_tools(
+        self, specs: Any, *, namespace: str = DEFAULT_NAMESPACE, server: str | None = None
+    ) -> AddToolsResult:
+        """Remember tools: OpenAI function/tool JSON, an MCP ``tools/list`` result or JSON
+        Schema (see :mod:`engramdb.tools.specs`), one or a list, parsed or as JSON text.
+
+        A tool is its namespace, server and name: given again with an identical spec it is
+        left as it is; with a changed spec the new version supersedes the old one (which
+        keeps its ``valid_to`` and ``superseded_by``), so only the current one is recalled.
+
+        Args:
+            specs: the tool specs.
+            namespace: where to keep them.
+            server: the source server of specs that name none.
+
+        Raises:
+            InvalidInputError: malformed specs, or a bad namespace.
+            StoreClosedError: the memory was closed.
+        """
+        check_namespace(namespace)
+        self.store  # noqa: B018 - raises when closed
+        return self._tools.add_tools(specs, namespace=namespace, server=server)
+
+    @_sqlite_errors
+    def tools(self, *, namespace: str | None = None, versions: bool = False) -> list[Tool]:
+        """The stored tools (current versions; every version with ``versions=True``)."""
+        self.store  # noqa: B018 - raises when closed
+        return self._tools.tools(namespace=namespace, versions=versions)
+
+    @_sqlite_errors
+    def add_demo(
+        self,
+        request: str,
+        calls: Any = None,
+        answer: str | None = None,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Demo:
+        """Remember a served request with the call(s) it led to (arguments kept), or the
+        answer given without one. It attaches to the tools its calls name (and server, when a
+        call gives one), current and later versions, and makes them easier to recall for
+        similar requests.
+
+        Args:
+            request: the request as the agent received it.
+            calls: ``[{"name": ..., "arguments": {...}, "server"?: ...}]`` (OpenAI's
+                ``{"function": {"name", "arguments"}}`` tool calls are accepted too).
+            answer: the answer, when the request was served without a call.
+            namespace: where to keep it (the namespace of its tools).
+            meta: JSON-serialisable fields of your own.
+
+        Raises:
+            InvalidInputError: an empty request, neither calls nor answer, a call without a
+                name or with arguments that are not an object, or a bad namespace.
+        """
+        check_namespace(namespace)
+        self.store  # noqa: B018 - raises when closed
+        return self._tools.add_demo(request, calls, answer, namespace=namespace, meta=meta)
+
+    @_sqlite_errors
+    def recall_tools(  # noqa: PLR0913 - keyword-only options of one read
+        self,
+        request: str,
+        k: int = 5,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        min_relevance: float | None = None,
+        among: Sequence[int | str] | None = None,
+    ) -> ToolHits:
+        """The ``k`` tools ``request`` most likely calls, best first (current versions).
+
+        Tools are ranked by their text (dense and BM25) and their usage (the requests of
+        demonstrations that called them), fused by a model fitted from the namespace's own
+        demonstrations once it has enough of them. Each hit's ``relevance`` is a calibrated
+        probability that the request calls it; with ``min_relevance`` only hits that pass
+        are returned and, when none does, the result is empty with ``abstain=True``.
+
+        Args:
+            request: the request.
+            k: how many tools (at most).
+            namespace: the namespace of the tools.
+            min_relevance: keep hits whose relevance is at least this probability.
+            among: choose only among these tools (ids or names), e.g. those connected now.
+
+        Raises:
+            InvalidInputError: an empty request, ``k < 1``, ``min_relevance`` outside
+                [0, 1] or a bad ``among``.
+        """
+        self.store  # noqa: B018 - raises when closed
+        return self._tools.recall_tools(
+            request, k=k, namespace=namespace, min_relevance=min_relevance, among=among
+        )
+
+    @_sqlite_errors
+    def recall_demos(  # noqa: PLR0913 - keyword-only options of one read
+        self,
+        request: str,
+        k: int = 3,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        min_relevance: float | None = None,
+        lambda_: float = 0.7,
+    ) -> DemoHits:
+        """Worked examples for the prompt: ``k`` demonstrations whose requests are like
+        ``request``, diverse (MMR with weight ``lambda_`` on similarity). ``relevance`` is a
+        calibrated probability that a demonstration calls a tool the request needs;
+        ``min_relevance`` and ``abstain`` work as in :meth:`recall_tools`.
+
+        Raises:
+            InvalidInputError: an empty request, ``k < 1``, or ``min_relevance`` or
+                ``lambda_`` outside [0, 1].
+        """
+        self.store  # noqa: B018 - raises when closed
+        return self._tools.recall_demos(
+            request, k=k, namespace=namespace, min_relevance=min_relevance, lambda_=lambda_
+        )
 
     @_sqlite_errors
     def calibrate(

@@ -148,6 +148,15 @@ class RecallArgs(BaseModel):
             "now), for its time words: 'last week', 'in May', 'most recent'."
         ),
     ] = None
+    steps: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=5,
+            description="For multi-step questions (the director of the film that won X): "
+            "recall in up to this many steps, each following what the previous one found.",
+        ),
+    ] = None
 
 
 class RecognizeArgs(BaseModel):

@@ -137,6 +137,7 @@ def _recall(service: MemoryService, scope: Scope, args: RecallArgs) -> Answer:
         min_relevance=args.min_relevance,
         as_of=args.as_of,
         now=args.now,
+        steps=args.steps,
     )
     data: dict[str, Any] = {"hits": [_hit(hit) for hit in hits]}
     if hits.abstain:

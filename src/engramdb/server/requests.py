@@ -164,10 +164,29 @@ class RecallIn(_In):
         default=None,
         description="When the question is asked (default: the clock), for its time words.",
     )
+    steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=5,
+        description="Recall in up to this many steps, each adding clues from the hits so far "
+        "(multi-hop questions).",
+    )
+    clues: list[Literal["phrases", "terms", "centroid", "llm"]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4,
+        description="What later steps add to the query: graph bridge phrases, RM3 terms, the "
+        "hits' centroid, LLM-drafted clues [default: phrases with the graph, else terms].",
+    )
 
     def options(self) -> dict[str, Any]:
-        """The keyword arguments of :meth:`MemoryService.recall` but the query."""
+        """The keyword arguments of :meth:`MemoryService.recall` but the query (``steps``
+        and ``clues`` only when given)."""
+        steps: dict[str, Any] = {"steps": self.steps} if self.steps is not None else {}
+        if self.clues is not None:
+            steps["clues"] = list(self.clues)
         return {
+            **steps,
             "k": self.k,
             "namespace": self.namespace,
             "where": self.where,

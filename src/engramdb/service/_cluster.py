@@ -240,7 +240,14 @@ class ClusterMemory:
     # -- reading ----------------------------------------------------------------------------
 
     def recall(self, query: str, **options: Any) -> Hits:
-        """Recall (see :meth:`Cluster.recall_many`)."""
+        """Recall (see :meth:`Cluster.recall_many`).
+
+        Raises:
+            InvalidInputError: recall in steps (``steps`` or ``clues``), which a cluster
+                does not do.
+        """
+        if options.pop("steps", None) is not None or options.pop("clues", None) is not None:
+            raise not_on_cluster("recall in steps")
         return self.cluster.recall(query, **options)
 
     def recall_many(  # noqa: PLR0913 - keyword-only options of the main read verb

@@ -355,6 +355,8 @@ class MemoryService:
         as_of: float | str | None = None,
         include_superseded: bool = False,
         now: float | str | None = None,
+        steps: int | None = None,
+        clues: Sequence[str] | str | None = None,
     ) -> Hits:
         """Recall within the scope (see :meth:`Memory.recall`); a namespace outside the
         scope finds nothing."""
@@ -370,6 +372,8 @@ class MemoryService:
             as_of=as_of,
             include_superseded=include_superseded,
             now=now,
+            steps=steps,
+            clues=clues,
         )
         if visible:
             return hits

@@ -59,7 +59,7 @@ def test_each_step_reaches_exactly_one_more_hop(chain: Memory, steps: int) -> No
 
 
 def test_why_names_the_step_and_the_bridge(chain: Memory) -> None:
-    hits = chain.recall(QUESTION, k=10, channels="lexical", steps=3)
+    hits = chain.recall(QUESTION, k=10, channels="lexical", steps=3, clues="phrases")
     why = {h.text: h.why["step"] for h in hits}
     assert (why[CHAIN[0]].rank, why[CHAIN[0]].phrases) == (1, ())
     assert (why[CHAIN[1]].rank, why[CHAIN[1]].phrases) == (2, ("orvalis works",))
