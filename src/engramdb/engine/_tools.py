@@ -202,7 +202,9 @@ class ToolBook:
     def _ensure(self) -> None:
         if not self._exists():
             with self._store.atomic(bump=False) as conn:
-                conn.executescript("SAVEPOINT tools_schema;" + _SCHEMA + "RELEASE tools_schema;")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
             self._ready = True
 
     # -- writing --------------------------------------------------------------------------
