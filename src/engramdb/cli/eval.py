@@ -111,8 +111,8 @@ def eval_group() -> None:
 @click.option(
     "--clues",
     help="What the steps of <channel>@N channels add to the query: phrases (graph bridges), "
-    "terms (RM3), centroid (Rocchio), llm; comma-separated [default: phrases with the graph, "
-    "else terms].",
+    "terms (RM3), centroid (Rocchio), llm; comma-separated [default: phrases,terms with the "
+    "graph, else terms].",
 )
 @click.option(
     "--alpha",
