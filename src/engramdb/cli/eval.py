@@ -23,6 +23,7 @@ KIND_CHOICES = (
     "sort",
     "recognition",
     "retention",
+    "tools",
 )
 """The same names as ``engramdb.eval.KINDS`` (kept literal so ``engram --help`` stays light)."""
 RERANK_CHOICES = ("lambdarank", "mmr")

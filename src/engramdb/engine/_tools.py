@@ -466,10 +466,8 @@ class ToolBook:
             if abs(n_demos - old_d) <= _REFIT * old_d and abs(len(tools) - old_t) <= _REFIT * old_t:
                 model = json.loads(row[2])
                 return _fusion(model["tools"]), _fusion(model["demos"])
-        fitted = fit_tools(vectors, lexical, usage, sample=_FIT_SAMPLE)
-        demo_fit = fit_demos(usage, names, sample=_FIT_SAMPLE)
-        if fitted is None or demo_fit is None:
-            return default
+        fitted = fit_tools(vectors, lexical, usage, sample=_FIT_SAMPLE) or DEFAULT_FUSION
+        demo_fit = fit_demos(usage, names, sample=_FIT_SAMPLE) or _DEFAULT_DEMO_FUSION
         if not self._store.readonly:
             model = json.dumps({"tools": _plain(fitted), "demos": _plain(demo_fit)})
             with self._store.atomic(bump=False) as conn:
@@ -479,6 +477,25 @@ class ToolBook:
                     (namespace, n_demos, len(tools), model),
                 )
         return fitted, demo_fit
+
+    def features_of(self, request: str, *, namespace: str) -> tuple[tuple[Tool, ...], np.ndarray]:
+        """The current tools of ``namespace`` and their features for ``request`` (for
+        evaluation: ranking them by several fusions at once)."""
+        _check(request, 1, None)
+        if not self._exists():
+            return (), np.zeros((0, 5))
+        index = self._index(namespace)
+        qvec = self._embedder.embed_queries([request])[0]
+        return index.tools, features(qvec, request, index.vectors, index.lexical, index.usage)
+
+    def fit(self, namespace: str, use: Sequence[str], *, sample: int = _FIT_SAMPLE) -> Fusion:
+        """A fusion over ``use`` fitted from ``namespace``'s demonstrations as
+        :meth:`recall_tools` fits its own (:data:`DEFAULT_FUSION` when there are too few)."""
+        index = self._index(namespace)
+        if len(index.demos) < MIN_DEMOS:
+            return DEFAULT_FUSION
+        fitted = fit_tools(index.vectors, index.lexical, index.usage, sample=sample, use=use)
+        return DEFAULT_FUSION if fitted is None else fitted
 
     def fusion(self, namespace: str) -> Fusion:
         """The fusion ``recall_tools`` ranks ``namespace``'s tools by."""

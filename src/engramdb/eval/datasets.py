@@ -52,8 +52,9 @@ KINDS = (
     "sort",
     "recognition",
     "retention",
+    "tools",
 )
-"""The evaluation kinds: five data set families and four probes built from books."""
+"""The evaluation kinds: six data set families and four probes built from books."""
 
 PROBE_KINDS = ("needle", "sort", "recognition", "retention")
 
@@ -256,7 +257,8 @@ def _detect_file(path: Path) -> str:
 def detect_kind(path: Path) -> str:
     """The evaluation kind a data folder (or LongMemEval file) holds.
 
-    ``corpus.jsonl`` → beir; ``*_corpus.json`` → multihop; ``turns.jsonl`` + ``qa.jsonl``
+    ``corpus.jsonl`` with ``demos.jsonl`` → tools; ``corpus.jsonl`` → beir; ``*_corpus.json``
+    → multihop; ``turns.jsonl`` + ``qa.jsonl``
     → locomo, or updates with ``truth.jsonl``; a ``.json`` file (or a folder holding one
     ``.json`` file) whose first element has ``haystack_sessions`` → longmemeval.
 
@@ -269,6 +271,8 @@ def detect_kind(path: Path) -> str:
     if not path.is_dir():
         raise EvalDataError("not a data set folder (it does not exist)", path=path)
     names = {p.name for p in path.iterdir()}
+    if {"corpus.jsonl", "demos.jsonl"} <= names:
+        return "tools"
     if names & {"corpus.jsonl", "corpus.jsonl.gz"}:
         return "beir"
     if any(n.endswith("_corpus.json") for n in names):

@@ -43,6 +43,7 @@ from engramdb.eval.runner import (
     step_channels,
     uses_graph,
 )
+from engramdb.eval.tools import evaluate_tools, load_tools
 from engramdb.eval.updates import evaluate_updates, load_updates
 
 __all__ = ["EvalOptions", "evaluate"]
@@ -178,6 +179,9 @@ def _load(kind: str, path: Path) -> _Loaded:
     if kind == "updates":
         updates = load_updates(path)
         return _Loaded(files=updates.files, run=lambda ctx: evaluate_updates(ctx, updates))
+    if kind == "tools":
+        tools = load_tools(path)
+        return _Loaded(files=tools.files, run=lambda ctx: evaluate_tools(ctx, tools))
     if kind == "recognition":
         sentences, source = load_sentences(path)
         return _Loaded(
