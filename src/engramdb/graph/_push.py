@@ -92,6 +92,7 @@ class PushWalk:
         sparse = require("scipy.sparse", extra="graph")
         w = sparse.csr_matrix(adjacency, dtype=np.float64)
         w.sum_duplicates()
+        w.eliminate_zeros()
         n = w.shape[0]
         if w.shape != (n, n):
             raise InvalidInputError(f"adjacency must be square, got {w.shape}")
@@ -102,7 +103,6 @@ class PushWalk:
         self.n = n
         self.matrix = w
         self.indptr: IntArray = w.indptr.astype(np.int64)
-        self.indices: IntArray = w.indices.astype(np.int64)
         self.weights: FloatArray = w.data
         self.degree: FloatArray = np.asarray(w.sum(axis=1), dtype=np.float64).ravel()
         self.isolated = self.degree == 0
@@ -171,15 +171,14 @@ class PushWalk:
         degree, indptr = self.degree, self.indptr
         estimate = np.zeros(self.n, dtype=np.float64)
         residual = np.zeros(self.n, dtype=np.float64)
-        seen = np.zeros(self.n, dtype=bool)
         residual[seeds] = mass
-        seen[seeds] = True
         lone = self.isolated[seeds]
         isolated_mass = float(mass[lone].sum())
         estimate[seeds[lone]] = (1.0 - damping) * mass[lone]
         residual[seeds[lone]] = 0.0
         live = seeds[~lone]
-        frontier = live[residual[live] > epsilon * degree[live]]
+        floor = epsilon * degree  # a node is pushed while its residual exceeds this
+        frontier = live[residual[live] > floor[live]]
         pushes = edges = 0
         for _ in range(_MAX_ROUNDS):
             if frontier.size == 0:
@@ -192,19 +191,16 @@ class PushWalk:
             n_edges = int(counts.sum())
             spread = damping * share / degree[frontier]
             if n_edges * _DENSE_ROUND > self.weights.size:
-                frontier = self._dense_round(frontier, spread, residual, seen, epsilon)
+                frontier = self._dense_round(frontier, spread, residual, floor)
             else:
-                ends = np.cumsum(counts)
-                slots = np.arange(n_edges, dtype=np.int64) + np.repeat(
-                    starts - ends + counts, counts
-                )
-                targets = self.indices[slots]
-                np.add.at(residual, targets, self.weights[slots] * np.repeat(spread, counts))
-                seen[targets] = True
-                frontier = _distinct(targets[residual[targets] > epsilon * degree[targets]])
+                rows = self.matrix[frontier]  # the frontier's edges, gathered in C
+                targets = rows.indices.astype(np.intp)
+                np.add.at(residual, targets, rows.data * np.repeat(spread, counts))
+                frontier = _distinct(targets[residual[targets] > floor[targets]])
             pushes += int(share.size)
             edges += n_edges
-        nodes = np.flatnonzero(seen)
+        # every edge weighs > 0, so a node reached holds residual or estimate
+        nodes = np.flatnonzero((residual > 0) | (estimate > 0))
         left = residual[nodes]
         scale = 1.0 / (1.0 - damping * isolated_mass)
         estimate[nodes] = (estimate[nodes] + (1.0 - damping) * left) * scale
@@ -225,16 +221,18 @@ class PushWalk:
         frontier: IntArray,
         spread: FloatArray,
         residual: FloatArray,
-        seen: npt.NDArray[np.bool_],
-        epsilon: float,
+        floor: FloatArray,
     ) -> IntArray:
         """A round touching much of the graph, as one sparse matrix-vector product."""
-        x = np.zeros(self.n, dtype=np.float64)
-        x[frontier] = spread
-        flow = np.asarray(self.matrix @ x, dtype=np.float64)  # symmetric: W @ x = Wᵀ @ x
+        if frontier.size * 2 < self.n:
+            # the frontier's rows only (symmetric: its rows are its columns)
+            flow = np.asarray(self.matrix[frontier].T @ spread, dtype=np.float64)
+        else:
+            x = np.zeros(self.n, dtype=np.float64)
+            x[frontier] = spread
+            flow = np.asarray(self.matrix @ x, dtype=np.float64)  # W @ x = Wᵀ @ x
         residual += flow
-        seen |= flow > 0
-        return np.flatnonzero(residual > epsilon * self.degree).astype(np.int64)
+        return np.flatnonzero(residual > floor).astype(np.int64)
 
 
 def _distinct(nodes: IntArray) -> IntArray:

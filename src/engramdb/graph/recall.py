@@ -14,10 +14,10 @@ spreads the mass; passages rank by the mass they hold. With no linked phrase the
 falls back to the dense run.
 
 Recall runs PPR by forward push (:mod:`engramdb.graph._push`): only nodes holding more than
-``epsilon`` × their weighted degree of residual mass are expanded, so a query costs what its
-seeds' neighbourhood holds, not the whole graph, and each passage's mass is within
-``epsilon`` × its weighted degree of the exact PPR (``epsilon=0``: power iteration,
-:meth:`RandomWalk.ppr`, which stays the reference).
+``epsilon`` × their weighted degree of residual seed weight are expanded, so a query costs
+what its seeds' neighbourhood holds, not the whole graph, and each passage's mass (in seed
+weight units) is within ``epsilon`` × its weighted degree of the exact PPR (``epsilon=0``:
+power iteration, :meth:`RandomWalk.ppr`, which stays the reference).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 _VIA = 3
 """Phrases shown per hit in an explanation."""
-PPR_EPSILON = 1e-7
-"""Default push threshold (residual mass per unit of weighted degree); see GraphConfig."""
+PPR_EPSILON = 1e-5
+"""Default push threshold (seed weight per unit of weighted degree); see GraphConfig."""
 
 
 class RandomWalk:
@@ -301,9 +301,13 @@ class GraphIndex:
             damping: PPR damping.
             passage_weight: the dense seed factor (HippoRAG 2: 0.05).
             allow: memory ids that may be returned (a namespace or filter), or None.
-            epsilon: push threshold: each node's mass is within ``epsilon`` × its weighted
-                degree of the exact PPR (see :mod:`engramdb.graph._push`); 0 runs every
-                query with seeds in one batched power iteration instead.
+            epsilon: push threshold, in units of the seed weights (a phrase seed's link
+                weight, a passage's ``passage_weight`` × min-max score): each node's PPR
+                mass × the query's total seed weight is within ``epsilon`` × the node's
+                weighted degree of the exact value (see :mod:`engramdb.graph._push`), so
+                the precision relative to one passage seed does not depend on how many
+                passages the dense run seeds; 0 runs every query with seeds in one batched
+                power iteration instead.
 
         Returns:
             One ranked run per query; the dense run (``fallback=True``) for a query with
@@ -359,11 +363,18 @@ class GraphIndex:
     ) -> PushResult:
         """The push PPR behind :meth:`recall` for one query, with its error bound.
 
+        ``epsilon`` is in units of the seed weights (see :meth:`recall_many`), so push runs
+        with ``epsilon / total seed weight`` on the reset vector scaled to sum 1; the
+        result's ``bound`` is in PPR mass.
+
         Raises:
             InvalidInputError: no positive seed weight, or a bad damping or epsilon.
         """
         nodes, weights = self._reset(seeds, dense, passage_weight)
-        return self.push.ppr_sparse(nodes, weights, damping=damping, epsilon=epsilon)
+        total = float(weights.sum())
+        if not total > 0:
+            raise InvalidInputError("the query has no positive seed weight")
+        return self.push.ppr_sparse(nodes, weights, damping=damping, epsilon=epsilon / total)
 
     def _reset(
         self, seeds: Mapping[int, float], dense: Sequence[tuple[int, float]], weight: float

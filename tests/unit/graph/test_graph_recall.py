@@ -48,17 +48,23 @@ def test_link_by_embedding_needs_the_threshold() -> None:
 def test_recall_matches_networkx_pagerank_on_the_same_graph() -> None:
     index = GraphIndex(_snapshot())
     dense = [(30, 0.9), (10, 0.5), (20, 0.1)]
-    found = index.recall({0: 1.0}, dense, depth=3, damping=0.5, passage_weight=0.05)
+    options = {"depth": 3, "damping": 0.5, "passage_weight": 0.05}
+    exact = index.recall({0: 1.0}, dense, epsilon=0.0, **options)  # power iteration
+    pushed = index.recall({0: 1.0}, dense, **options)  # forward push, the default
     g = nx.from_scipy_sparse_array(index.adjacency)
     reset = {0: 1.0, 5 + 2: 0.05 * 1.0, 5 + 0: 0.05 * 0.5}
     ranks = nx.pagerank(g, alpha=0.5, personalization=reset, weight="weight", tol=1e-12)
     expected = sorted(((m, ranks[5 + i]) for i, m in enumerate((10, 20, 30))), key=lambda x: -x[1])
-    assert [m for m, _ in found.run] == [m for m, _ in expected]
-    for (_, ours), (_, ref) in zip(found.run, expected, strict=True):
+    bound = index.ppr({0: 1.0}, dense, damping=0.5, passage_weight=0.05).bound(index.push.degree)
+    for found in (exact, pushed):
+        assert [m for m, _ in found.run] == [m for m, _ in expected]
+        assert found.seeds == (("marie curie", 1.0),)
+        assert found.via[10][0] == "marie curie"
+        assert not found.fallback
+    for (_, ours), (_, ref) in zip(exact.run, expected, strict=True):
         assert ours == pytest.approx(ref, abs=1e-6)
-    assert found.seeds == (("marie curie", 1.0),)
-    assert found.via[10][0] == "marie curie"
-    assert not found.fallback
+    for (m, ours), (_, ref) in zip(pushed.run, expected, strict=True):
+        assert 0 <= ref - ours <= bound[5 + (10, 20, 30).index(m)] + 1e-12
 
 
 def test_recall_without_seeds_falls_back_to_dense_and_filters() -> None:
