@@ -18,7 +18,16 @@ from engramdb.config import MAX_K
 from engramdb.service import MemoryService
 
 HASH = {"model": "hash", "dim": 64}
-TOOL_NAMES = ["remember", "recall", "recognize", "forget", "context", "stats"]
+TOOL_NAMES = [
+    "remember",
+    "recall",
+    "recognize",
+    "forget",
+    "context",
+    "stats",
+    "recall_tools",
+    "recall_demos",
+]
 FACT = "Alice moved the deploy freeze to Friday."
 
 

@@ -28,7 +28,9 @@ from engramdb.mcp._arguments import (
     RememberArgs,
     StatsArgs,
 )
+from engramdb.mcp._tool_arguments import RecallDemosArgs, RecallToolsArgs
 from engramdb.service import MemoryService, Scope, event_time
+from engramdb.service import tools as tool_verbs
 from engramdb.types import Hit, MemoryRecord, Record
 
 __all__ = ["TOOLS", "Answer", "ToolSpec"]
@@ -203,6 +205,62 @@ def _stats(service: MemoryService, scope: Scope, args: StatsArgs) -> Answer:
     )
 
 
+def _tool_hit(hit: Any) -> dict[str, Any]:
+    tool = hit.tool
+    return _compact(
+        id=tool.id,
+        name=tool.name,
+        server=tool.server or None,
+        description=tool.description,
+        parameters=dict(tool.parameters),
+        relevance=round(hit.relevance, 3),
+    )
+
+
+def _recall_tools(service: MemoryService, scope: Scope, args: RecallToolsArgs) -> Answer:
+    hits = tool_verbs.recall_tools(
+        service,
+        scope,
+        args.request,
+        k=args.k,
+        namespace=args.namespace,
+        min_relevance=args.min_relevance,
+        among=args.among,
+    )
+    data: dict[str, Any] = {"tools": [_tool_hit(h) for h in hits]}
+    if hits.abstain:
+        data["abstain"] = True
+        data["reason"] = hits.reason
+    return _json(data)
+
+
+def _recall_demos(service: MemoryService, scope: Scope, args: RecallDemosArgs) -> Answer:
+    hits = tool_verbs.recall_demos(
+        service,
+        scope,
+        args.request,
+        k=args.k,
+        namespace=args.namespace,
+        min_relevance=args.min_relevance,
+        lambda_=1.0 - args.diversity,
+    )
+    demos = [
+        _compact(
+            id=h.demo.id,
+            request=h.demo.request,
+            calls=[dict(c) for c in h.demo.calls] or None,
+            answer=h.demo.answer,
+            relevance=round(h.relevance, 3),
+        )
+        for h in hits
+    ]
+    data: dict[str, Any] = {"demos": demos}
+    if hits.abstain:
+        data["abstain"] = True
+        data["reason"] = hits.reason
+    return _json(data)
+
+
 # -- the tools ----------------------------------------------------------------------------------
 
 
@@ -297,6 +355,32 @@ TOOLS: tuple[ToolSpec, ...] = (
         arguments=StatsArgs,
         annotations=_hints(read_only=True, idempotent=True),
         run=_stats,
+    ),
+    ToolSpec(
+        name="recall_tools",
+        title="Recall tools",
+        description=(
+            "Find the few tools that fit a request among the many remembered (with their "
+            "specs), ranked by their descriptions and by the past requests that called them. "
+            "Returns each tool's name, server, description, parameter schema and relevance "
+            "(the estimated probability, 0 to 1, that the request calls it). With "
+            "min_relevance, no tools and abstain=true means no remembered tool fits."
+        ),
+        arguments=RecallToolsArgs,
+        annotations=_hints(read_only=True, idempotent=True),
+        run=_recall_tools,
+    ),
+    ToolSpec(
+        name="recall_demos",
+        title="Recall worked examples",
+        description=(
+            "Find worked examples for a request: past requests like it with the tool calls "
+            "(and arguments) they led to, varied rather than near-copies. Put them in the "
+            "prompt as examples of how to call tools. Each has a relevance (0 to 1)."
+        ),
+        arguments=RecallDemosArgs,
+        annotations=_hints(read_only=True, idempotent=True),
+        run=_recall_demos,
     ),
 )
 """Every tool, in the order clients list them."""
