@@ -205,3 +205,5 @@ def test_graph_recall_push_filters_and_pads_like_power_iteration() -> None:
     assert {m for m, _ in a.run} == set(allow.tolist())
     with pytest.raises(InvalidInputError, match="epsilon"):
         index.recall({0: 1.0}, [], epsilon=-1.0)
+    with pytest.raises(InvalidInputError, match="seed weight"):
+        index.ppr({}, [(100, 0.5)], passage_weight=0.0)

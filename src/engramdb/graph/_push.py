@@ -161,8 +161,6 @@ class PushWalk:
             raise InvalidInputError("seed nodes must be distinct")
         reset = np.zeros(self.n, dtype=np.float64)
         reset[seeds] = w
-        if (w < 0).any():
-            raise InvalidInputError("reset weights must be non-negative")
         return self.ppr(reset, damping=damping, epsilon=epsilon)
 
     def _push(
