@@ -53,6 +53,11 @@ def add(  # noqa: PLR0913 - the command's options
     """Add the tools of FILES: OpenAI function/tool JSON or MCP tools/list results (or
     JSON Schema). A tool given again unchanged is left as it is; a changed spec supersedes
     its previous version. Every file is read and checked before anything is written.
+
+    \b
+    Example:
+        engram tools add openai_tools.json
+        engram tools add fs_tools_list.json --server filesystem --namespace agent
     """
     from engramdb.tools.specs import load_specs
 
@@ -89,7 +94,13 @@ def _when(epoch: float | None) -> str:
 def list_tools(
     namespace: str | None, versions: bool, as_json: bool, db: str | None, config: str | None
 ) -> None:
-    """List the stored tools (current versions) with their server and demonstrations."""
+    """List the stored tools (current versions) with their server and demonstrations.
+
+    \b
+    Example:
+        engram tools list --namespace agent
+        engram tools list --versions --json
+    """
     with open_memory(db, config, create=False) as mem:
         found = mem.tools(namespace=namespace, versions=versions)
     if as_json:

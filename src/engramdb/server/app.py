@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope as AsgiScope
 
 from engramdb._version import __version__
-from engramdb.server import bulk, routes
+from engramdb.server import bulk, routes, tool_routes
 from engramdb.server.errors import ERROR_RESPONSES, install_error_handlers
 from engramdb.server.middleware import RequestContextMiddleware
 from engramdb.server.models import HealthOut
@@ -131,6 +131,7 @@ def create_app(service: MemoryService, settings: ServerSettings | None = None) -
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(bulk.router)
+    app.include_router(tool_routes.router)
 
     @app.get("/healthz", tags=["service"], responses={500: ERROR_RESPONSES[500]})
     async def healthz() -> HealthOut:
