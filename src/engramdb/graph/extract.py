@@ -201,12 +201,23 @@ class SpacyExtractor:
 
 def _sentence_phrases(doc: Any, groups: list[list[str]], named: list[str]) -> None:
     """Append per sentence the entity texts and noun chunks (pronoun-rooted ones dropped),
-    and the named ones (entities, chunks with a proper noun) to ``named``."""
+    and the named ones (entities, chunks with a proper noun) to ``named``.
+
+    An entity or chunk belongs to the sentence it lies wholly inside (what ``sent.ents`` and
+    ``sent.noun_chunks`` give); the doc's entities and chunks are found once, not once per
+    sentence as those properties would.
+    """
+    ents = [(e.start, e.end, e.label_, e.text) for e in doc.ents]
+    chunks = list(doc.noun_chunks)
     for sent in doc.sents:
-        found: list[str] = [e.text for e in sent.ents if e.label_ not in _SKIP_LABELS]
+        lo, hi = sent.start, sent.end
+        inside = [e for e in ents if e[0] >= lo and e[1] <= hi]
+        found: list[str] = [text for _, _, label, text in inside if label not in _SKIP_LABELS]
         named.extend(found)
-        covered = {(e.start, e.end) for e in sent.ents}
-        for chunk in sent.noun_chunks:
+        covered = {(start, end) for start, end, _, _ in inside}
+        for chunk in chunks:
+            if chunk.start < lo or chunk.end > hi:
+                continue
             if chunk.root.pos_ == "PRON" or (chunk.start, chunk.end) in covered:
                 continue
             found.append(chunk.text)
@@ -258,6 +269,7 @@ class _PosRules:
         self._single = single[::-1]
         self._multi = multi[::-1]
         self._memo: dict[_PosKey, tuple[int, str]] = {}
+        self._for_tag: dict[str, list[tuple[int, tuple[_Condition, ...], str]]] = {}
 
     @classmethod
     def replace_ruler(cls, nlp: Any) -> _PosRules | None:
@@ -299,7 +311,14 @@ class _PosRules:
 
     def _best_single(self, key: _PosKey) -> tuple[int, str]:
         values = dict(zip(("TAG", "LOWER", "DEP", "IS_SPACE"), key, strict=True))
-        for order, conditions, pos in self._single:
+        rules = self._for_tag.get(key[0])
+        if rules is None:  # the rules whose TAG condition this tag meets, last first
+            rules = self._for_tag[key[0]] = [
+                rule
+                for rule in self._single
+                if all(_holds(key[0], op, v) for a, op, v in rule[1] if a == "TAG")
+            ]
+        for order, conditions, pos in rules:
             if all(_holds(values[a], op, v) for a, op, v in conditions):
                 return order, pos
         return -1, ""
