@@ -90,7 +90,7 @@ class StepPlan:
     beta: float = 0.5
     step_weight: float = 1.0
     bridge_weight: float = 1.0
-    lead: int = 2
+    lead: int = 3
     drafter: LLMClues | None = None
 
 
