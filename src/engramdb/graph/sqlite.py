@@ -183,7 +183,7 @@ class _NodeMatrix:
             self._rows = np.empty((0, rows.shape[1]), dtype=np.float32)
         need = self.size + len(ids)
         if need > len(self._ids):
-            capacity = max(need, 2 * len(self._ids), 1024)
+            capacity = max(need, len(self._ids) + len(self._ids) // 2, 1024)
             grown = np.empty((capacity, rows.shape[1]), dtype=np.float32)
             grown[: self.size] = self.rows
             grown_ids = np.empty(capacity, dtype=np.int64)

@@ -234,3 +234,19 @@ def test_pos_rules_the_emulation_does_not_cover_keep_the_ruler(
     assert _PosRules.replace_ruler(_Pipeline(None)) is None
     bad_index = _Pipeline([{"patterns": [[{"TAG": "NN"}]], "attrs": {"POS": "X"}, "index": 2}])
     assert _PosRules.replace_ruler(bad_index) is None
+
+
+def test_the_node_matrix_keeps_its_rows_as_it_grows() -> None:
+    from engramdb.graph.sqlite import _NodeMatrix
+
+    rng = np.random.default_rng(0)
+    matrix = _NodeMatrix()
+    rows = rng.standard_normal((3000, 4)).astype(np.float32)
+    for start in range(0, 3000, 700):
+        part = rows[start : start + 700]
+        matrix.append(np.arange(start, start + len(part), dtype=np.int64), part)
+    assert matrix.size == 3000
+    assert np.array_equal(matrix.rows, rows)
+    assert np.array_equal(matrix.ids, np.arange(3000))
+    with pytest.raises(InvalidInputError, match="dimension 5"):
+        matrix.append(np.array([3000]), np.ones((1, 5), dtype=np.float32))
