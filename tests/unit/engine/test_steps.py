@@ -265,3 +265,27 @@ def test_rocchio_and_rm3_oracles() -> None:
     terms = rm3_terms(["tamsin quell quell", "tamsin harbor"], [0.9, 0.1], exclude={"tamsin"}, n=2)
     assert [t for t, _ in terms] == ["quell", "harbor"]
     assert sum(w for _, w in terms) == pytest.approx(1.0)
+
+
+def test_llm_clue_modes_and_settings() -> None:
+    httpx = pytest.importorskip("httpx")
+    from engramdb.retrieve.clues import LLMClues, parse_clues
+
+    asked: list[str] = []
+
+    def handler(request: Any) -> Any:
+        asked.append(json.loads(request.content)["messages"][1]["content"])
+        answer = "Who founded Orvalis Works?\nWhere was that person born?"
+        return httpx.Response(200, json={"choices": [{"message": {"content": answer}}]})
+
+    drafter = LLMClues(
+        "http://x", model="m", mode="question", transport=httpx.MockTransport(handler)
+    )
+    assert drafter.draft("q?", ["passage one"]) == ["Who founded Orvalis Works?"]
+    assert "follow-up question" in asked[0] and "[1] passage one" in asked[0]
+    drafter.close()
+    assert parse_clues("* a\n2. b\n\nnone\na") == ["a", "b"]
+    for bad in ({"url": ""}, {"mode": "poem"}, {"timeout": 0}):
+        settings: dict[str, Any] = {"url": "http://x", "model": "m", **bad}
+        with pytest.raises(ConfigError, match="LLMClues needs"):
+            LLMClues(settings.pop("url"), **settings)
