@@ -81,7 +81,9 @@ def test_bridges_follow_the_chain(chain: Memory) -> None:
     assert [(b.phrase, b.weight, b.source) for b in first] == [
         ("orvalis works", 0.5, ids[CHAIN[0]])  # in 2 passages; "zephyr lamp" is in one
     ]
-    used = {index.phrase_index("orvalis works")}
+    node = index.phrase_index("orvalis works")
+    assert node is not None
+    used = {node}
     assert [b.phrase for b in bridge_phrases(index, [(ids[CHAIN[1]], 1.0)], exclude=used)] == [
         "tamsin quell"
     ]
