@@ -43,9 +43,9 @@ from engramdb.engine._steps import StepPlan, recall_in_steps  # noqa: E402
 
 HALF = 50
 GRID: dict[str, tuple[Any, ...]] = {
-    "lead": (0, 1, 2, 3),
+    "lead": (1, 2, 3),
     "bridges": (3, 5),
-    "confident": (0.0, 0.05),
+    "confident": (0.0, 0.02),
 }
 CLUES = ("phrases", "terms", "centroid", "phrases,terms", "phrases,centroid", "terms,centroid")
 
