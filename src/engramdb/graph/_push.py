@@ -41,9 +41,8 @@ __all__ = ["PushResult", "PushWalk"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-_DENSE_ROUND = 24
-"""A round whose frontier holds more than 1/24 of the edges runs as a whole-graph product
-(C speed, no gather) rather than edge by edge."""
+_DENSE_ROUND = 3
+"""A round whose frontier holds more than 1/3 of the edges runs as a whole-graph product."""
 _MAX_ROUNDS = 100_000
 """A guard only: the mass argument above ends push long before (each push settles
 ``(1 − damping) · epsilon · deg(v)`` of the unit mass)."""
@@ -188,8 +187,8 @@ class PushWalk:
             counts = indptr[frontier + 1] - starts
             n_edges = int(counts.sum())
             spread = damping * share / degree[frontier]
-            if n_edges * _DENSE_ROUND > self.weights.size:
-                frontier = self._dense_round(frontier, spread, residual, floor)
+            if n_edges * 2 > self.n:
+                frontier = self._dense_round(frontier, spread, residual, floor, n_edges)
             else:
                 rows = self.matrix[frontier]  # the frontier's edges, gathered in C
                 targets = rows.indices.astype(np.intp)
@@ -220,9 +219,11 @@ class PushWalk:
         spread: FloatArray,
         residual: FloatArray,
         floor: FloatArray,
+        n_edges: int,
     ) -> IntArray:
-        """A round touching much of the graph, as one sparse matrix-vector product."""
-        if frontier.size * 2 < self.n:
+        """A round with more edges than half the nodes: the flow as a dense vector (C
+        loops over the edges and sequential passes over the nodes beat per-edge gathers)."""
+        if n_edges * _DENSE_ROUND < self.weights.size:
             # the frontier's rows only (symmetric: its rows are its columns)
             flow = np.asarray(self.matrix[frontier].T @ spread, dtype=np.float64)
         else:
