@@ -22,9 +22,9 @@ Channels: ``lexical`` (BM25), ``dense`` (the description's cosine), ``text`` (bo
 description-only), ``pooled`` and ``matched`` (text plus usage pooled into one vector per
 tool, or matched request by request), ``hybrid`` (all: what ``recall_tools`` does). Metrics
 per channel: ``recall@1``, ``recall@5``, ``ndcg@10`` on exact ids, ``name-recall@1`` and
-``name-recall@5`` (the distinct relevant names among the top k), and abstention: each
-answerable query and each unanswerable request recalled among its entry's candidates, with
-``min_relevance`` 0.5.
+``name-recall@5`` (the ranking with the versions of a name merged into one: the relevant
+names among its top k), and abstention: each answerable query and each unanswerable
+request recalled among its entry's candidates, with ``min_relevance`` 0.5.
 """
 
 from __future__ import annotations
@@ -182,7 +182,12 @@ def train_demos(
     return out
 
 
-def _fill(memory: Memory, data: ToolSet, namespace: str, demos: Sequence[Any]) -> dict[int, str]:
+def _fill(
+    memory: Memory, book: ToolBook, data: ToolSet, namespace: str, demos: Sequence[Any]
+) -> dict[int, str]:
+    """Every tool (unchanged ones are left as they are in a reused store) and exactly
+    ``demos`` (those a reused store holds are removed first)."""
+    book.forget_demos([d.id for d in book.demos(namespace=namespace)])
     result = memory.add_tools(
         [{**spec, "server": doc} for doc, spec in data.specs.items()], namespace=namespace
     )
@@ -197,9 +202,10 @@ def _scores(
     rel = {c: 1 for c in q.relevant}
     rel_names = {names[c] for c in q.relevant}
 
+    merged = list(dict.fromkeys(names[c] for c in ranked))  # versions of a name merged
+
     def name_recall(k: int) -> float:
-        seen = {names[c] for c in ranked[:k]}
-        return len(seen & rel_names) / len(rel_names)
+        return len(set(merged[:k]) & rel_names) / len(rel_names)
 
     return {
         "recall@1": recall_at_k(ranked, rel, 1),
@@ -319,7 +325,7 @@ def evaluate_tools(ctx: RunContext, data: ToolSet) -> TaskResult:
     for f in range(FOLDS):
         held = [q for q, g in zip(queries, folds, strict=True) if g == f]
         ns = f"fold{f}"
-        owners = _fill(memory, data, ns, train_demos(data, held))
+        owners = _fill(memory, book, data, ns, train_demos(data, held))
         unans = [q for q, g in zip(data.unanswerable, un_folds, strict=True) if g == f]
         usage.ask(memory, book, ns, owners, held, unans)
         if ctx.progress is not None:
@@ -330,7 +336,7 @@ def evaluate_tools(ctx: RunContext, data: ToolSet) -> TaskResult:
         skip = frozenset(n for n in names if groups[n] == g)
         held = [q for q in queries if all(data.names[c] in skip for c in q.relevant)]
         ns = f"unseen{g}"
-        owners = _fill(memory, data, ns, train_demos(data, held, skip_names=skip))
+        owners = _fill(memory, book, data, ns, train_demos(data, held, skip_names=skip))
         unseen.ask(memory, book, ns, owners, held, [])
         if ctx.progress is not None:
             ctx.progress("tools: unseen folds", g + 1, FOLDS)
