@@ -293,10 +293,24 @@ class GraphConfig:
             embedding (exact matches always link).
         common_phrase_weight: seed factor for phrases never seen as a named entity or
             proper noun (common noun phrases such as "the first president").
-        fusion_weight: the graph channel's weight in fusion when ``recall.weights`` has no
-            ``"graph"`` entry. With RRF and lexical = dense = 1, weight 3 gave MuSiQue R@5
-            0.676 (weight 1: 0.643; the graph alone 0.736) and SciFact nDCG@10 0.717
-            (weight 1: 0.726; hybrid without graph 0.714; best single channel 0.687).
+        fusion_alone_below: with the graph among a recall's channels (``hybrid+graph``),
+            the graph's run is the answer by itself when its 5th score is at most this
+            share of its top score (its walk settled on a few passages) and its top hit is
+            corroborated (``fusion_agree_within``): lexical and dense hits would only push
+            the bridge passages of a multi-hop question down. 0 fuses every query. A ratio
+            of one query's own scores, so it holds whatever the store's size. Otherwise the
+            runs fuse as below. Chosen with ``bench/fusion.py`` on MuSiQue and 400 SciFact
+            passages: MuSiQue R@5 0.744 (the graph alone 0.736; RRF with the graph at
+            weight 3, the default before, 0.676); on TIME, not chosen on, nDCG@10 0.693
+            against hybrid's 0.734 (BM25 0.753).
+        fusion_agree_within: the graph's top hit must be among the lexical run's first
+            this many hits for the graph's run to stand alone (0: no such check).
+        fusion: how the runs fuse when the graph's run does not stand alone: ``"max"``
+            (each run's scores over its top score, weighted and summed), ``"rrf"`` or
+            ``"weighted"`` (see ``recall.fusion``).
+        fusion_weight: the graph channel's weight in that fusion (dense weighs 1); a
+            ``"graph"`` entry of ``recall.weights`` takes its place.
+        fusion_lexical_weight: the lexical channel's weight in that fusion.
         batch_size: passages per extraction batch.
     """
 
@@ -317,7 +331,11 @@ class GraphConfig:
     link_top_k: int = 5
     link_threshold: float = 0.8
     common_phrase_weight: float = 0.2
-    fusion_weight: float = 3.0
+    fusion_alone_below: float = 0.6
+    fusion_agree_within: int = 10
+    fusion: Literal["rrf", "weighted", "max"] = "max"
+    fusion_weight: float = 2.0
+    fusion_lexical_weight: float = 1.0
     batch_size: int = 64
 
     def __post_init__(self) -> None:
@@ -338,7 +356,14 @@ class GraphConfig:
         _check(self.dense_seeds >= 0, "graph.dense_seeds must be >= 0")
         _check(self.ppr_epsilon >= 0, "graph.ppr_epsilon must be >= 0")
         _check(self.common_phrase_weight >= 0, "graph.common_phrase_weight must be >= 0")
+        _check(
+            self.fusion in ("rrf", "weighted", "max"),
+            f"graph.fusion must be 'rrf', 'weighted' or 'max', got {self.fusion!r}",
+        )
         _check(self.fusion_weight >= 0, "graph.fusion_weight must be >= 0")
+        _check(self.fusion_lexical_weight >= 0, "graph.fusion_lexical_weight must be >= 0")
+        _check(0 <= self.fusion_alone_below <= 1, "graph.fusion_alone_below must be in [0, 1]")
+        _check(self.fusion_agree_within >= 0, "graph.fusion_agree_within must be >= 0")
         _check(self.link_top_k >= 1, "graph.link_top_k must be >= 1")
         _check(-1 <= self.link_threshold <= 1, "graph.link_threshold must be in [-1, 1]")
         _check(self.batch_size >= 1, "graph.batch_size must be >= 1")

@@ -22,7 +22,7 @@ from engramdb.graph.channel import GraphChannel
 from engramdb.query import parse_time_intent
 from engramdb.retrieve.conversation import Turn as ConvTurn
 from engramdb.retrieve.conversation import as_turn, rescore
-from engramdb.retrieve.fusion import Run, fuse
+from engramdb.retrieve.fusion import Run, fuse, fuse_with_graph
 from engramdb.store.sqlite import SQLiteStore, TurnRow
 from engramdb.store.validity import valid_as_of_sql
 from engramdb.types import ChannelScore, Hit, Hits, IdMatrix, Matrix, MemoryRecord, Supersession
@@ -38,6 +38,7 @@ __all__ = [
     "Reader",
     "StoreLookups",
     "build_hits",
+    "fusion_of",
     "check_channels",
     "check_k",
 ]
@@ -333,6 +334,23 @@ class StoreLookups:
         return self.store.turns_around(ids, self.filter, self.params)
 
 
+def fusion_of(runs: Mapping[str, Run], config: EngineConfig) -> tuple[str, dict[str, float]]:
+    """The method and weights that fuse ``runs``: ``recall.fusion`` and ``recall.weights``
+    without the graph channel; with it, ``graph.fusion`` and lexical, dense and graph
+    weighing ``graph.fusion_lexical_weight``, 1 and ``graph.fusion_weight`` (a ``"graph"``
+    entry of ``recall.weights`` takes the graph's place), used when the graph's run is not
+    steep enough to stand alone (``graph.fusion_alone_below``)."""
+    if "graph" not in runs:
+        return config.recall.fusion, dict(config.recall.weights)
+    graph = config.graph
+    weights = {
+        "lexical": graph.fusion_lexical_weight,
+        "dense": 1.0,
+        "graph": config.recall.weights.get("graph", graph.fusion_weight),
+    }
+    return graph.fusion, weights
+
+
 def build_hits(  # noqa: PLR0913 - the parts of one query's answer
     query: str,
     runs: Mapping[str, Run],
@@ -344,10 +362,18 @@ def build_hits(  # noqa: PLR0913 - the parts of one query's answer
 ) -> Hits:
     """Fuse one query's channel runs and make its hits: conversation turns re-ranked,
     memories still valid first, each hit explained by its channels."""
-    cfg = config.recall
-    weights = dict(cfg.weights)
-    weights.setdefault("graph", config.graph.fusion_weight)
-    fused = fuse(runs, method=cfg.fusion, k=cfg.rrf_k, weights=weights)
+    method, weights = fusion_of(runs, config)
+    if "graph" in runs:
+        fused = fuse_with_graph(
+            runs,
+            alone_below=config.graph.fusion_alone_below,
+            agree_within=config.graph.fusion_agree_within,
+            method=method,
+            k=config.recall.rrf_k,
+            weights=weights,
+        )
+    else:
+        fused = fuse(runs, method=method, k=config.recall.rrf_k, weights=weights)
     if config.conversation.enabled:
         now = time.time() if validity.now is None else validity.now
         fused = _conversation(query, runs, fused, now, lookups, config)

@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["METHODS", "Run", "fuse", "fuse_max", "fuse_rrf", "fuse_weighted", "minmax"]
+__all__ = [
+    "METHODS",
+    "STEEP_RANK",
+    "Run",
+    "fuse",
+    "fuse_max",
+    "fuse_rrf",
+    "fuse_weighted",
+    "fuse_with_graph",
+    "minmax",
+    "steepness",
+]
 
 METHODS = ("rrf", "weighted", "max")
 """Fusion methods :func:`fuse` takes."""
@@ -94,3 +105,46 @@ def fuse(
     if method == "max":
         return fuse_max(live, weights=weights)
     return fuse_rrf(live, k=k, weights=weights)
+
+
+STEEP_RANK = 5
+"""The rank whose score :func:`steepness` compares with the top score."""
+
+
+def steepness(run: Run, rank: int = STEEP_RANK) -> float:
+    """The ``rank``-th score of ``run`` over its top score: near 0 when a few hits stand
+    far above the rest, 1.0 when the run is flat, shorter than ``rank`` or not positive.
+
+    A ratio of one query's own scores, so it does not grow or shrink with the store.
+    """
+    if len(run) < rank or run[0][1] <= 0:
+        return 1.0
+    return max(run[rank - 1][1], 0.0) / run[0][1]
+
+
+def fuse_with_graph(
+    runs: Mapping[str, Run],
+    *,
+    alone_below: float,
+    agree_within: int = 0,
+    method: str = "max",
+    k: int = 60,
+    weights: Mapping[str, float] | None = None,
+) -> list[tuple[int, float]]:
+    """The graph's run alone when it is steep and corroborated, else every run fused by
+    ``method`` (see :func:`fuse`).
+
+    Steep: ``steepness(runs["graph"]) <= alone_below``, a walk whose mass gathered on a few
+    passages. Corroborated: the graph's top hit is among the first ``agree_within`` hits of
+    the lexical run (0, or no lexical run: no such check), so the words of the query back
+    where the walk settled. Then lexical and dense hits would only push the passages one
+    hop away (a multi-hop question's bridges) down. Otherwise the other channels have
+    their say.
+    """
+    graph = runs.get("graph")
+    if graph and steepness(graph) <= alone_below:
+        lexical = runs.get("lexical")
+        top = graph[0][0]
+        if agree_within <= 0 or not lexical or top in {d for d, _ in lexical[:agree_within]}:
+            return [(doc, float(score)) for doc, score in graph]
+    return fuse(runs, method=method, k=k, weights=weights)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from engramdb.retrieve.fusion import METHODS, fuse, fuse_max, fuse_rrf, fuse_weighted
+from engramdb.retrieve.fusion import (
+    METHODS,
+    fuse,
+    fuse_max,
+    fuse_rrf,
+    fuse_weighted,
+    fuse_with_graph,
+    steepness,
+)
 
 LEX = [(1, 12.0), (2, 6.0), (3, 3.0)]
 DENSE = [(2, 0.8), (4, 0.6), (1, 0.4)]
@@ -59,3 +67,42 @@ def test_every_method_through_fuse() -> None:
     assert fuse(runs, method="weighted") == fuse_weighted(runs)
     assert fuse(runs, method="rrf", k=10) == fuse_rrf(runs, k=10)
     assert fuse({"lexical": LEX, "dense": []}, method="max") == LEX  # one live run passes
+
+
+def test_steepness_is_the_ranked_score_over_the_top_one() -> None:
+    run = [(1, 0.5), (2, 0.4), (3, 0.3), (4, 0.2), (5, 0.1), (6, 0.05)]
+    assert steepness(run) == pytest.approx(0.1 / 0.5)
+    assert steepness(run, rank=2) == pytest.approx(0.8)
+    assert steepness(run[:4]) == 1.0  # too short to tell
+    assert steepness([(1, 0.0)] * 6) == 1.0
+    assert steepness([(1, 1.0), *[(i, -0.5) for i in range(2, 7)]]) == 0.0
+    assert steepness([(d, s * 1e-4) for d, s in run]) == pytest.approx(steepness(run))
+
+
+def test_a_steep_graph_run_stands_alone_and_a_flat_one_fuses() -> None:
+    steep = [(9, 1.0), (8, 0.5), (7, 0.3), (6, 0.2), (5, 0.1)]
+    flat = [(9, 1.0), (8, 0.95), (7, 0.9), (6, 0.9), (5, 0.85)]
+    runs = {"lexical": LEX, "dense": DENSE}
+    weights = {"lexical": 1.0, "dense": 1.0, "graph": 3.0}
+    alone = fuse_with_graph({**runs, "graph": steep}, alone_below=0.5, weights=weights)
+    assert alone == steep
+    both = fuse_with_graph({**runs, "graph": flat}, alone_below=0.5, weights=weights)
+    assert both == fuse_max({**runs, "graph": flat}, weights=weights)
+    never = fuse_with_graph(
+        {**runs, "graph": steep}, alone_below=0.0, method="rrf", k=5, weights=weights
+    )
+    assert never == fuse_rrf({**runs, "graph": steep}, k=5, weights=weights)
+    assert fuse_with_graph(runs, alone_below=1.0) == fuse_max(runs)  # no graph run
+
+
+def test_a_steep_graph_run_stands_alone_only_when_lexical_backs_its_top_hit() -> None:
+    steep = [(9, 1.0), (8, 0.5), (7, 0.3), (6, 0.2), (5, 0.1)]
+    backed = [(4, 9.0), (9, 8.0), (1, 2.0)]
+    weights = {"lexical": 1.0, "dense": 1.0, "graph": 2.0}
+    runs = {"lexical": backed, "dense": DENSE, "graph": steep}
+    assert fuse_with_graph(runs, alone_below=0.5, agree_within=2, weights=weights) == steep
+    fused = fuse_with_graph(runs, alone_below=0.5, agree_within=1, weights=weights)
+    assert fused == fuse_max(runs, weights=weights)  # 9 is lexical's 2nd hit, not its 1st
+    assert fuse_with_graph({"dense": DENSE, "graph": steep}, alone_below=0.5, agree_within=1) == (
+        steep  # no lexical run: nothing to check against
+    )
