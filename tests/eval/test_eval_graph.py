@@ -54,7 +54,9 @@ def test_graph_channels_on_a_multihop_fixture(tmp_path: Path) -> None:
     for channel in data["metrics"]:
         assert data["metrics"][channel]["recall@10"] == 1.0  # 8 passages: all gold in the top 10
         assert len(data["per_query"][channel]) == 3
+    assert data["config"]["graph"]["passages"] == 8
     table = to_markdown(report)
+    assert "- graph `spacy:" in table
     assert f"| metric | {' | '.join(data['metrics'])} |" in table
     # Oracle: the graph channel recalled directly on the kept store ranks the same passages.
     corpus = json.loads((DATA / "tiny_multihop" / "tiny_corpus.json").read_text())
@@ -71,6 +73,7 @@ def test_graph_channels_on_a_multihop_fixture(tmp_path: Path) -> None:
 def test_the_graph_stays_off_without_a_graph_channel(tmp_path: Path) -> None:
     report = evaluate(DATA / "tiny_beir", EvalOptions(channels=("hybrid",), embed=HASH))
     assert report.config["engine"]["graph"]["enabled"] is False
+    assert report.config["graph"] is None and "- graph" not in to_markdown(report)
 
 
 def test_graph_channel_on_a_beir_fixture() -> None:

@@ -279,8 +279,16 @@ def _config(
         "cluster": _cluster(options, memory),
         "embedder": memory.stats().embedder,
         "engine": _plain(dataclasses.asdict(memory.config)),
+        "graph": _graph_stats(options, memory),
         "params": dict(params),
     }
+
+
+def _graph_stats(options: EvalOptions, memory: Memory | ClusterMemory) -> dict[str, Any] | None:
+    """The graph's size (phrases, passages, edges) when a channel used it on one store."""
+    if not uses_graph(options.channels) or not isinstance(memory, Memory):
+        return None
+    return dict(memory.graph.stats())
 
 
 def _check_kind(kind: str, options: EvalOptions) -> None:

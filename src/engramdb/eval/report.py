@@ -224,6 +224,14 @@ def _header(report: Report) -> list[str]:
         f"- embedder `{cfg.get('embedder', '?')}`; channels {channels}; seed {cfg.get('seed')}; "
         f"limit {_fmt(cfg.get('limit'))}; sizes {cfg.get('sizes') or 'default'}"
     )
+    graph = cfg.get("graph")
+    if isinstance(graph, Mapping):
+        sizes = ", ".join(
+            f"{k} {_fmt(v)}"
+            for k, v in graph.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
+        lines.append(f"- graph `{graph.get('extractor', '?')}`: {sizes}")
     cluster = cfg.get("cluster")
     if isinstance(cluster, Mapping):
         lines.append(
