@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engramdb.errors import IndexFormatError, MissingDependencyError
+from engramdb.errors import ConfigError, IndexFormatError, MissingDependencyError
 from engramdb.rerank import (
     FEATURES,
     Candidates,
@@ -16,6 +17,7 @@ from engramdb.rerank import (
     candidate_features,
     train_lambdarank,
 )
+from engramdb.rerank.lambdarank import is_turn
 from engramdb.types import ChannelScore, Hit, Position
 
 
@@ -82,3 +84,67 @@ def test_missing_lightgbm_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_p
     path.write_text("tree")
     with pytest.raises(MissingDependencyError):
         LambdaRankReranker(path).booster  # noqa: B018
+
+
+def test_group_weights_are_checked_and_steer_the_fit() -> None:
+    pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(0)
+    groups = []
+    for _ in range(40):
+        hits, labels = hits_for(rng)
+        groups.append((candidate_features("q", hits), labels))
+    with pytest.raises(ConfigError, match="weights"):
+        train_lambdarank(groups, weights=[1.0])
+    params = {"min_data_in_leaf": 5}
+    even = train_lambdarank(groups, rounds=10, params=params)
+    assert train_lambdarank(groups, rounds=10, params=params, weights=[1.0] * 40) == even
+    skewed = train_lambdarank(groups, rounds=10, params=params, weights=[1.0] * 20 + [5.0] * 20)
+    assert skewed != even
+
+
+def test_bundled_model_prefers_the_hit_every_channel_puts_first() -> None:
+    pytest.importorskip("lightgbm")
+    hits = [
+        Hit(
+            id=i,
+            score=1 / (60 + i),
+            text=f"protein {i} folding" if i == 1 else f"memory {i}",
+            namespace="n",
+            source=None,
+            position=Position(document=None, ordinal=None, start=None, end=None),
+            event_time=None,
+            meta={},
+            why={
+                "lexical": ChannelScore(rank=i, score=20.0 / i),
+                "dense": ChannelScore(rank=i, score=0.9 - i / 50),
+            },
+        )
+        for i in range(1, 21)
+    ]
+    out = LambdaRankReranker().rerank(Candidates(query="protein folding", hits=hits), k=3)
+    assert out[0].id == 1
+
+
+def test_a_list_of_conversation_turns_keeps_its_fused_order(tmp_path: Path) -> None:
+    pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(0)
+    groups = [(candidate_features("q", h), y) for h, y in (hits_for(rng) for _ in range(40))]
+    path = tmp_path / "model.txt"
+    path.write_text(train_lambdarank(groups, rounds=20, params={"min_data_in_leaf": 5}))
+    hits, _ = hits_for(np.random.default_rng(1))
+    reranker = LambdaRankReranker(path)
+    moved = reranker.rerank(Candidates(query="q", hits=hits), k=5)
+    assert [h.id for h in moved] != [h.id for h in hits[:5]]
+    turns = [
+        replace(
+            h,
+            position=Position(document="chat", ordinal=h.id, start=None, end=None),
+            meta={"speaker": "Ann"},
+        )
+        for h in hits
+    ]
+    assert all(is_turn(h) for h in turns) and not any(is_turn(h) for h in hits)
+    kept = reranker.rerank(Candidates(query="q", hits=turns), k=5)
+    assert kept == turns[:5]
+    no_speaker = replace(turns[0], meta={"speaker": ""})
+    assert not is_turn(no_speaker)

@@ -94,6 +94,5 @@ def test_candidate_features_read_channels_and_text() -> None:
     assert col["lexical_present"].tolist() == [1.0, 0.0]
     assert col["dense_rel"][0] == pytest.approx(0.6 / 0.7)
     assert col["overlap"].tolist() == [1.0, 0.0]
-    assert col["graph_present"].tolist() == [0.0, 0.0]
     assert col["agreement"][0] == pytest.approx(0.1)
     assert candidate_features("q", []).shape == (0, len(FEATURES))
