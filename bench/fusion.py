@@ -284,7 +284,7 @@ def stage_fuse(args: argparse.Namespace) -> None:
     for fam, (make, grid) in families().items():
         scores = {name: [col.fused(make(p)) for p in grid] for name, col in sets.items()}
         margins = {n: [s - _baseline(table[n]) for s in scores[n]] for n in sets}
-        pool = [n for n in sets if n.split("/")[0].split("-")[0] in CHOOSE_ON]
+        pool = [n for n in sets if n.split("/")[0].split("-")[0] in args.choose_on.split(",")]
         loco = {}
         for held in pool:
             others = [n for n in pool if not _related(n, held)]
@@ -314,6 +314,7 @@ def main() -> None:
     ap.add_argument("--reports", type=Path, default=ROOT / "bench" / "results" / "fusion")
     ap.add_argument("--again", action="store_true", help="recall the cached runs again")
     ap.add_argument("--no-harness", action="store_true", help="only recall a built store")
+    ap.add_argument("--choose-on", default=",".join(CHOOSE_ON), help="collections to choose on")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
