@@ -23,12 +23,19 @@ Graphs:
 
 Each size also reports how far push is from power iteration (tol 1e-12): the largest
 passage-mass error against its bound, and the overlap of the top 10 and top 100.
+``--rebuild-sizes`` times what any write costs the next recall: the in-memory index is
+rebuilt from a full ``SQLiteGraph.snapshot()`` (a synthetic graph written straight into the
+graph tables, 384-d float16 phrase vectors).
+
+Timings are wall clock and CPU time of this process (``cpu_*``): on a shared machine the
+CPU time is the cost of the query itself.
 
 Usage::
 
     PYTHONPATH=src python bench/graph_query.py --musique bench/cache/musique-graph.db \\
         --out bench/results/graph_query.json
     PYTHONPATH=src python bench/graph_query.py --sizes 1000 10000 --queries 50
+    PYTHONPATH=src python bench/graph_query.py --sizes --rebuild-sizes 3000 10000 30000
 """
 
 from __future__ import annotations
@@ -391,6 +398,68 @@ def _memory_path(mem: Any, questions: Sequence[str], eps: float) -> dict[str, An
     )
 
 
+def rebuild_cost(n_passages: int, dim: int = 384) -> dict[str, Any]:
+    """What a write costs the next recall: ``SQLiteGraph.snapshot()`` of a synthetic graph
+    written straight into the graph tables (float16 phrase vectors of ``dim``), then the
+    ``GraphIndex`` built from it."""
+    import sqlite3
+
+    from engramdb.graph.sqlite import SQLiteGraph
+
+    snap = synthetic(n_passages)
+    ids = snap.memory_ids.tolist()
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE memories (id INTEGER PRIMARY KEY, text TEXT)")
+        conn.executemany("INSERT INTO memories VALUES (?, '')", ((m,) for m in ids))
+        graph = SQLiteGraph(conn)
+        graph.ensure({"bench": "graph_query"})
+        vector = np.random.default_rng(0).standard_normal(dim).astype(np.float16).tobytes()
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO graph_nodes (id, phrase, vector) VALUES (?, ?, ?)",
+            ((i + 1, p, vector) for i, p in enumerate(snap.phrases)),
+        )
+        conn.executemany("INSERT INTO graph_passages VALUES (?)", ((m,) for m in ids))
+        conn.executemany(
+            "INSERT INTO graph_mentions VALUES (?, ?, ?, ?)",
+            ((ids[b], a + 1, c, d) for a, b, c, d in snap.mentions.tolist()),
+        )
+        conn.executemany(  # one row per edge (the read sums rows by phrase pair)
+            "INSERT INTO graph_pairs VALUES (?, ?, ?, ?)",
+            (
+                (ids[0], a + 1, b + 1, int(w))
+                for (a, b), w in zip(snap.pairs.tolist(), snap.pair_weights.tolist(), strict=True)
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO graph_synonyms VALUES (?, ?, ?)",
+            (
+                (a + 1, b + 1, s)
+                for (a, b), s in zip(
+                    snap.synonyms.tolist(), snap.synonym_scores.tolist(), strict=True
+                )
+            ),
+        )
+        conn.execute("COMMIT")
+        start = time.perf_counter()
+        read = graph.snapshot()
+        read_s = time.perf_counter() - start
+        start = time.perf_counter()
+        GraphIndex(read, max_synonyms=CONFIG.max_synonyms)
+        build_s = time.perf_counter() - start
+    finally:
+        conn.close()
+    return {
+        "passages": n_passages,
+        "phrases": len(read.phrases),
+        "mentions": len(read.mentions),
+        "pair_edges": len(read.pairs),
+        "snapshot_read_seconds": round(read_s, 2),
+        "index_build_seconds": round(build_s, 2),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--musique", type=Path, default=None, help="a MuSiQue store with its graph")
@@ -399,6 +468,13 @@ def main() -> None:
     ap.add_argument("--epsilon", type=float, default=CONFIG.ppr_epsilon, help="push threshold")
     ap.add_argument(
         "--sweep", type=float, nargs="*", default=[1e-6, 3e-7, 3e-8], help="MuSiQue R@5 also at"
+    )
+    ap.add_argument(
+        "--rebuild-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time the snapshot read + index build a write triggers, at these sizes",
     )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -420,6 +496,10 @@ def main() -> None:
         if args.out:  # keep what is done if a larger size runs out of time or memory
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    report["rebuild"] = []
+    for size in args.rebuild_sizes:
+        report["rebuild"].append(rebuild_cost(size))
+        log("rebuild", json.dumps(report["rebuild"][-1]))
     print_summary(report)
     if args.out:
         args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
