@@ -88,3 +88,22 @@ def test_records_are_unchanged_by_the_graph() -> None:
     with Memory.open(":memory:", embed=HASH, graph={"enabled": True}) as mem:
         added = mem.add_many([Record(text="Odile Varn built the harbour.", chunk=False)])
         assert len(added.ids) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "sizes"),
+    [
+        ("tiny_locomo", "locomo", ()),
+        ("tiny_updates", "updates", ()),
+        ("tiny_books", "needle", (20,)),
+        ("tiny_books", "sort", ()),
+        ("tiny_books", "retention", (10,)),
+    ],
+)
+def test_graph_channels_on_other_kinds(name: str, kind: str, sizes: tuple[int, ...]) -> None:
+    options = EvalOptions(
+        kind=kind, channels=("graph", "hybrid+graph"), embed=HASH, sizes=sizes, limit=4
+    )
+    report = evaluate(DATA / name, options)
+    assert {"graph", "hybrid+graph"} <= set(report.metrics)  # retention adds "recognize"
+    assert report.config["graph"]["passages"] > 0
