@@ -57,8 +57,9 @@ __all__ = ["MIN_DEMOS", "USE", "ToolBook", "check_calls", "fit_demos", "fit_tool
 
 MIN_DEMOS = 20
 """Demonstrations a namespace needs before its fusion is fitted from them."""
-USE = ("dense", "lexical", "matched", "pooled", "used")
-"""The features the fitted fusion combines."""
+USE = ("dense", "lexical", "matched", "pooled")
+"""The features the fitted fusion combines (not ``used``: fitted on tools that mostly have
+usage, it would hold back every tool added since)."""
 _FIT_SAMPLE = 300
 _REFIT = 0.1
 
@@ -463,8 +464,11 @@ class ToolBook:
         ).fetchone()
         if row is not None:
             old_d, old_t = int(row[0]), int(row[1])
-            if abs(n_demos - old_d) <= _REFIT * old_d and abs(len(tools) - old_t) <= _REFIT * old_t:
-                model = json.loads(row[2])
+            model = json.loads(row[2])
+            near = (
+                abs(n_demos - old_d) <= _REFIT * old_d and abs(len(tools) - old_t) <= _REFIT * old_t
+            )
+            if near and model["tools"]["use"] == list(USE):  # else fitted by another version
                 return _fusion(model["tools"]), _fusion(model["demos"])
         fitted = fit_tools(vectors, lexical, usage, sample=_FIT_SAMPLE) or DEFAULT_FUSION
         demo_fit = fit_demos(usage, names, sample=_FIT_SAMPLE) or _DEFAULT_DEMO_FUSION

@@ -50,9 +50,9 @@ __all__ = ["TOOL_CHANNELS", "ToolSet", "evaluate_tools", "folds_of", "load_tools
 TOOL_CHANNELS = ("lexical", "dense", "text", "pooled", "matched", "hybrid")
 _USES: dict[str, tuple[str, ...]] = {
     "text": ("dense", "lexical"),
-    "pooled": ("dense", "lexical", "pooled", "used"),
-    "matched": ("dense", "lexical", "matched", "used"),
-    "hybrid": ("dense", "lexical", "matched", "pooled", "used"),
+    "pooled": ("dense", "lexical", "pooled"),
+    "matched": ("dense", "lexical", "matched"),
+    "hybrid": ("dense", "lexical", "matched", "pooled"),
 }
 _FIXED = {
     "lexical": Fusion(use=("lexical",), weights=(1.0,), bias=0.0),

@@ -11,6 +11,9 @@ A tool is scored by features of ``(request, tool)`` (:data:`FEATURES`):
   vector);
 * ``used``: 1 when the tool has past requests, else 0.
 
+A tool no request called yet has its ``dense`` value as ``matched`` and ``pooled``: it is
+represented by its text, so a new tool is neither pushed down nor up for lacking usage.
+
 A :class:`Fusion` is a logistic regression over some of them; its output is the probability
 that the tool is one the request calls. It is fitted from the store's own demonstrations, each
 asked with itself (and every demonstration of the same request text) left out
@@ -186,6 +189,9 @@ def features(  # noqa: PLR0913 - one request against the whole index
         out[:, 1] = bm25 / top
     if usage.pairs_tool.size:
         _usage_features(out, query_vec, usage, exclude)
+    unused = out[:, 4] == 0
+    out[unused, 2] = out[unused, 0]  # a tool never called is represented by its text
+    out[unused, 3] = out[unused, 0]
     return out
 
 
