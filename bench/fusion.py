@@ -260,6 +260,22 @@ def _objective(margins: Sequence[float]) -> float:
     return min(margins) + 1e-3 * sum(margins) / len(margins)
 
 
+HEADLINE = {"multihop": "recall@5", "beir": "ndcg@10", "locomo": "recall@10"}
+
+
+def harness_figures(folder: Path) -> dict[str, dict[str, Any]]:
+    """Each harness report's headline metric per channel (stage 1's reports)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        metric = HEADLINE.get(report["kind"])
+        if metric is None:
+            continue
+        row = {c: m.get(metric) for c, m in report["metrics"].items()}
+        out[path.stem] = {"metric": metric, **row, "graph size": report["config"].get("graph")}
+    return out
+
+
 def stage_fuse(args: argparse.Namespace) -> None:
     names = [n for n in args.sets.split(",") if (args.cache / f"{n}.runs.json.gz").exists()]
     sets = {}
@@ -297,7 +313,8 @@ def stage_fuse(args: argparse.Namespace) -> None:
             "leave one out within the sets chosen on": loco,
         }
         log(fam, json.dumps(result["families"][fam]))
-    print(json.dumps(table, indent=1))
+    result["harness"] = harness_figures(args.reports)
+    print(json.dumps({"offline": table, "harness": result["harness"]}, indent=1))
     result["python"] = platform.python_version()
     result["date"] = time.strftime("%Y-%m-%d %H:%M")
     if args.out:
