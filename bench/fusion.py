@@ -63,6 +63,7 @@ CHOOSE_ON = ("musique", "scifact")
 its queries, each reported with the setting chosen on the other half and SciFact) and
 reported on every other collection, which none of them was chosen on."""
 SINGLE = ("lexical", "dense", "graph")
+BEFORE = {"lexical": 1.0, "dense": 1.0, "graph": 3.0}
 DEPTH = 100
 Metric = Callable[[Sequence[str], Mapping[str, int]], float | None]
 METRIC: dict[str, tuple[str, Metric]] = {
@@ -295,6 +296,7 @@ def stage_fuse(args: argparse.Namespace) -> None:
         row["hybrid"] = col.fused(lambda runs: fuse({c: runs[c] for c in ("lexical", "dense")}))
         row["best single"] = max(row[c] for c in SINGLE)
         row["default"] = col.fused(default_fusion())
+        row["rrf 1:1:3 (the default before)"] = col.fused(lambda runs: fuse(runs, weights=BEFORE))
         table[name] = row
     result: dict[str, Any] = {"channels": table, "families": {}}
     for fam, (make, grid) in families().items():

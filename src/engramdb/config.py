@@ -301,8 +301,9 @@ class GraphConfig:
             of one query's own scores, so it holds whatever the store's size. Otherwise the
             runs fuse as below. Chosen with ``bench/fusion.py`` on MuSiQue and 400 SciFact
             passages: MuSiQue R@5 0.744 (the graph alone 0.736; RRF with the graph at
-            weight 3, the default before, 0.676); on TIME, not chosen on, nDCG@10 0.693
-            against hybrid's 0.734 (BM25 0.753).
+            weight 3, the default before, 0.676); on TIME and MEDLINE, not chosen on,
+            nDCG@10 0.685 and 0.754 against hybrid's 0.734 and 0.799 (RRF before: 0.715
+            and 0.786).
         fusion_agree_within: the graph's top hit must be among the lexical run's first
             this many hits for the graph's run to stand alone (0: no such check).
         fusion: how the runs fuse when the graph's run does not stand alone: ``"max"``
