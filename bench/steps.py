@@ -11,9 +11,11 @@ through ``Memory.recall_many(..., steps=N, clues=...)``.
 2. channels ``graph``, ``hybrid+graph`` and ``hybrid`` at 1, 2 and 3 steps (default clues);
    all 100 questions, each half, and per hop count (2/3/4-hop).
 3. clues compared on ``graph@2`` and ``hybrid@2``: phrases, terms, centroid and pairs.
-4. latency of one query per call at 1, 2 and 3 steps (k = 10), steps interleaved per
-   question so that load on the machine hits them alike: wall p50/mean and the process's
-   CPU time, and the ratio to one step.
+4. latency of one query per call at 1, 2 and 3 steps (k = 10; the first 40 questions),
+   steps interleaved per question so that load on the machine hits them alike: wall
+   p50/mean and the process's CPU time, and the ratio to one step.
+
+``--quick``: the grid's two best leads on one bridge count, hybrid at 1-2 steps only.
 
 Usage::
 
@@ -47,7 +49,9 @@ GRID: dict[str, tuple[Any, ...]] = {
     "bridges": (3, 5),
     "confident": (0.0, 0.02),
 }
-CLUES = ("phrases", "terms", "centroid", "phrases,terms", "phrases,centroid", "terms,centroid")
+QUICK: dict[str, tuple[Any, ...]] = {"lead": (2, 3), "bridges": (3,), "confident": (0.0, 0.02)}
+CLUES = ("phrases", "terms", "centroid", "phrases,terms")
+LATENCY_QUERIES = 40
 
 
 def log(*parts: object) -> None:
@@ -103,12 +107,12 @@ class Bench:
         return ranked
 
 
-def tune(bench: Bench) -> dict[str, Any]:
+def tune(bench: Bench, grid: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
     first, last = list(range(HALF)), list(range(HALF, len(bench.qids)))
     trials = []
-    for lead in GRID["lead"]:
-        for bridges in GRID["bridges"]:
-            for confident in GRID["confident"]:
+    for lead in grid["lead"]:
+        for bridges in grid["bridges"]:
+            for confident in grid["confident"]:
                 plan = StepPlan(steps=2, lead=lead, bridges=bridges, confident=confident)
                 fit = bench.score(bench.plan_run(plan, first), first)
                 trials.append({"lead": lead, "bridges": bridges, "confident": confident, **fit})
@@ -126,7 +130,7 @@ def latency(bench: Bench, channels: str, steps: Sequence[int]) -> dict[str, Any]
         mem.recall(bench.queries[0], k=10, channels=channels, steps=s)  # warm
     wall: dict[int, list[float]] = {s: [] for s in steps}
     cpu: dict[int, list[float]] = {s: [] for s in steps}
-    for qi, query in enumerate(bench.queries):
+    for qi, query in enumerate(bench.queries[:LATENCY_QUERIES]):
         order = list(steps) if qi % 2 == 0 else list(reversed(steps))
         for s in order:
             w, c = time.perf_counter(), time.process_time()
@@ -150,6 +154,7 @@ def main() -> None:
     ap.add_argument("--musique", type=Path, default=gm.DATA / "musique")
     ap.add_argument("--cache", type=Path, default=gm.CACHE, help="folder of the stores")
     ap.add_argument("--tune", action="store_true", help="run the grid on the first 50")
+    ap.add_argument("--quick", action="store_true", help="a smaller grid, fewer variants")
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -166,11 +171,11 @@ def main() -> None:
     with Memory.open(args.cache / "musique-graph.db", **gm.BUILD, graph={"enabled": True}) as mem:
         bench = Bench(mem, data)
         if args.tune:
-            report["tune"] = tune(bench)
+            report["tune"] = tune(bench, QUICK if args.quick else GRID)
             log("tune", report["tune"]["chosen"], report["tune"]["chosen_on_last_50"])
         report["channels"] = {}
         for channels in ("graph", "hybrid+graph", "hybrid"):
-            for steps in (1, 2, 3):
+            for steps in (1, 2) if args.quick and channels == "hybrid" else (1, 2, 3):
                 name = f"{channels}@{steps}"
                 report["channels"][name] = bench.table(bench.recall(channels, steps))
                 log(name, report["channels"][name]["all"])
@@ -179,6 +184,8 @@ def main() -> None:
             for clues in CLUES:
                 if "phrases" in clues and channels == "hybrid":
                     continue
+                if args.quick and clues == "phrases,terms":
+                    continue  # graph@2's default: in the channel table
                 name = f"{channels}@2 {clues}"
                 report["clues"][name] = bench.table(bench.recall(channels, 2, clues))
                 log(name, report["clues"][name]["all"])
