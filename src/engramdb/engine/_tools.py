@@ -50,6 +50,7 @@ from engramdb.tools.rank import (
     features,
     fit_fusion,
     fit_logistic,
+    matvec,
 )
 from engramdb.tools.specs import ToolSpec, load_specs, spec_text
 
@@ -557,7 +558,7 @@ class ToolBook:
         if not index.demos:
             return _empty_demos(request, min_relevance)
         qvec = self._embedder.embed_queries([request])[0]
-        sims = index.usage.vectors @ qvec
+        sims = matvec(index.usage.vectors, qvec)
         top = np.argsort(-sims, kind="stable")[:pool]
         picked = mmr_order(
             sims[top].astype(np.float64), index.usage.vectors[top], k=k, lambda_=lambda_
