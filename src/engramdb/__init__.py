@@ -42,6 +42,8 @@ from engramdb.errors import (
 )
 from engramdb.ingest.turns import Turn
 from engramdb.service import ClusterMemory
+from engramdb.tools.hits import AddToolsResult, Demo, DemoHit, DemoHits, Tool, ToolHit, ToolHits
+from engramdb.tools.rank import Fusion as ToolFusion
 from engramdb.types import (
     AddResult,
     ChannelScore,
@@ -63,11 +65,15 @@ from engramdb.types import (
 
 __all__ = [
     "AddResult",
+    "AddToolsResult",
     "ChannelScore",
     "ChunkConfig",
     "ClusterMemory",
     "ConfigError",
     "CorruptStoreError",
+    "Demo",
+    "DemoHit",
+    "DemoHits",
     "DimensionMismatchError",
     "EmbedConfig",
     "EngineConfig",
@@ -103,7 +109,11 @@ __all__ = [
     "StoreError",
     "StoreNotFoundError",
     "Supersession",
+    "Tool",
+    "ToolFusion",
+    "ToolHit",
+    "ToolHits",
     "Turn",
-    "__version__",
     "load_config",
+    "__version__",
 ]

@@ -27,7 +27,7 @@ def _v1_calls(service: MemoryService) -> list[tuple[str, str]]:
 
 def test_every_v1_route_needs_a_valid_key(client: Any, keys: Any, service: MemoryService) -> None:
     calls = _v1_calls(service)
-    assert len(calls) == 17
+    assert len(calls) == 22
     for method, path in calls:
         for headers in ({}, keys.bad, keys.revoked, {"Authorization": "Basic YTpi"}):
             r = client.request(method, path, headers=headers, json={"text": "x", "query": "x"})

@@ -206,6 +206,10 @@ def test_healthz_and_openapi(client: Any) -> None:
         "/v1/jobs/{job_id}",
         "/v1/jobs",
         "/v1/export",
+        "/v1/tools",
+        "/v1/tools/recall",
+        "/v1/demos",
+        "/v1/demos/recall",
         "/healthz",
     } == paths
     recall = schema["paths"]["/v1/recall"]["post"]

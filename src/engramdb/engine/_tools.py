@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -308,12 +309,19 @@ class ToolBook:
 
     def forget_demos(self, ids: Sequence[int]) -> int:
         """Delete demonstrations by id; returns how many were deleted."""
+        bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, Integral)]
+        if bad:
+            raise InvalidInputError(f"demonstration ids must be integers, got {bad[0]!r}")
         if not self._exists() or not ids:
             return 0
+        deleted = 0
         with self._store.atomic() as conn:
-            marks = ",".join("?" * len(ids))
-            cur = conn.execute(f"DELETE FROM tool_demos WHERE id IN ({marks})", [*map(int, ids)])
-            return int(cur.rowcount)
+            for start in range(0, len(ids), 500):
+                part = [int(i) for i in ids[start : start + 500]]
+                marks = ",".join("?" * len(part))
+                cur = conn.execute(f"DELETE FROM tool_demos WHERE id IN ({marks})", part)
+                deleted += int(cur.rowcount)
+        return deleted
 
     def _embed_missing(self, hashes: Sequence[str], texts: Sequence[str], *, query: bool) -> None:
         model = self._embedder.model_id

@@ -59,6 +59,8 @@ from engramdb.recognize.judge import Judge
 from engramdb.recognize.minhash import MinHasher
 from engramdb.store.sqlite import SQLiteStore, store_error
 from engramdb.tools.hits import AddToolsResult, Demo, DemoHits, Tool, ToolHits
+from engramdb.tools.rank import Floats
+from engramdb.tools.rank import Fusion as ToolFusion
 from engramdb.types import (
     AddResult,
     GraphStats,
@@ -736,6 +738,24 @@ class Memory:
         return self._tools.add_demo(request, calls, answer, namespace=namespace, meta=meta)
 
     @_sqlite_errors
+    def demos(self, *, namespace: str = DEFAULT_NAMESPACE) -> list[Demo]:
+        """The demonstrations of ``namespace``, oldest first."""
+        check_namespace(namespace)
+        self.store  # noqa: B018 - raises when closed
+        return self._tools.demos(namespace=namespace)
+
+    @_sqlite_errors
+    def forget_demos(self, ids: Sequence[int]) -> int:
+        """Forget demonstrations by id (their tools stop learning from them at the next
+        recall); returns how many were deleted. Unknown ids are ignored.
+
+        Raises:
+            InvalidInputError: an id that is not an integer.
+        """
+        self.store  # noqa: B018 - raises when closed
+        return self._tools.forget_demos(ids)
+
+    @_sqlite_errors
     def recall_tools(  # noqa: PLR0913 - keyword-only options of one read
         self,
         request: str,
@@ -792,6 +812,41 @@ class Memory:
         return self._tools.recall_demos(
             request, k=k, namespace=namespace, min_relevance=min_relevance, lambda_=lambda_
         )
+
+    @_sqlite_errors
+    def tool_features(
+        self, request: str, *, namespace: str = DEFAULT_NAMESPACE
+    ) -> tuple[tuple[Tool, ...], Floats]:
+        """The current tools of ``namespace`` and, row by row, their features for
+        ``request`` (columns :attr:`ToolFusion.FEATURES`): what a :class:`ToolFusion` ranks.
+        For evaluating several fusions on one embedding of the request.
+
+        Raises:
+            InvalidInputError: an empty request.
+        """
+        check_namespace(namespace)
+        self.store  # noqa: B018 - raises when closed
+        return self._tools.features_of(request, namespace=namespace)
+
+    @_sqlite_errors
+    def fit_tool_fusion(
+        self, use: Sequence[str], *, namespace: str = DEFAULT_NAMESPACE
+    ) -> ToolFusion:
+        """A fusion over the features ``use`` fitted from ``namespace``'s demonstrations as
+        :meth:`recall_tools` fits its own (:meth:`ToolFusion.default` when there are too
+        few).
+
+        Raises:
+            InvalidInputError: a feature that is not one of :attr:`ToolFusion.FEATURES`.
+        """
+        check_namespace(namespace)
+        unknown = sorted(set(use) - set(ToolFusion.FEATURES))
+        if not use or unknown:
+            raise InvalidInputError(
+                f"use must name features among {list(ToolFusion.FEATURES)}, got {list(use)}"
+            )
+        self.store  # noqa: B018 - raises when closed
+        return self._tools.fit(namespace, tuple(use))
 
     @_sqlite_errors
     def calibrate(

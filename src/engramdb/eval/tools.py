@@ -38,12 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from engramdb import Memory
-from engramdb.engine._tools import ToolBook
+from engramdb import Memory, ToolFusion
 from engramdb.eval.datasets import EvalDataError, field_str, find_file, read_jsonl, read_qrels
 from engramdb.eval.metrics import mean_over_queries, ndcg_at_k, recall_at_k, roc_auc
 from engramdb.eval.runner import RunContext, TaskResult, latency_summary
-from engramdb.tools.rank import DEFAULT_FUSION, Fusion, normalize_request
 
 __all__ = ["TOOL_CHANNELS", "ToolSet", "evaluate_tools", "folds_of", "load_tools", "train_demos"]
 
@@ -55,8 +53,8 @@ _USES: dict[str, tuple[str, ...]] = {
     "hybrid": ("dense", "lexical", "matched", "pooled"),
 }
 _FIXED = {
-    "lexical": Fusion(use=("lexical",), weights=(1.0,), bias=0.0),
-    "dense": Fusion(use=("dense",), weights=(1.0,), bias=0.0),
+    "lexical": ToolFusion(use=("lexical",), weights=(1.0,), bias=0.0),
+    "dense": ToolFusion(use=("dense",), weights=(1.0,), bias=0.0),
 }
 FOLDS = 5
 ABSTAIN_AT = 0.5
@@ -165,16 +163,21 @@ def folds_of(ids: Sequence[str], k: int, seed: int) -> list[int]:
     return [int(hashlib.sha256(f"{seed}:{i}".encode()).hexdigest()[:8], 16) % k for i in ids]
 
 
+def _same_text(text: str) -> str:
+    """The form in which two requests count as the same text (case and spacing folded)."""
+    return " ".join(text.lower().split())
+
+
 def train_demos(
     data: ToolSet, held: Sequence[ToolQuery], *, skip_names: frozenset[str] = frozenset()
 ) -> list[tuple[str, str, tuple[Mapping[str, Any], ...]]]:
     """The demonstrations memory may hold while ``held`` are asked: none of a held query
     and none whose request text is a held query's; none calling a name in ``skip_names``."""
     held_ids = {q.id for q in held}
-    held_texts = {normalize_request(q.text) for q in held}
+    held_texts = {_same_text(q.text) for q in held}
     out = []
     for qid, (request, calls) in data.demos.items():
-        if qid in held_ids or normalize_request(request) in held_texts:
+        if qid in held_ids or _same_text(request) in held_texts:
             continue
         if any(c["name"] in skip_names for c in calls):
             continue
@@ -182,12 +185,10 @@ def train_demos(
     return out
 
 
-def _fill(
-    memory: Memory, book: ToolBook, data: ToolSet, namespace: str, demos: Sequence[Any]
-) -> dict[int, str]:
+def _fill(memory: Memory, data: ToolSet, namespace: str, demos: Sequence[Any]) -> dict[int, str]:
     """Every tool (unchanged ones are left as they are in a reused store) and exactly
     ``demos`` (those a reused store holds are removed first)."""
-    book.forget_demos([d.id for d in book.demos(namespace=namespace)])
+    memory.forget_demos([d.id for d in memory.demos(namespace=namespace)])
     result = memory.add_tools(
         [{**spec, "server": doc} for doc, spec in data.specs.items()], namespace=namespace
     )
@@ -229,13 +230,15 @@ class _Run:
     def ask(  # noqa: PLR0913 - one fold's parts
         self,
         memory: Memory,
-        book: ToolBook,
         namespace: str,
         owners: Mapping[int, str],
         queries: Sequence[ToolQuery],
         unanswerable: Sequence[ToolQuery],
     ) -> None:
-        fusions = {**_FIXED, **{c: book.fit(namespace, use) for c, use in _USES.items()}}
+        fusions = {
+            **_FIXED,
+            **{c: memory.fit_tool_fusion(use, namespace=namespace) for c, use in _USES.items()},
+        }
         for c in _USES:
             self.fusions[c].append(fusions[c].as_dict())
         column = {doc: i for i, doc in enumerate(owners.values())}
@@ -243,7 +246,7 @@ class _Run:
             started = time.perf_counter()
             memory.recall_tools(q.text, 10, namespace=namespace)
             self.ms.append((time.perf_counter() - started) * 1000)
-            tools, x = book.features_of(q.text, namespace=namespace)
+            tools, x = memory.tool_features(q.text, namespace=namespace)
             docs = [owners[t.id] for t in tools]
             for channel, fusion in fusions.items():
                 logits = fusion.logits(x)
@@ -252,7 +255,7 @@ class _Run:
                 if channel in _USES:
                     self._abstain(channel, fusion, x, docs, column, q, answerable=True)
         for q in unanswerable:
-            tools, x = book.features_of(q.text, namespace=namespace)
+            tools, x = memory.tool_features(q.text, namespace=namespace)
             docs = [owners[t.id] for t in tools]
             for channel in _USES:
                 self._abstain(channel, fusions[channel], x, docs, column, q, answerable=False)
@@ -260,7 +263,7 @@ class _Run:
     def _abstain(  # noqa: PLR0913 - one request's parts
         self,
         channel: str,
-        fusion: Fusion,
+        fusion: ToolFusion,
         x: np.ndarray,
         docs: Sequence[str],
         column: Mapping[str, int],
@@ -316,7 +319,6 @@ def evaluate_tools(ctx: RunContext, data: ToolSet) -> TaskResult:
         from engramdb.errors import InvalidInputError
 
         raise InvalidInputError("--kind tools runs on one store, not a cluster")
-    book = ToolBook(memory.store, memory.embedder)
     queries = list(data.queries)[: ctx.limit] if ctx.limit else list(data.queries)
     folds = folds_of([q.id for q in queries], FOLDS, ctx.seed)
     un_folds = folds_of([q.id for q in data.unanswerable], FOLDS, ctx.seed)
@@ -325,9 +327,9 @@ def evaluate_tools(ctx: RunContext, data: ToolSet) -> TaskResult:
     for f in range(FOLDS):
         held = [q for q, g in zip(queries, folds, strict=True) if g == f]
         ns = f"fold{f}"
-        owners = _fill(memory, book, data, ns, train_demos(data, held))
+        owners = _fill(memory, data, ns, train_demos(data, held))
         unans = [q for q, g in zip(data.unanswerable, un_folds, strict=True) if g == f]
-        usage.ask(memory, book, ns, owners, held, unans)
+        usage.ask(memory, ns, owners, held, unans)
         if ctx.progress is not None:
             ctx.progress("tools: usage folds", f + 1, FOLDS)
     names = sorted(set(data.names.values()))
@@ -336,8 +338,8 @@ def evaluate_tools(ctx: RunContext, data: ToolSet) -> TaskResult:
         skip = frozenset(n for n in names if groups[n] == g)
         held = [q for q in queries if all(data.names[c] in skip for c in q.relevant)]
         ns = f"unseen{g}"
-        owners = _fill(memory, book, data, ns, train_demos(data, held, skip_names=skip))
-        unseen.ask(memory, book, ns, owners, held, [])
+        owners = _fill(memory, data, ns, train_demos(data, held, skip_names=skip))
+        unseen.ask(memory, ns, owners, held, [])
         if ctx.progress is not None:
             ctx.progress("tools: unseen folds", g + 1, FOLDS)
     metrics = usage.metrics()
@@ -359,7 +361,7 @@ def evaluate_tools(ctx: RunContext, data: ToolSet) -> TaskResult:
         params={
             "folds": FOLDS,
             "abstain_at": ABSTAIN_AT,
-            "default_fusion": DEFAULT_FUSION.as_dict(),
+            "default_fusion": ToolFusion.default().as_dict(),
             "protocols": {
                 "usage": "k-fold over queries; a query's demonstration and same-text ones left out",
                 "unseen": "tool names split in k groups; usage of the asked group's names left out",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -244,6 +245,14 @@ class Fusion:
     weights: tuple[float, ...]
     bias: float
     fitted_on: int = 0
+
+    FEATURES: ClassVar[tuple[str, ...]] = FEATURES
+
+    @classmethod
+    def default(cls) -> Fusion:
+        """:data:`DEFAULT_FUSION`: what ranks tools while a namespace has too few
+        demonstrations to fit one."""
+        return DEFAULT_FUSION
 
     def logits(self, x: Floats) -> Floats:
         """The log-odds of each row of a :func:`features` matrix."""

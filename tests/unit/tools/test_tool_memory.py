@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engramdb import Memory
+from engramdb import Memory, ToolFusion
 from engramdb.engine._tools import MIN_DEMOS
 from engramdb.errors import InvalidInputError
 
@@ -181,3 +181,35 @@ def test_the_fusion_is_fitted_from_enough_demos_and_kept(tmp_path: Path) -> None
         assert m.recall_tools("please email number 99 now", 1)[0].tool.name == "email_tool"
     with Memory.open(path, embed=HASH) as m:
         assert m._tools.fusion("default") == fitted  # read back, not refitted
+
+
+def test_forgetting_demos_takes_their_usage_away() -> None:
+    """Usage brings ``tool_b`` forward; forgetting its demonstrations falls back to the default
+    fusion and to the text alone, exactly as before any were added."""
+    with Memory.open(":memory:", embed=HASH) as m:
+        m.add_tools([_spec("tool_a", "alpha"), _spec("tool_b", "beta")])
+        plain = m.recall_tools("umbrella forecast for the sky", 2)
+        for i in range(MIN_DEMOS):
+            m.add_demo(f"rain forecast umbrella sky {i}", [{"name": "tool_b", "arguments": {}}])
+        demos = m.demos()
+        assert [d.request for d in demos][:2] == [
+            "rain forecast umbrella sky 0",
+            "rain forecast umbrella sky 1",
+        ]
+        assert m.fit_tool_fusion(("dense", "lexical", "matched")).fitted_on > 0
+        assert m.forget_demos([d.id for d in demos] + [10**9]) == MIN_DEMOS
+        assert m.demos() == [] and {t.demos for t in m.tools()} == {0}
+        assert m.fit_tool_fusion(("dense", "lexical")) == ToolFusion.default()
+        again = m.recall_tools("umbrella forecast for the sky", 2)
+        assert [(h.tool.id, h.score) for h in again] == [(h.tool.id, h.score) for h in plain]
+        with pytest.raises(InvalidInputError, match="integers"):
+            m.forget_demos(["1"])  # type: ignore[list-item]
+        with pytest.raises(InvalidInputError, match="features"):
+            m.fit_tool_fusion(("dense", "clicks"))
+
+
+def test_tool_features_rank_as_recall_tools_does(mem: Memory) -> None:
+    tools, x = mem.tool_features("read the file at /etc/hosts")
+    assert x.shape == (len(tools), len(ToolFusion.FEATURES)) == (len(mem.tools()), 5)
+    best = tools[int(ToolFusion.default().logits(x).argmax())]
+    assert best.id == mem.recall_tools("read the file at /etc/hosts", 1)[0].tool.id
