@@ -128,6 +128,11 @@ def _remember(service: MemoryService, scope: Scope, args: RememberArgs) -> Answe
     )
 
 
+def _with_abstention(data: dict[str, Any], hits: Any) -> dict[str, Any]:
+    """``data`` with ``abstain`` and its ``reason`` when the recall abstained."""
+    return {**data, "abstain": True, "reason": hits.reason} if hits.abstain else data
+
+
 def _recall(service: MemoryService, scope: Scope, args: RecallArgs) -> Answer:
     hits = service.recall(
         scope,
@@ -142,10 +147,7 @@ def _recall(service: MemoryService, scope: Scope, args: RecallArgs) -> Answer:
         steps=args.steps,
     )
     data: dict[str, Any] = {"hits": [_hit(hit) for hit in hits]}
-    if hits.abstain:
-        data["abstain"] = True
-        data["reason"] = hits.reason
-    return _json(data)
+    return _json(_with_abstention(data, hits))
 
 
 def _recognize(service: MemoryService, scope: Scope, args: RecognizeArgs) -> Answer:
@@ -228,10 +230,7 @@ def _recall_tools(service: MemoryService, scope: Scope, args: RecallToolsArgs) -
         among=args.among,
     )
     data: dict[str, Any] = {"tools": [_tool_hit(h) for h in hits]}
-    if hits.abstain:
-        data["abstain"] = True
-        data["reason"] = hits.reason
-    return _json(data)
+    return _json(_with_abstention(data, hits))
 
 
 def _recall_demos(service: MemoryService, scope: Scope, args: RecallDemosArgs) -> Answer:
@@ -255,10 +254,7 @@ def _recall_demos(service: MemoryService, scope: Scope, args: RecallDemosArgs) -
         for h in hits
     ]
     data: dict[str, Any] = {"demos": demos}
-    if hits.abstain:
-        data["abstain"] = True
-        data["reason"] = hits.reason
-    return _json(data)
+    return _json(_with_abstention(data, hits))
 
 
 # -- the tools ----------------------------------------------------------------------------------

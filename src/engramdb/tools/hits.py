@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 __all__ = ["AddToolsResult", "Demo", "DemoHit", "DemoHits", "Tool", "ToolHit", "ToolHits"]
 
@@ -154,58 +154,49 @@ class DemoHit:
         return {**self.demo.as_dict(), "relevance": self.relevance, "score": self.score}
 
 
+H = TypeVar("H", "ToolHit", "DemoHit")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolHits(Sequence[ToolHit]):
+class _Ranked(Sequence[H]):
+    """Recalled hits in order; ``abstain`` when ``min_relevance`` left none, with a
+    ``reason``."""
+
+    query: str
+    items: tuple[H, ...]
+    abstain: bool = False
+    reason: str | None = None
+    _key: ClassVar[str] = "items"
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.items[index]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[H]:
+        return iter(self.items)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON form."""
+        return {
+            "query": self.query,
+            self._key: [h.as_dict() for h in self.items],
+            "abstain": self.abstain,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolHits(_Ranked[ToolHit]):
     """Recalled tools, best first; ``abstain`` when ``min_relevance`` left none ("no tool
     fits"), with a ``reason``."""
 
-    query: str
-    items: tuple[ToolHit, ...]
-    abstain: bool = False
-    reason: str | None = None
-
-    def __getitem__(self, index: Any) -> Any:
-        return self.items[index]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[ToolHit]:
-        return iter(self.items)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON form."""
-        return {
-            "query": self.query,
-            "tools": [h.as_dict() for h in self.items],
-            "abstain": self.abstain,
-            "reason": self.reason,
-        }
+    _key: ClassVar[str] = "tools"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DemoHits(Sequence[DemoHit]):
+class DemoHits(_Ranked[DemoHit]):
     """Recalled demonstrations in MMR order; ``abstain`` when ``min_relevance`` left none."""
 
-    query: str
-    items: tuple[DemoHit, ...]
-    abstain: bool = False
-    reason: str | None = None
-
-    def __getitem__(self, index: Any) -> Any:
-        return self.items[index]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[DemoHit]:
-        return iter(self.items)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON form."""
-        return {
-            "query": self.query,
-            "demos": [h.as_dict() for h in self.items],
-            "abstain": self.abstain,
-            "reason": self.reason,
-        }
+    _key: ClassVar[str] = "demos"
