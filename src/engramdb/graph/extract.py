@@ -5,8 +5,8 @@ normalised phrases with their counts, and the phrase pairs that share a sentence
 OpenIE, a triple) with their counts.
 
 * :class:`SpacyExtractor` (``graph`` extra): named entities and noun chunks from spaCy's
-  small English pipeline, normalised by :func:`normalize_phrase`; co-occurrence within a
-  sentence. No network, no LLM.
+  small English pipeline (or noun chunks alone, without its entity recogniser), normalised
+  by :func:`normalize_phrase`; co-occurrence within a sentence. No network, no LLM.
 * :class:`OpenIEExtractor` (``remote`` extra): ``(subject, relation, object)`` triples from an
   OpenAI-compatible chat endpoint. Timeouts, HTTP errors and malformed answers fall back to
   an offline extractor for that batch, with a warning; never silently.
@@ -126,8 +126,10 @@ class SpacyExtractor:
     """Named entities and noun chunks from a spaCy pipeline (``graph`` extra).
 
     The pipeline is loaded at first use; the lemmatizer is excluded (phrases are matched by
-    normalised surface form). Each line of a text is parsed on its own (a title line is not
-    merged into the first sentence); lines run through ``nlp.pipe`` in batches.
+    normalised surface form). With ``ner=False`` the entity recogniser is excluded too: the
+    phrases are the noun chunks alone, and the named ones are those holding a proper noun.
+    Each line of a text is parsed on its own (a title line is not merged into the first
+    sentence); lines run through ``nlp.pipe`` in batches.
 
     Example:
         >>> ex = SpacyExtractor()  # doctest: +SKIP
@@ -136,12 +138,20 @@ class SpacyExtractor:
     """
 
     def __init__(
-        self, model: str = DEFAULT_SPACY_MODEL, *, batch_size: int = 64, max_chars: int = 20000
+        self,
+        model: str = DEFAULT_SPACY_MODEL,
+        *,
+        ner: bool = True,
+        batch_size: int = 64,
+        max_chars: int = 20000,
     ) -> None:
         """Configure the extractor (nothing is loaded yet).
 
         Args:
-            model: an installed spaCy pipeline package with a parser and NER.
+            model: an installed spaCy pipeline package with a parser (and NER, for
+                ``ner=True``).
+            ner: take the named entities as phrases too (spaCy's ``ner`` component runs);
+                the extractor's :attr:`name` tells the two settings apart.
             batch_size: texts per ``nlp.pipe`` batch.
             max_chars: longer texts are cut to this length before parsing.
 
@@ -151,9 +161,10 @@ class SpacyExtractor:
         if batch_size < 1 or max_chars < 1:
             raise ConfigError("SpacyExtractor needs batch_size >= 1 and max_chars >= 1")
         self.model = model
+        self.ner = ner
         self.batch_size = batch_size
         self.max_chars = max_chars
-        self.name = f"spacy:{model}:v1"
+        self.name = f"spacy:{model}:v1" if ner else f"spacy:{model}:v1:no-ner"
         self._nlp: Any = None
         self._pos: _PosRules | None = None
 
@@ -171,7 +182,7 @@ class SpacyExtractor:
             loader = getattr(package, "load", None)
             if loader is None:
                 raise MissingDependencyError(self.model, "graph")
-            nlp = loader(exclude=["lemmatizer"])
+            nlp = loader(exclude=["lemmatizer"] if self.ner else ["lemmatizer", "ner"])
             self._pos = _PosRules.replace_ruler(nlp)
             self._nlp = nlp
         return self._nlp
@@ -201,7 +212,8 @@ class SpacyExtractor:
 
 def _sentence_phrases(doc: Any, groups: list[list[str]], named: list[str]) -> None:
     """Append per sentence the entity texts and noun chunks (pronoun-rooted ones dropped),
-    and the named ones (entities, chunks with a proper noun) to ``named``.
+    and the named ones (entities, chunks with a proper noun) to ``named``. A pipeline
+    without NER has no entities: its phrases are the chunks.
 
     An entity or chunk belongs to the sentence it lies wholly inside (what ``sent.ents`` and
     ``sent.noun_chunks`` give); the doc's entities and chunks are found once, not once per
