@@ -206,14 +206,17 @@ class SpacyExtractor:
         for i, doc in zip(owner, docs, strict=True):
             if self._pos is not None:
                 self._pos.tag(doc)
-            _sentence_phrases(doc, groups[i], named[i])
+            _sentence_phrases(doc, groups[i], named[i], proper=not self.ner)
         return [from_phrases(g, n) for g, n in zip(groups, named, strict=True)]
 
 
-def _sentence_phrases(doc: Any, groups: list[list[str]], named: list[str]) -> None:
+def _sentence_phrases(
+    doc: Any, groups: list[list[str]], named: list[str], *, proper: bool = False
+) -> None:
     """Append per sentence the entity texts and noun chunks (pronoun-rooted ones dropped),
     and the named ones (entities, chunks with a proper noun) to ``named``. A pipeline
-    without NER has no entities: its phrases are the chunks.
+    without NER has no entities: its phrases are the chunks, plus with ``proper`` the
+    proper-noun spans of :func:`_proper_spans`.
 
     An entity or chunk belongs to the sentence it lies wholly inside (what ``sent.ents`` and
     ``sent.noun_chunks`` give); the doc's entities and chunks are found once, not once per
@@ -227,15 +230,84 @@ def _sentence_phrases(doc: Any, groups: list[list[str]], named: list[str]) -> No
         found: list[str] = [text for _, _, label, text in inside if label not in _SKIP_LABELS]
         named.extend(found)
         covered = {(start, end) for start, end, _, _ in inside}
+        kept = []
         for chunk in chunks:
             if chunk.start < lo or chunk.end > hi:
                 continue
             if chunk.root.pos_ == "PRON" or (chunk.start, chunk.end) in covered:
                 continue
+            kept.append(chunk)
             found.append(chunk.text)
             if any(token.pos_ == "PROPN" for token in chunk):
                 named.append(chunk.text)
+        if proper:
+            spans = _proper_spans(doc, lo, hi, kept)
+            found.extend(spans)
+            named.extend(spans)
         groups.append(found)
+
+
+_MAX_PROPER_TOKENS = 8
+"""Longest proper-noun span taken besides the noun chunks (longer ones are parse noise)."""
+
+
+def _proper_spans(doc: Any, lo: int, hi: int, chunks: Sequence[Any]) -> list[str]:
+    """Names that noun chunks miss and NER would find, from the parse of ``doc[lo:hi]``.
+
+    * a proper-noun possessor inside a chunk: "Corey Taylor" of "Corey Taylor's city";
+    * a proper-noun chunk "of" a proper-noun chunk: "the Battle of Mine Creek" (the chunks
+      are "the Battle" and "Mine Creek");
+    * a run of proper nouns outside every chunk (a misparse such as "Botanical Garden"
+      attached as ``dep``).
+    """
+    root_of = {chunk.root.i: chunk for chunk in chunks}
+    inside = {i for chunk in chunks for i in range(chunk.start, chunk.end)}
+    spans = _proper_runs(doc[lo:hi], inside)
+    for token in doc[lo:hi]:
+        if token.pos_ != "PROPN":
+            continue
+        if token.dep_ == "poss":
+            spans.append((token.left_edge.i, token.i + 1))
+        if token.i in root_of:
+            spans.extend(_of_spans(token, root_of))
+    seen = {(chunk.start, chunk.end) for chunk in chunks}
+    out = []
+    for start, end in spans:
+        fits = lo <= start < end <= hi and end - start <= _MAX_PROPER_TOKENS
+        if fits and (start, end) not in seen:
+            seen.add((start, end))
+            out.append(doc[start:end].text)
+    return out
+
+
+def _proper_runs(tokens: Any, inside: set[int]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each run of proper nouns outside the chunks (``inside``)."""
+    runs: list[tuple[int, int]] = []
+    start = end = -1
+    for token in tokens:
+        if token.pos_ == "PROPN" and token.i not in inside:
+            if token.i != end:
+                if end > start:
+                    runs.append((start, end))
+                start = token.i
+            end = token.i + 1
+    if end > start:
+        runs.append((start, end))
+    return runs
+
+
+def _of_spans(token: Any, root_of: Mapping[int, Any]) -> list[tuple[int, int]]:
+    """The spans from the chunk headed by ``token`` through a proper-noun chunk it governs
+    by "of"."""
+    head = root_of[token.i]
+    out = []
+    for prep in token.rights:
+        if prep.dep_ == "prep" and prep.lower_ == "of":
+            for obj in prep.rights:
+                tail = root_of.get(obj.i)
+                if tail is not None and obj.dep_ == "pobj" and obj.pos_ == "PROPN":
+                    out.append((head.start, tail.end))
+    return out
 
 
 _PosKey = tuple[str, str, str, bool]

