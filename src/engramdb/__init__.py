@@ -114,6 +114,6 @@ __all__ = [
     "ToolHit",
     "ToolHits",
     "Turn",
-    "load_config",
     "__version__",
+    "load_config",
 ]
