@@ -259,11 +259,13 @@ class ConversationConfig:
 class GraphConfig:
     """The memory graph and its recall channel (``graph`` extra: spaCy + its English model).
 
-    Off by default: building the graph costs more than embedding the same passages (on the
-    MuSiQue sample, 711 s against 604 s for the whole base ingest: spaCy at 6.5 passages/s
-    and 26,903 phrase embeddings, on a shared 2-core machine; the store grows by 32 MB for
-    1,890 passages), and the default install has no spaCy. It pays on multi-hop questions:
-    R@5 0.736 against 0.615 for dense (``bench/graph_musique.py``).
+    Off by default: building the graph takes about as much CPU again as the plain ingest of
+    the same passages (process CPU, same run, ``bench/graph_build.py --sets musique``:
+    1.95x on MuSiQue's 1,890 passages, 185 s against 95 s, 26,903 phrases; ``--sets
+    scifact``: 2.12x on SciFact's 5,183 abstracts, 917 s against 433 s, where spaCy's
+    extraction is about half and phrase embedding most of the rest; the store grows by
+    32 MB for 1,890 passages), and the default install has no spaCy. It pays on multi-hop
+    questions: R@5 0.736 against 0.615 for dense (``bench/graph_musique.py``).
 
     Attributes:
         enabled: build the graph at write time and offer the ``"graph"`` channel.
@@ -272,8 +274,17 @@ class GraphConfig:
             falling back to spaCy with a warning when a call fails).
         spacy_model: the installed spaCy pipeline package.
         ner: with ``"spacy"``, take spaCy's named entities as phrases besides its noun
-            chunks (its ``ner`` component runs). Off, the phrases are the noun chunks and
-            the named ones those holding a proper noun. Changing it rebuilds the graph.
+            chunks (its ``ner`` component runs). Off, the phrases are the noun chunks plus
+            the proper-noun spans they split or miss (a possessor, "X of Y"), the named
+            ones those holding a proper noun. Off halves spaCy's CPU (the recogniser is
+            12.9 of its 24.7 s on 500 SciFact abstracts, ``bench/graph_build.py
+            --components 500``) and cuts the build (``--no-ner``: MuSiQue 1.59x the plain
+            ingest's CPU against 1.95x, noun chunks alone; 500 SciFact abstracts 2.21x
+            against 2.35x), but recall drops: MuSiQue R@5 0.723 and all-recall@5 0.46
+            against 0.736 and 0.48 (``hybrid+graph`` 0.728 and 0.46 against 0.744 and
+            0.49), nDCG@10 on 400 SciFact passages 0.798 against 0.809 (``hybrid+graph``
+            0.848 against 0.865), on TIME 0.617 against 0.609 (``hybrid+graph`` 0.701
+            against 0.685); so it stays on. Changing it rebuilds the graph.
         llm_url: chat endpoint for ``"llm"``; ``llm_api_key_env`` names the variable
             holding its key.
         llm_model: model name sent to the endpoint.
