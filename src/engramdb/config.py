@@ -280,11 +280,12 @@ class GraphConfig:
             12.9 of its 24.7 s on 500 SciFact abstracts, ``bench/graph_build.py
             --components 500``) and cuts the build (``--no-ner``: MuSiQue 1.59x the plain
             ingest's CPU against 1.95x, noun chunks alone; 500 SciFact abstracts 2.21x
-            against 2.35x), but recall drops: MuSiQue R@5 0.723 and all-recall@5 0.46
-            against 0.736 and 0.48 (``hybrid+graph`` 0.728 and 0.46 against 0.744 and
-            0.49), nDCG@10 on 400 SciFact passages 0.798 against 0.809 (``hybrid+graph``
-            0.848 against 0.865), on TIME 0.617 against 0.609 (``hybrid+graph`` 0.701
-            against 0.685); so it stays on. Changing it rebuilds the graph.
+            and 1.77x against 2.35x and 1.87x in two runs), but recall drops: MuSiQue R@5
+            0.723 and all-recall@5 0.46 against 0.736 and 0.48 (``hybrid+graph`` 0.728 and
+            0.46 against 0.744 and 0.49), nDCG@10 on 400 SciFact passages 0.798 against
+            0.809 (``hybrid+graph`` 0.848 against 0.865), on TIME 0.617 against 0.609
+            (``hybrid+graph`` 0.701 against 0.685); so it stays on. Changing it rebuilds the
+            graph.
         llm_url: chat endpoint for ``"llm"``; ``llm_api_key_env`` names the variable
             holding its key.
         llm_model: model name sent to the endpoint.
