@@ -265,7 +265,11 @@ class GraphConfig:
     scifact``: 2.12x on SciFact's 5,183 abstracts, 917 s against 433 s, where spaCy's
     extraction is about half and phrase embedding most of the rest; the store grows by
     32 MB for 1,890 passages), and the default install has no spaCy. It pays on multi-hop
-    questions: R@5 0.736 against 0.615 for dense (``bench/graph_musique.py``).
+    questions: R@5 0.736 against 0.615 for dense (``bench/graph_musique.py``). It stays off
+    also because ``hybrid+graph`` falls below ``hybrid`` on some collections (TIME, MEDLINE,
+    CACM, LoCoMo; see ``fusion_alone_below``), and no fusion tried, chosen leave one
+    collection out over nine (``bench/fusion.py fuse``), keeps it at ``hybrid`` or above on
+    every one while keeping MuSiQue's gain.
 
     Attributes:
         enabled: build the graph at write time and offer the ``"graph"`` channel.
@@ -316,9 +320,11 @@ class GraphConfig:
             of one query's own scores, so it holds whatever the store's size. Otherwise the
             runs fuse as below. Chosen with ``bench/fusion.py`` on MuSiQue and 400 SciFact
             passages: MuSiQue R@5 0.744 (the graph alone 0.736; RRF with the graph at
-            weight 3, the default before, 0.676); on TIME and MEDLINE, not chosen on,
-            nDCG@10 0.685 and 0.754 against hybrid's 0.734 and 0.799 (RRF before: 0.715
-            and 0.786).
+            weight 3, the default before, 0.676). Not chosen on: all 5,183 SciFact
+            abstracts nDCG@10 0.717 (hybrid 0.714, lexical 0.687, graph 0.658), LISA
+            0.460 (hybrid 0.453); but TIME 0.685, MEDLINE 0.754 and CACM 0.504 against
+            hybrid's 0.734, 0.799 and 0.534 (RRF before: TIME 0.715, MEDLINE 0.786), and
+            LoCoMo turn recall@10 0.766 against 0.773.
         fusion_agree_within: the graph's top hit must be among the lexical run's first
             this many hits for the graph's run to stand alone (0: no such check).
         fusion: how the runs fuse when the graph's run does not stand alone: ``"max"``
