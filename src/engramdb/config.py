@@ -322,7 +322,7 @@ class GraphConfig:
             passages: MuSiQue R@5 0.744 (the graph alone 0.736; RRF with the graph at
             weight 3, the default before, 0.676). Not chosen on: all 5,183 SciFact
             abstracts nDCG@10 0.717 (hybrid 0.714, lexical 0.687, graph 0.658), LISA
-            0.460 (hybrid 0.453); but TIME 0.685, MEDLINE 0.754 and CACM 0.504 against
+            0.460 (hybrid 0.453); but TIME 0.685, MEDLINE 0.754 and CACM 0.503 against
             hybrid's 0.734, 0.799 and 0.534 (RRF before: TIME 0.715, MEDLINE 0.786), and
             LoCoMo turn recall@10 0.766 against 0.773.
         fusion_agree_within: the graph's top hit must be among the lexical run's first
