@@ -33,7 +33,7 @@ import numpy as np
 from engramdb.embed.base import Embedder
 from engramdb.errors import InvalidInputError
 from engramdb.rerank.mmr import mmr_order
-from engramdb.store.sqlite import SQLiteStore
+from engramdb.store.sqlite import SQLiteStore, in_chunks
 from engramdb.tools.hits import (
     AddToolsResult,
     Demo,
@@ -316,8 +316,7 @@ class ToolBook:
             return 0
         deleted = 0
         with self._store.atomic() as conn:
-            for start in range(0, len(ids), 500):
-                part = [int(i) for i in ids[start : start + 500]]
+            for part in in_chunks([int(i) for i in ids]):
                 marks = ",".join("?" * len(part))
                 cur = conn.execute(f"DELETE FROM tool_demos WHERE id IN ({marks})", part)
                 deleted += int(cur.rowcount)

@@ -35,6 +35,7 @@ __all__ = [
     "NewSighting",
     "SQLiteStore",
     "SightingRow",
+    "in_chunks",
     "is_corruption",
     "store_error",
 ]
@@ -561,7 +562,7 @@ class SQLiteStore:
         """Cached vectors of the given memories: ``(ids, vectors, missing)`` as in
         :meth:`memory_vectors` (ids that are not memories are left out)."""
         rows: list[tuple[Any, ...]] = []
-        for chunk in _chunks(list(ids), 900):
+        for chunk in in_chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             rows += self.conn.execute(
                 "SELECT m.id, m.hash, m.text, e.vector FROM memories m LEFT JOIN embeddings e"
@@ -717,7 +718,7 @@ class SQLiteStore:
         if not ids:
             return []
         rows: dict[int, tuple[Any, ...]] = {}
-        for chunk in _chunks(list(ids), 900):
+        for chunk in in_chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
                 f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE id IN ({marks})", chunk
@@ -739,7 +740,7 @@ class SQLiteStore:
 
     def _sightings(self, ids: list[int]) -> dict[int, list[Sighting]]:
         out: dict[int, list[Sighting]] = {}
-        for chunk in _chunks(ids, 900):
+        for chunk in in_chunks(ids):
             marks = ",".join("?" * len(chunk))
             for r in self.conn.execute(
                 "SELECT memory_id, source, document, ordinal, char_start, char_end, event_time,"
@@ -762,7 +763,7 @@ class SQLiteStore:
     def sighting_rows(self, ids: Sequence[int]) -> dict[int, list[SightingRow]]:
         """``{memory id: its sightings}`` in the order they were recorded, text hashes included."""
         out: dict[int, list[SightingRow]] = {}
-        for chunk in _chunks(list(ids), 900):
+        for chunk in in_chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             for r in self.conn.execute(
                 "SELECT memory_id, source, document, ordinal, char_start, char_end, event_time,"
@@ -873,7 +874,7 @@ class SQLiteStore:
     def superseded(self, ids: Sequence[int]) -> dict[int, float | None]:
         """``{id: valid_to}`` of the memories among ``ids`` that another superseded."""
         out: dict[int, float | None] = {}
-        for chunk in _chunks(list(ids), 900):
+        for chunk in in_chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
                 f"SELECT id, valid_to FROM memories WHERE id IN ({marks}) AND valid_to IS NOT NULL",
@@ -885,7 +886,7 @@ class SQLiteStore:
     def texts(self, ids: Sequence[int]) -> dict[int, str]:
         """``{id: text}`` for the given ids."""
         out: dict[int, str] = {}
-        for chunk in _chunks(list(ids), 900):
+        for chunk in in_chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             out.update(
                 (int(i), str(t))
@@ -933,7 +934,7 @@ class SQLiteStore:
     def delete_memories(self, ids: Iterable[int]) -> list[int]:
         """Delete memories (their sightings and bands cascade). Returns the ids deleted."""
         gone: list[int] = []
-        for chunk in _chunks(list(ids), 900):
+        for chunk in in_chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             gone += [
                 int(r[0])
@@ -1000,7 +1001,7 @@ class SQLiteStore:
     ) -> dict[str, npt.NDArray[np.float32]]:
         """``{hash: vector}`` for the hashes already embedded by ``model``."""
         out: dict[str, npt.NDArray[np.float32]] = {}
-        for chunk in _chunks(list(hashes), 900):
+        for chunk in in_chunks(list(hashes)):
             marks = ",".join("?" * len(chunk))
             for h, blob in self.conn.execute(
                 f"SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN ({marks})",
@@ -1103,7 +1104,12 @@ class SQLiteStore:
         return int(page_size) * int(pages)
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+IN_CHUNK = 900
+"""Values bound per ``IN (...)`` list: well under SQLite's bound-variable limit."""
+
+
+def in_chunks(items: list[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
+    """``items`` in consecutive slices of at most ``size``, for ``IN (...)`` lists."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
