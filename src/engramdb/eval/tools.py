@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from engramdb import Memory, ToolFusion
+from engramdb import Demo, Memory, ToolFusion
 from engramdb.eval.datasets import EvalDataError, field_str, find_file, read_jsonl, read_qrels
 from engramdb.eval.metrics import mean_over_queries, ndcg_at_k, recall_at_k, roc_auc
 from engramdb.eval.runner import RunContext, TaskResult, latency_summary
@@ -163,21 +163,16 @@ def folds_of(ids: Sequence[str], k: int, seed: int) -> list[int]:
     return [int(hashlib.sha256(f"{seed}:{i}".encode()).hexdigest()[:8], 16) % k for i in ids]
 
 
-def _same_text(text: str) -> str:
-    """The form in which two requests count as the same text (case and spacing folded)."""
-    return " ".join(text.lower().split())
-
-
 def train_demos(
     data: ToolSet, held: Sequence[ToolQuery], *, skip_names: frozenset[str] = frozenset()
 ) -> list[tuple[str, str, tuple[Mapping[str, Any], ...]]]:
     """The demonstrations memory may hold while ``held`` are asked: none of a held query
     and none whose request text is a held query's; none calling a name in ``skip_names``."""
     held_ids = {q.id for q in held}
-    held_texts = {_same_text(q.text) for q in held}
+    held_texts = {Demo.request_key(q.text) for q in held}
     out = []
     for qid, (request, calls) in data.demos.items():
-        if qid in held_ids or _same_text(request) in held_texts:
+        if qid in held_ids or Demo.request_key(request) in held_texts:
             continue
         if any(c["name"] in skip_names for c in calls):
             continue

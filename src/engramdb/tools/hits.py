@@ -122,6 +122,13 @@ class Demo:
     meta: Mapping[str, Any] = field(default_factory=dict)
     time: float = 0.0
 
+    @staticmethod
+    def request_key(text: str) -> str:
+        """The form in which two requests count as the same text (case and spacing folded):
+        a demonstration whose request has the key of the one being asked is left out when
+        tool recall is fitted, and when it is evaluated."""
+        return " ".join(text.lower().split())
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON form."""
         return {

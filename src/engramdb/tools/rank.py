@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from engramdb.lexical.bm25 import K1, B, idf
 from engramdb.lexical.tokenize import query_terms, tokenize
+from engramdb.tools.hits import Demo
 
 __all__ = [
     "DEFAULT_FUSION",
@@ -59,9 +60,8 @@ def matvec(matrix: npt.NDArray[np.floating], vector: npt.NDArray[np.floating]) -
     return out
 
 
-def normalize_request(text: str) -> str:
-    """The form in which two requests count as the same text (case and spacing folded)."""
-    return " ".join(text.lower().split())
+normalize_request = Demo.request_key
+"""The form in which two requests count as the same text (:meth:`Demo.request_key`)."""
 
 
 class LexicalIndex:
